@@ -1,0 +1,53 @@
+# botmon — see README.md. `make run` and `make test` are the two commands.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+PROTOS  := $(shell find protos/botmon -name '*.proto' | sort)
+GEN_DIR ?= .
+
+.PHONY: run test bench protos protos-check lint venv buf-lint clean
+
+$(BIN)/botmon: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/botmon
+
+run: venv protos
+	$(BIN)/botmon up
+
+test: venv
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+bench: venv
+	$(BIN)/python -m benchmarks
+
+protos: venv
+	$(BIN)/python -m grpc_tools.protoc -Iprotos \
+	  --python_out=$(GEN_DIR) --grpc_python_out=$(GEN_DIR) \
+	  --plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc \
+	  --mypy_out=quiet:$(GEN_DIR) --mypy_grpc_out=quiet:$(GEN_DIR) $(PROTOS)
+
+protos-check: venv
+	@rm -rf build/protos-check && mkdir -p build/protos-check
+	@$(MAKE) -s protos GEN_DIR=build/protos-check
+	@cd build/protos-check && for f in $$(find botmon -name '*_pb2*'); do \
+	  cmp -s $$f ../../$$f || { echo "protos-check: $$f is out of date; run make protos"; exit 1; }; done
+	@for f in $$(find botmon -name '*_pb2*'); do \
+	  [ -f build/protos-check/$$f ] || { echo "protos-check: $$f has no proto; remove it"; exit 1; }; done
+	@echo "protos-check: generated code matches protos/"
+
+node_modules/.bin/buf: package.json
+	npm install --silent --no-audit --no-fund
+	touch $@
+
+buf-lint: node_modules/.bin/buf
+	cd protos && ../node_modules/.bin/buf lint
+
+lint: venv buf-lint
+	$(BIN)/ruff check botmon services gateway tests benchmarks
+
+clean:
+	rm -rf build data .pytest_cache

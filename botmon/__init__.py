@@ -1,0 +1,3 @@
+"""botmon: the Monitoring API of a chatbot platform."""
+
+__version__ = "1.0.0"
