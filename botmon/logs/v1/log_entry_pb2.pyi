@@ -223,6 +223,7 @@ class ErrorSummary(_message.Message):
     ERROR_RATE_FIELD_NUMBER: _builtins.int
     PERIOD_FIELD_NUMBER: _builtins.int
     TOTAL_REQUESTS_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_TIME_FIELD_NUMBER: _builtins.int
     total_errors: _builtins.int
     """Output only. Error-level entries in the period."""
     error_rate: _builtins.float
@@ -239,6 +240,12 @@ class ErrorSummary(_message.Message):
     def errors_by_service(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Output only. Counts by service."""
 
+    @_builtins.property
+    def last_error_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. Time of the newest error-level entry in the store; unset
+        (null) when there is none.
+        """
+
     def __init__(
         self,
         *,
@@ -248,10 +255,11 @@ class ErrorSummary(_message.Message):
         error_rate: _builtins.float = ...,
         period: _builtins.str = ...,
         total_requests: _builtins.int = ...,
+        last_error_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_error_time", b"last_error_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_rate", b"error_rate", "errors_by_service", b"errors_by_service", "errors_by_type", b"errors_by_type", "period", b"period", "total_errors", b"total_errors", "total_requests", b"total_requests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_rate", b"error_rate", "errors_by_service", b"errors_by_service", "errors_by_type", b"errors_by_type", "last_error_time", b"last_error_time", "period", b"period", "total_errors", b"total_errors", "total_requests", b"total_requests"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -432,22 +432,26 @@ class Throughput(_message.Message):
     REQUESTS_PER_SECOND_FIELD_NUMBER: _builtins.int
     MESSAGES_PER_SECOND_FIELD_NUMBER: _builtins.int
     BYTES_PER_SECOND_FIELD_NUMBER: _builtins.int
+    TOTAL_REQUESTS_FIELD_NUMBER: _builtins.int
     requests_per_second: _builtins.float
     """Output only. Requests per second."""
     messages_per_second: _builtins.float
     """Output only. Conversation messages per second."""
     bytes_per_second: _builtins.float
     """Output only. Response bytes per second."""
+    total_requests: _builtins.int
+    """Output only. Requests reported in the period."""
     def __init__(
         self,
         *,
         requests_per_second: _builtins.float = ...,
         messages_per_second: _builtins.float = ...,
         bytes_per_second: _builtins.float = ...,
+        total_requests: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_per_second", b"bytes_per_second", "messages_per_second", b"messages_per_second", "requests_per_second", b"requests_per_second"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_per_second", b"bytes_per_second", "messages_per_second", b"messages_per_second", "requests_per_second", b"requests_per_second", "total_requests", b"total_requests"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

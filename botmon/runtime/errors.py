@@ -1,0 +1,65 @@
+"""Domain errors raised by service logic and mapped to gRPC status in one place."""
+
+from __future__ import annotations
+
+import grpc
+
+__all__ = [
+    "AlreadyExists",
+    "BotmonError",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "InvalidArgument",
+    "NotFound",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "Unauthenticated",
+    "Unavailable",
+]
+
+
+class BotmonError(Exception):
+    """An error with a gRPC status code and a message that says what to fix."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidArgument(BotmonError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(BotmonError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExists(BotmonError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class FailedPrecondition(BotmonError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class PermissionDenied(BotmonError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class Unauthenticated(BotmonError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class ResourceExhausted(BotmonError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class Unavailable(BotmonError):
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class DeadlineExceeded(BotmonError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED

@@ -1,0 +1,73 @@
+"""Server interceptor: request ids into the context, domain errors into gRPC status."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+
+import grpc
+
+from botmon.runtime.context import REQUEST_ID_HEADER, new_request_id, request_id
+from botmon.runtime.errors import BotmonError
+
+__all__ = ["ServerInterceptor"]
+
+log = logging.getLogger("botmon.rpc")
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    """Binds the caller's request id and maps :class:`BotmonError` to its status code."""
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        rid = dict(handler_call_details.invocation_metadata or ()).get(REQUEST_ID_HEADER) \
+            or new_request_id()
+        method = handler_call_details.method
+        if handler.unary_unary:
+            return handler._replace(unary_unary=_unary(handler.unary_unary, rid, method))
+        if handler.stream_unary:
+            return handler._replace(stream_unary=_unary(handler.stream_unary, rid, method))
+        if handler.unary_stream:
+            return handler._replace(unary_stream=_streaming(handler.unary_stream, rid, method))
+        return handler._replace(stream_stream=_streaming(handler.stream_stream, rid, method))
+
+
+async def _fail(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
+    if isinstance(exc, BotmonError):
+        await context.abort(exc.code, exc.message)
+    log.exception("unhandled error in %s", method)
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; see the service log")
+
+
+def _unary(behavior, rid: str, method: str):
+    async def wrapper(request, context):
+        token = request_id.set(rid)
+        try:
+            return await behavior(request, context)
+        except (BotmonError, Exception) as exc:
+            if isinstance(exc, grpc.aio.AbortError | NotImplementedError):
+                raise
+            await _fail(context, exc, method)
+        finally:
+            request_id.reset(token)
+    return wrapper
+
+
+def _streaming(behavior, rid: str, method: str):
+    if not inspect.isasyncgenfunction(behavior):
+        return _unary(behavior, rid, method)
+
+    async def wrapper(request, context):
+        token = request_id.set(rid)
+        try:
+            async for response in behavior(request, context):
+                yield response
+        except (BotmonError, Exception) as exc:
+            if isinstance(exc, grpc.aio.AbortError | NotImplementedError):
+                raise
+            await _fail(context, exc, method)
+        finally:
+            request_id.reset(token)
+    return wrapper

@@ -1,0 +1,42 @@
+"""Process entry for one component: settings, logging, serve until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+
+from botmon.runtime.config import ConfigError, Settings
+from botmon.runtime.logging import configure_logging
+from botmon.runtime.server import GrpcServer, run_until_signal
+
+__all__ = ["load_settings", "run_service"]
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; a bad value exits with one line naming it."""
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        print(f"botmon: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def run_service(component: str,
+                create_server: Callable[[Settings], Awaitable[GrpcServer]]) -> None:
+    """Run one gRPC service in this process until SIGTERM or Ctrl-C."""
+    settings = load_settings()
+    configure_logging(component, settings.log_level)
+
+    async def main() -> None:
+        try:
+            server = await create_server(settings)
+        except ConfigError as exc:
+            print(f"botmon: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        await run_until_signal(server)
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass

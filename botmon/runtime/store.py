@@ -1,0 +1,79 @@
+"""Where the suite's store lives, and the SQLite connection every store shares."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+__all__ = ["SqliteDatabase", "StoreLocation"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    """A parsed ``BOTMON_STORE_URL``: ``sqlite:///path`` or ``postgresql://…``."""
+
+    kind: str
+    dsn: str
+    path: Path | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> StoreLocation:
+        scheme = urlsplit(url).scheme.lower()
+        if scheme == "sqlite":
+            # sqlite:///relative.db and sqlite:////abs/path.db, as SQLAlchemy reads them.
+            return cls("sqlite", url, Path(url.split("://", 1)[1][1:]))
+        if scheme in ("postgresql", "postgres"):
+            return cls("postgresql", url)
+        raise ValueError(f"unsupported store URL scheme {scheme!r}; use sqlite:// or postgresql://")
+
+
+class SqliteDatabase:
+    """One SQLite connection in WAL mode, used from a single worker thread.
+
+    ``await db.run(fn)`` calls ``fn(connection)`` on that thread, so every
+    statement of the process is serialised without blocking the event loop.
+    """
+
+    def __init__(self, path: Path, *, synchronous: str = "NORMAL"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{path.name}")
+        self._local = threading.local()
+        self._synchronous = synchronous
+        self._connections: list[sqlite3.Connection] = []
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=30)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            self._connections.append(conn)
+        return conn
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(self._connection()))
+
+    async def close(self) -> None:
+        def _close(_conn):
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+            self._local.conn = None
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, lambda: _close(None))
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,140 @@
+"""Fixtures shared by every test: real Redis and PostgreSQL, and suite settings.
+
+``BOTMON_TEST_REDIS_URL`` / ``BOTMON_TEST_DATABASE_URL`` point at running
+servers; when unset, a throwaway ``redis-server`` / PostgreSQL cluster is
+started on a free port for the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis
+
+from botmon.runtime.config import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait(predicate, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not start within {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def redis_server_url():
+    """URL of a Redis server for the session (database number chosen per test)."""
+    url = os.environ.get("BOTMON_TEST_REDIS_URL")
+    if url:
+        yield url.rstrip("/")
+        return
+    exe = shutil.which("redis-server")
+    if not exe:
+        pytest.skip("redis-server is not installed and BOTMON_TEST_REDIS_URL is unset")
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="botmon-redis-")
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", workdir],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}"
+    _wait(lambda: redis.Redis.from_url(url).ping(), "redis-server")
+    yield url
+    proc.terminate()
+    proc.wait(10)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_url(redis_server_url):
+    """A Redis URL on a database emptied for this test."""
+    base = redis_server_url
+    # A URL that already names a database keeps it; otherwise tests use db 9.
+    url = base if base.rsplit("/", 1)[-1].isdigit() and base.count("/") > 2 else f"{base}/9"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    return url
+
+
+def _start_postgres():
+    initdb = shutil.which("initdb") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))), None)
+    if not initdb:
+        pytest.skip("PostgreSQL is not installed and BOTMON_TEST_DATABASE_URL is unset")
+    bindir = Path(initdb).resolve().parent
+    workdir = Path(tempfile.mkdtemp(prefix="botmon-pg-"))
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(workdir, "postgres", "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    data = workdir / "data"
+    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
+                    "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
+    port = free_port()
+    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(workdir / "log"),
+                    "-o", f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off",
+                    "-w", "start"], check=True, capture_output=True)
+    stop = [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]
+    return f"postgresql://postgres@127.0.0.1:{port}/postgres", stop, workdir
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url():
+    """URL of a PostgreSQL server (its maintenance database) for the session."""
+    url = os.environ.get("BOTMON_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    url, stop, workdir = _start_postgres()
+    yield url
+    subprocess.run(stop, capture_output=True)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url):
+    """URL of a new, empty PostgreSQL database, dropped after the test."""
+    name = f"botmon_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(postgres_server_url, timeout=10)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    base, _, _ = postgres_server_url.rpartition("/")
+    yield f"{base}/{name}"
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def make_settings(tmp_path):
+    """Build suite settings for a test: embedded defaults under ``tmp_path`` plus overrides."""
+
+    def make(environ: dict[str, str] | None = None, **overrides) -> Settings:
+        overrides.setdefault("data_dir", tmp_path)
+        return Settings.from_env(environ or {}, **overrides)
+
+    return make
