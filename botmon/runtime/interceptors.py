@@ -37,6 +37,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 async def _fail(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
     if isinstance(exc, BotmonError):
         await context.abort(exc.code, exc.message)
+    if isinstance(exc, NotImplementedError):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")
     log.exception("unhandled error in %s", method)
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; see the service log")
 
@@ -46,8 +48,8 @@ def _unary(behavior, rid: str, method: str):
         token = request_id.set(rid)
         try:
             return await behavior(request, context)
-        except (BotmonError, Exception) as exc:
-            if isinstance(exc, grpc.aio.AbortError | NotImplementedError):
+        except Exception as exc:
+            if isinstance(exc, grpc.aio.AbortError):
                 raise
             await _fail(context, exc, method)
         finally:
@@ -64,8 +66,8 @@ def _streaming(behavior, rid: str, method: str):
         try:
             async for response in behavior(request, context):
                 yield response
-        except (BotmonError, Exception) as exc:
-            if isinstance(exc, grpc.aio.AbortError | NotImplementedError):
+        except Exception as exc:
+            if isinstance(exc, grpc.aio.AbortError):
                 raise
             await _fail(context, exc, method)
         finally:
