@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 PROTOS  := $(shell find protos/botmon -name '*.proto' | sort)
 GEN_DIR ?= .
 
-.PHONY: run test bench protos protos-check lint venv buf-lint clean
+.PHONY: run test bench protos protos-check lint venv buf-lint readme clean
 
 $(BIN)/botmon: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,8 +21,9 @@ run: venv protos
 test: venv
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
+# `make bench BENCH=gateway` runs only benchmarks/bench_gateway.py.
 bench: venv
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCH)
 
 protos: venv
 	$(BIN)/python -m grpc_tools.protoc -Iprotos \
@@ -48,6 +49,10 @@ buf-lint: node_modules/.bin/buf
 
 lint: venv buf-lint
 	$(BIN)/ruff check botmon services gateway tests benchmarks
+
+# Regenerate README.md's configuration table from the settings classes.
+readme: venv
+	$(BIN)/python -m botmon.cli config --readme README.md
 
 clean:
 	rm -rf build data .pytest_cache

@@ -2,20 +2,89 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from botmon.alerts.v1 import alerts_service_pb2, alerts_service_pb2_grpc
 from botmon.runtime.config import Settings
 from botmon.runtime.main import run_service
 from botmon.runtime.server import Binding, GrpcServer
+from botmon.runtime.store import StoreLocation
+from services.alerts.config import AlertsSettings
+from services.alerts.dispatcher import Backoff, Dispatcher
+from services.alerts.engine import Engine
+from services.alerts.leader import LocalLeadership, PostgresLeadership, RedisLeadership
+from services.alerts.lifecycle import Evaluator
+from services.alerts.metrics_source import MetricsSource
+from services.alerts.notifiers import Notifiers
+from services.alerts.notifiers.email import Smtp
+from services.alerts.notifiers.text import Context
+from services.alerts.servicer import AlertsServicer
+from services.alerts.store import AlertsStore
 
 SERVICE_NAME = alerts_service_pb2.DESCRIPTOR.services_by_name["AlertsService"].full_name
 
 
-async def create_server(settings: Settings, *, address: str | None = None) -> GrpcServer:
-    """Build the alerts service's server (not started)."""
-    servicer = alerts_service_pb2_grpc.AlertsServiceServicer()
-    return GrpcServer("alerts", settings, [
-        Binding(SERVICE_NAME, servicer, alerts_service_pb2_grpc.add_AlertsServiceServicer_to_server),
-    ], address=address)
+@dataclass
+class AlertsServer(GrpcServer):
+    """The gRPC server plus the evaluation engine, which starts once the server serves."""
+
+    engine: Engine | None = None
+
+    async def start(self) -> int:
+        port = await super().start()
+        if self.engine is not None:
+            await self.engine.start()
+        return port
+
+
+def _leadership(settings: Settings, extra: AlertsSettings):
+    if StoreLocation.parse(settings.store_url).kind == "postgresql":
+        return PostgresLeadership(settings.store_url, settings.grpc_deadline)
+    if settings.redis_url:
+        return RedisLeadership(settings.redis_url, settings.store_url,
+                               ttl=settings.alert_eval_interval, timeout=settings.grpc_deadline)
+    return LocalLeadership()
+
+
+async def create_server(settings: Settings, *, address: str | None = None,
+                        alerts_settings: AlertsSettings | None = None) -> GrpcServer:
+    """Build the alerts service's server (not started); the engine starts with it."""
+    extra = alerts_settings or AlertsSettings.from_env()
+    store = await AlertsStore.open(settings.store_url, settings.grpc_deadline)
+    smtp = Smtp(settings.smtp_host, settings.smtp_port, user=settings.smtp_user,
+                password=settings.smtp_password, starttls=settings.smtp_starttls,
+                sender=settings.smtp_from) if settings.smtp_host else None
+    notifiers = Notifiers(
+        context=Context((extra.external_url or f"http://{settings.http_addr}").rstrip("/")),
+        timeout=extra.notify_timeout, smtp=smtp, pagerduty_url=settings.pagerduty_url,
+        sms_gateway_url=settings.sms_gateway_url)
+    server = AlertsServer("alerts", settings, [], address=address, extra_settings=(extra,))
+    source = MetricsSource(server.backends)
+    dispatcher = Dispatcher(store, notifiers, attempts=extra.notify_attempts,
+                            backoff=Backoff(extra.retry_initial, extra.retry_max),
+                            poll=extra.dispatch_poll)
+    engine = Engine(store, source, dispatcher, _leadership(settings, extra),
+                    Evaluator(group_wait=extra.group_wait,
+                              unreachable_grace=extra.unreachable_grace),
+                    interval=settings.alert_eval_interval,
+                    metrics_timeout=min(settings.grpc_deadline,
+                                        max(settings.alert_eval_interval, 1.0)),
+                    install_defaults=extra.default_rules)
+    servicer = AlertsServicer(store, source, notifiers, smtp_configured=smtp is not None,
+                              sms_configured=bool(settings.sms_gateway_url),
+                              wake=dispatcher.wake)
+    server.bindings = [Binding(SERVICE_NAME, servicer,
+                               alerts_service_pb2_grpc.add_AlertsServiceServicer_to_server)]
+    server.engine = engine
+    server.details = engine.status
+
+    async def close() -> None:
+        await engine.stop()
+        await notifiers.close()
+        await store.close()
+
+    server.on_stop.append(close)
+    return server
 
 
 if __name__ == "__main__":

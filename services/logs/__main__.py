@@ -5,17 +5,65 @@ from __future__ import annotations
 from botmon.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from botmon.runtime.config import Settings
 from botmon.runtime.main import run_service
+from botmon.runtime.registration import instance_id
 from botmon.runtime.server import Binding, GrpcServer
+from services.logs.committer import GroupCommitter
+from services.logs.config import LogsSettings
+from services.logs.fanout import RedisFanout
+from services.logs.request_counts import RequestCounts
+from services.logs.retention import Retention
+from services.logs.servicer import LogsServicer
+from services.logs.store import open_store
+from services.logs.tail import TailHub
 
 SERVICE_NAME = logs_service_pb2.DESCRIPTOR.services_by_name["LogsService"].full_name
 
 
-async def create_server(settings: Settings, *, address: str | None = None) -> GrpcServer:
-    """Build the logs service's server (not started)."""
-    servicer = logs_service_pb2_grpc.LogsServiceServicer()
-    return GrpcServer("logs", settings, [
-        Binding(SERVICE_NAME, servicer, logs_service_pb2_grpc.add_LogsServiceServicer_to_server),
-    ], address=address)
+async def create_server(settings: Settings, *, address: str | None = None,
+                        logs_settings: LogsSettings | None = None) -> GrpcServer:
+    """Build the logs service's server (not started; its store is open)."""
+    logs_settings = logs_settings or LogsSettings.from_env()
+    store = open_store(settings, logs_settings)
+    await store.open()
+    hub = TailHub(logs_settings.tail_buffer)
+    fanout = None
+    if settings.redis_url:
+        fanout = RedisFanout(settings.redis_url, logs_settings.fanout_channel, hub, instance_id,
+                             timeout=settings.grpc_deadline)
+
+    def committed(rows) -> None:
+        hub.publish(rows)
+        if fanout:
+            fanout.publish(rows)
+
+    committer = GroupCommitter(store, max_rows=logs_settings.commit_max_rows,
+                               on_commit=committed)
+    retention = Retention(store, logs_settings)
+
+    def details() -> dict:
+        return {"store": store.kind, "retention": retention.report(), "tails": len(hub),
+                "tail_fanout": fanout.state if fanout else "this replica only (no Redis)",
+                "commits": committer.commits, "committed_entries": committer.committed_rows}
+
+    server = GrpcServer("logs", settings, [], address=address, extra_settings=(logs_settings,),
+                        details=details)
+    servicer = LogsServicer(store, committer, hub, RequestCounts(server.backends))
+    server.bindings = [Binding(SERVICE_NAME, servicer,
+                               logs_service_pb2_grpc.add_LogsServiceServicer_to_server)]
+    committer.start()
+    retention.start()
+    if fanout:
+        fanout.start()
+
+    async def stop() -> None:
+        await committer.stop()
+        await retention.stop()
+        if fanout:
+            await fanout.stop()
+        await store.close()
+
+    server.on_stop.append(stop)
+    return server
 
 
 if __name__ == "__main__":

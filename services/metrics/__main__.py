@@ -6,16 +6,29 @@ from botmon.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from botmon.runtime.config import Settings
 from botmon.runtime.main import run_service
 from botmon.runtime.server import Binding, GrpcServer
+from services.metrics.config import MetricsSettings
+from services.metrics.service import Metrics
+from services.metrics.servicer import MetricsServicer
 
 SERVICE_NAME = metrics_service_pb2.DESCRIPTOR.services_by_name["MetricsService"].full_name
 
 
-async def create_server(settings: Settings, *, address: str | None = None) -> GrpcServer:
-    """Build the metrics service's server (not started)."""
-    servicer = metrics_service_pb2_grpc.MetricsServiceServicer()
-    return GrpcServer("metrics", settings, [
+async def create_server(settings: Settings, *, address: str | None = None,
+                        metrics_settings: MetricsSettings | None = None) -> GrpcServer:
+    """Build the metrics service's server (its store opened and collector sampling)."""
+    ms = metrics_settings or MetricsSettings.from_env()
+    servicer = MetricsServicer(None)
+    server = GrpcServer("metrics", settings, [
         Binding(SERVICE_NAME, servicer, metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server),
-    ], address=address)
+    ], address=address, extra_settings=(ms,))
+    metrics = Metrics(settings, ms, server.backends)
+    servicer.metrics = metrics
+    server.details = lambda: {"store": metrics.store.__class__.__name__,
+                              "fanout": "redis" if settings.redis_url else "local",
+                              "ingest_transactions": metrics.ingestor.transactions}
+    await metrics.start()
+    server.on_stop.append(metrics.stop)
+    return server
 
 
 if __name__ == "__main__":

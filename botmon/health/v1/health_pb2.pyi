@@ -34,6 +34,7 @@ class DatabaseHealth(_message.Message):
     PROBE_DURATION_MS_FIELD_NUMBER: _builtins.int
     CHECKED_AT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    BACKEND_FIELD_NUMBER: _builtins.int
     status: _builtins.str
     """Output only. "healthy", "degraded", "unhealthy" or "not_configured"."""
     latency_ms: _builtins.float
@@ -44,6 +45,8 @@ class DatabaseHealth(_message.Message):
     """Output only. How long the whole probe took, in milliseconds."""
     version: _builtins.str
     """Output only. Server version reported by the database."""
+    backend: _builtins.str
+    """Output only. "postgresql" or "sqlite"."""
     @_builtins.property
     def connection_pool(self) -> Global___ConnectionPool:
         """Output only. Connection figures of the probed database."""
@@ -62,10 +65,11 @@ class DatabaseHealth(_message.Message):
         probe_duration_ms: _builtins.float = ...,
         checked_at: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.str = ...,
+        backend: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["checked_at", b"checked_at", "connection_pool", b"connection_pool"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checked_at", b"checked_at", "connection_pool", b"connection_pool", "latency_ms", b"latency_ms", "probe_duration_ms", b"probe_duration_ms", "reason", b"reason", "status", b"status", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "checked_at", b"checked_at", "connection_pool", b"connection_pool", "latency_ms", b"latency_ms", "probe_duration_ms", b"probe_duration_ms", "reason", b"reason", "status", b"status", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -73,7 +77,10 @@ Global___DatabaseHealth: _TypeAlias = DatabaseHealth  # noqa: Y015
 
 @_typing.final
 class ConnectionPool(_message.Message):
-    """Connection figures of a probed database."""
+    """Connection figures of a probed database. PostgreSQL: the connections to the
+    probed database in `pg_stat_activity`, leaving out the probe's own (application
+    name "botmon-health"). SQLite: the probe's single connection (max 1).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -169,6 +176,7 @@ class StorageHealth(_message.Message):
     PROBE_DURATION_MS_FIELD_NUMBER: _builtins.int
     CHECKED_AT_FIELD_NUMBER: _builtins.int
     PATH_FIELD_NUMBER: _builtins.int
+    TOTAL_GB_FIELD_NUMBER: _builtins.int
     status: _builtins.str
     """Output only. "healthy", "degraded", "unhealthy" or "not_configured"."""
     latency_ms: _builtins.float
@@ -183,6 +191,10 @@ class StorageHealth(_message.Message):
     """Output only. How long the whole probe took, in milliseconds."""
     path: _builtins.str
     """Output only. The path whose filesystem is reported."""
+    total_gb: _builtins.float
+    """Output only. Size of the filesystem, in GB (10^9 bytes). Blocks reserved for
+    root count in it but not in `available_gb`.
+    """
     @_builtins.property
     def checked_at(self) -> _timestamp_pb2.Timestamp:
         """Output only. When the probe finished."""
@@ -198,10 +210,11 @@ class StorageHealth(_message.Message):
         probe_duration_ms: _builtins.float = ...,
         checked_at: _timestamp_pb2.Timestamp | None = ...,
         path: _builtins.str = ...,
+        total_gb: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["checked_at", b"checked_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_gb", b"available_gb", "checked_at", b"checked_at", "latency_ms", b"latency_ms", "path", b"path", "probe_duration_ms", b"probe_duration_ms", "reason", b"reason", "status", b"status", "used_gb", b"used_gb"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_gb", b"available_gb", "checked_at", b"checked_at", "latency_ms", b"latency_ms", "path", b"path", "probe_duration_ms", b"probe_duration_ms", "reason", b"reason", "status", b"status", "total_gb", b"total_gb", "used_gb", b"used_gb"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -232,7 +245,10 @@ class LlmHealth(_message.Message):
     latency_ms: _builtins.float
     """Output only. Round-trip time of `GET /v1/models` in milliseconds."""
     reason: _builtins.str
-    """Output only. Why the component is not healthy; empty when it is."""
+    """Output only. Why the component is not healthy, or which figure could not be
+    read (e.g. `requests_per_second` while the metrics service is unreachable);
+    empty when all is well.
+    """
     probe_duration_ms: _builtins.float
     """Output only. How long the whole probe took, in milliseconds."""
     model: _builtins.str

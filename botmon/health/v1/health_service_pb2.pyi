@@ -98,6 +98,7 @@ class GetDetailedHealthResponse(_message.Message):
     TIMESTAMP_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     NOTES_FIELD_NUMBER: _builtins.int
+    CRITICAL_COMPONENTS_FIELD_NUMBER: _builtins.int
     status: _builtins.str
     """Output only. Worst status of the configured components."""
     version: _builtins.str
@@ -114,6 +115,12 @@ class GetDetailedHealthResponse(_message.Message):
     def notes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Output only. Notes on the suite itself, e.g. a rate limiter that fails open."""
 
+    @_builtins.property
+    def critical_components(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Output only. Components whose failure makes the whole "unhealthy"
+        (BOTMON_HEALTH_CRITICAL); the failure of any other only makes it "degraded".
+        """
+
     def __init__(
         self,
         *,
@@ -122,10 +129,11 @@ class GetDetailedHealthResponse(_message.Message):
         timestamp: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.str = ...,
         notes: _abc.Iterable[_builtins.str] | None = ...,
+        critical_components: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["components", b"components", "timestamp", b"timestamp"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["components", b"components", "notes", b"notes", "status", b"status", "timestamp", b"timestamp", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["components", b"components", "critical_components", b"critical_components", "notes", b"notes", "status", b"status", "timestamp", b"timestamp", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -365,7 +373,9 @@ Global___GetDatabaseResourcesRequest: _TypeAlias = GetDatabaseResourcesRequest  
 
 @_typing.final
 class DatabasePool(_message.Message):
-    """Connection pool figures of the probed database."""
+    """Connection pool figures of the probed database. PostgreSQL: its connections in
+    `pg_stat_activity`, leaving out the probe's own ("botmon-health").
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -382,11 +392,17 @@ class DatabasePool(_message.Message):
     idle_connections: _builtins.int
     """Output only. Connections idle."""
     waiting_requests: _builtins.int
-    """Output only. Connections waiting on a lock."""
+    """Output only. Connections waiting on a lock (`wait_event_type = 'Lock'`)."""
     total_created: _builtins.int
-    """Output only. Connections opened since the statistics were reset."""
+    """Output only. Connections opened since the statistics were reset. PostgreSQL:
+    `pg_stat_database.sessions` of the probed database (PostgreSQL 14+, else 0).
+    SQLite: connections the probe has opened.
+    """
     total_closed: _builtins.int
-    """Output only. Connections closed since the statistics were reset."""
+    """Output only. Connections closed since the statistics were reset. PostgreSQL
+    keeps no such counter, so this is `sessions - numbackends` of the probed
+    database (never below 0). SQLite: connections the probe has closed.
+    """
     def __init__(
         self,
         *,

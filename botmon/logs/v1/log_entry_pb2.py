@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x62otmon/logs/v1/log_entry.proto\x12\x0e\x62otmon.logs.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa1\x01\n\x08LogEntry\x12-\n\ttimestamp\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05level\x18\x02 \x01(\t\x12\x0f\n\x07service\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\n\n\x02id\x18\x06 \x01(\x03\",\n\nEntryError\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x9c\x02\n\x08LogQuery\x12\r\n\x05level\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0f\n\x07service\x18\x03 \x01(\t\x12\t\n\x01q\x18\x04 \x01(\t\x12\r\n\x05order\x18\x05 \x01(\t\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x08metadata\x18\x08 \x03(\x0b\x32&.botmon.logs.v1.LogQuery.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x98\x03\n\x0c\x45rrorSummary\x12\x14\n\x0ctotal_errors\x18\x01 \x01(\x03\x12\x46\n\x0e\x65rrors_by_type\x18\x02 \x03(\x0b\x32..botmon.logs.v1.ErrorSummary.ErrorsByTypeEntry\x12L\n\x11\x65rrors_by_service\x18\x03 \x03(\x0b\x32\x31.botmon.logs.v1.ErrorSummary.ErrorsByServiceEntry\x12\x12\n\nerror_rate\x18\x04 \x01(\x01\x12\x0e\n\x06period\x18\x05 \x01(\t\x12\x16\n\x0etotal_requests\x18\x06 \x01(\x03\x12\x33\n\x0flast_error_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a\x33\n\x11\x45rrorsByTypeEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x36\n\x14\x45rrorsByServiceEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x62otmon/logs/v1/log_entry.proto\x12\x0e\x62otmon.logs.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa1\x01\n\x08LogEntry\x12-\n\ttimestamp\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05level\x18\x02 \x01(\t\x12\x0f\n\x07service\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\n\n\x02id\x18\x06 \x01(\x03\";\n\nEntryError\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x62\x61tch\x18\x03 \x01(\x05\"\x9c\x02\n\x08LogQuery\x12\r\n\x05level\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0f\n\x07service\x18\x03 \x01(\t\x12\t\n\x01q\x18\x04 \x01(\t\x12\r\n\x05order\x18\x05 \x01(\t\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x08metadata\x18\x08 \x03(\x0b\x32&.botmon.logs.v1.LogQuery.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb1\x03\n\x0c\x45rrorSummary\x12\x14\n\x0ctotal_errors\x18\x01 \x01(\x03\x12\x46\n\x0e\x65rrors_by_type\x18\x02 \x03(\x0b\x32..botmon.logs.v1.ErrorSummary.ErrorsByTypeEntry\x12L\n\x11\x65rrors_by_service\x18\x03 \x03(\x0b\x32\x31.botmon.logs.v1.ErrorSummary.ErrorsByServiceEntry\x12\x12\n\nerror_rate\x18\x04 \x01(\x01\x12\x0e\n\x06period\x18\x05 \x01(\t\x12\x16\n\x0etotal_requests\x18\x06 \x01(\x03\x12\x33\n\x0flast_error_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0frequests_source\x18\x08 \x01(\t\x1a\x33\n\x11\x45rrorsByTypeEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x36\n\x14\x45rrorsByServiceEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,15 +42,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOGENTRY']._serialized_start=114
   _globals['_LOGENTRY']._serialized_end=275
   _globals['_ENTRYERROR']._serialized_start=277
-  _globals['_ENTRYERROR']._serialized_end=321
-  _globals['_LOGQUERY']._serialized_start=324
-  _globals['_LOGQUERY']._serialized_end=608
-  _globals['_LOGQUERY_METADATAENTRY']._serialized_start=561
-  _globals['_LOGQUERY_METADATAENTRY']._serialized_end=608
-  _globals['_ERRORSUMMARY']._serialized_start=611
-  _globals['_ERRORSUMMARY']._serialized_end=1019
-  _globals['_ERRORSUMMARY_ERRORSBYTYPEENTRY']._serialized_start=912
-  _globals['_ERRORSUMMARY_ERRORSBYTYPEENTRY']._serialized_end=963
-  _globals['_ERRORSUMMARY_ERRORSBYSERVICEENTRY']._serialized_start=965
-  _globals['_ERRORSUMMARY_ERRORSBYSERVICEENTRY']._serialized_end=1019
+  _globals['_ENTRYERROR']._serialized_end=336
+  _globals['_LOGQUERY']._serialized_start=339
+  _globals['_LOGQUERY']._serialized_end=623
+  _globals['_LOGQUERY_METADATAENTRY']._serialized_start=576
+  _globals['_LOGQUERY_METADATAENTRY']._serialized_end=623
+  _globals['_ERRORSUMMARY']._serialized_start=626
+  _globals['_ERRORSUMMARY']._serialized_end=1059
+  _globals['_ERRORSUMMARY_ERRORSBYTYPEENTRY']._serialized_start=952
+  _globals['_ERRORSUMMARY_ERRORSBYTYPEENTRY']._serialized_end=1003
+  _globals['_ERRORSUMMARY_ERRORSBYSERVICEENTRY']._serialized_start=1005
+  _globals['_ERRORSUMMARY_ERRORSBYSERVICEENTRY']._serialized_end=1059
 # @@protoc_insertion_point(module_scope)

@@ -77,19 +77,25 @@ class EntryError(_message.Message):
 
     INDEX_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Output only. Position of the entry in the batch."""
     message: _builtins.str
     """Output only. What to fix."""
+    batch: _builtins.int
+    """Output only. Position of the batch in an IngestLogs stream (0 for the
+    first); always 0 for WriteLogs. For PushLoki, the position of the stream.
+    """
     def __init__(
         self,
         *,
         index: _builtins.int = ...,
         message: _builtins.str = ...,
+        batch: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "message", b"message"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "index", b"index", "message", b"message"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -224,6 +230,7 @@ class ErrorSummary(_message.Message):
     PERIOD_FIELD_NUMBER: _builtins.int
     TOTAL_REQUESTS_FIELD_NUMBER: _builtins.int
     LAST_ERROR_TIME_FIELD_NUMBER: _builtins.int
+    REQUESTS_SOURCE_FIELD_NUMBER: _builtins.int
     total_errors: _builtins.int
     """Output only. Error-level entries in the period."""
     error_rate: _builtins.float
@@ -232,6 +239,11 @@ class ErrorSummary(_message.Message):
     """Output only. The period."""
     total_requests: _builtins.int
     """Output only. Requests reported in the period."""
+    requests_source: _builtins.str
+    """Output only. Where `total_requests` came from: "metrics" when the metrics
+    service answered, otherwise "unavailable: <reason>" (then `total_requests`
+    and `error_rate` are 0).
+    """
     @_builtins.property
     def errors_by_type(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Output only. Counts by `metadata.error_type` ("unknown_error" if absent)."""
@@ -256,10 +268,11 @@ class ErrorSummary(_message.Message):
         period: _builtins.str = ...,
         total_requests: _builtins.int = ...,
         last_error_time: _timestamp_pb2.Timestamp | None = ...,
+        requests_source: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["last_error_time", b"last_error_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_rate", b"error_rate", "errors_by_service", b"errors_by_service", "errors_by_type", b"errors_by_type", "last_error_time", b"last_error_time", "period", b"period", "total_errors", b"total_errors", "total_requests", b"total_requests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_rate", b"error_rate", "errors_by_service", b"errors_by_service", "errors_by_type", b"errors_by_type", "last_error_time", b"last_error_time", "period", b"period", "requests_source", b"requests_source", "total_errors", b"total_errors", "total_requests", b"total_requests"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -28,7 +28,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!botmon/logs/v1/logs_service.proto\x12\x0e\x62otmon.logs.v1\x1a\x1e\x62otmon/logs/v1/log_entry.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\x02\n\x0fListLogsRequest\x12\r\n\x05level\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07service\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\x05\x12\t\n\x01q\x18\x06 \x01(\t\x12\r\n\x05order\x18\x07 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x08 \x01(\t\x12?\n\x08metadata\x18\t \x03(\x0b\x32-.botmon.logs.v1.ListLogsRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x87\x01\n\x10ListLogsResponse\x12&\n\x04logs\x18\x01 \x03(\x0b\x32\x18.botmon.logs.v1.LogEntry\x12\r\n\x05total\x18\x02 \x01(\x03\x12\'\n\x05query\x18\x03 \x01(\x0b\x32\x18.botmon.logs.v1.LogQuery\x12\x13\n\x0bnext_cursor\x18\x04 \x01(\t\":\n\x10WriteLogsRequest\x12&\n\x04logs\x18\x01 \x03(\x0b\x32\x18.botmon.logs.v1.LogEntry\"Q\n\x11WriteLogsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12*\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x1a.botmon.logs.v1.EntryError\";\n\x11IngestLogsRequest\x12&\n\x04logs\x18\x01 \x03(\x0b\x32\x18.botmon.logs.v1.LogEntry\"8\n\x12IngestLogsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x10\n\x08rejected\x18\x02 \x01(\x03\"\x9f\x01\n\nLokiStream\x12\x36\n\x06stream\x18\x01 \x03(\x0b\x32&.botmon.logs.v1.LokiStream.StreamEntry\x12*\n\x06values\x18\x02 \x03(\x0b\x32\x1a.google.protobuf.ListValue\x1a-\n\x0bStreamEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\">\n\x0fPushLokiRequest\x12+\n\x07streams\x18\x01 \x03(\x0b\x32\x1a.botmon.logs.v1.LokiStream\"P\n\x10PushLokiResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12*\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x1a.botmon.logs.v1.EntryError\"\xae\x01\n\x0fTailLogsRequest\x12\r\n\x05level\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\t\n\x01q\x18\x03 \x01(\t\x12?\n\x08metadata\x18\x04 \x03(\x0b\x32-.botmon.logs.v1.TailLogsRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"K\n\x10TailLogsResponse\x12&\n\x04logs\x18\x01 \x03(\x0b\x32\x18.botmon.logs.v1.LogEntry\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\x03\"(\n\x16GetErrorSummaryRequest\x12\x0e\n\x06period\x18\x01 \x01(\t\"w\n\x17GetErrorSummaryResponse\x12-\n\x07summary\x18\x01 \x01(\x0b\x32\x1c.botmon.logs.v1.ErrorSummary\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbd\x01\n\tRetention\x12?\n\x0cmax_age_days\x18\x01 \x03(\x0b\x32).botmon.logs.v1.Retention.MaxAgeDaysEntry\x12\x11\n\tmax_bytes\x18\x02 \x01(\x03\x12)\n\x08last_run\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x1a\x31\n\x0fMaxAgeDaysEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x32\x98\x05\n\x0bLogsService\x12n\n\x08ListLogs\x12\x1f.botmon.logs.v1.ListLogsRequest\x1a .botmon.logs.v1.ListLogsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/monitoring/logs\x12t\n\tWriteLogs\x12 .botmon.logs.v1.WriteLogsRequest\x1a!.botmon.logs.v1.WriteLogsResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/api/v1/monitoring/logs:\x01*\x12U\n\nIngestLogs\x12!.botmon.logs.v1.IngestLogsRequest\x1a\".botmon.logs.v1.IngestLogsResponse(\x01\x12k\n\x08PushLoki\x12\x1f.botmon.logs.v1.PushLokiRequest\x1a .botmon.logs.v1.PushLokiResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\"\x11/loki/api/v1/push:\x01*\x12O\n\x08TailLogs\x12\x1f.botmon.logs.v1.TailLogsRequest\x1a .botmon.logs.v1.TailLogsResponse0\x01\x12\x8d\x01\n\x0fGetErrorSummary\x12&.botmon.logs.v1.GetErrorSummaryRequest\x1a\'.botmon.logs.v1.GetErrorSummaryResponse\")\x82\xd3\xe4\x93\x02#\x12!/api/v1/monitoring/errors/summaryb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!botmon/logs/v1/logs_service.proto\x12\x0e\x62otmon.logs.v1\x1a\x1e\x62otmon/logs/v1/log_entry.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\x02\n\x0fListLogsRequest\x12\r\n\x05level\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07service\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\x05\x12\t\n\x01q\x18\x06 \x01(\t\x12\r\n\x05order\x18\x07 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x08 \x01(\t\x12?\n\x08metadata\x18\t \x03(\x0b\x32-.botmon.logs.v1.ListLogsRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x87\x01\n\x10ListLogsResponse\x12&\n\x04logs\x18\x01 \x03(\x0b\x32\x18.botmon.logs.v1.LogEntry\x12\r\n\x05total\x18\x02 \x01(\x03\x12\'\n\x05query\x18\x03 \x01(\x0b\x32\x18.botmon.logs.v1.LogQuery\x12\x13\n\x0bnext_cursor\x18\x04 \x01(\t\":\n\x10WriteLogsRequest\x12&\n\x04logs\x18\x01 \x03(\x0b\x32\x18.botmon.logs.v1.LogEntry\"Q\n\x11WriteLogsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12*\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x1a.botmon.logs.v1.EntryError\";\n\x11IngestLogsRequest\x12&\n\x04logs\x18\x01 \x03(\x0b\x32\x18.botmon.logs.v1.LogEntry\"d\n\x12IngestLogsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x10\n\x08rejected\x18\x02 \x01(\x03\x12*\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x1a.botmon.logs.v1.EntryError\"\x9f\x01\n\nLokiStream\x12\x36\n\x06stream\x18\x01 \x03(\x0b\x32&.botmon.logs.v1.LokiStream.StreamEntry\x12*\n\x06values\x18\x02 \x03(\x0b\x32\x1a.google.protobuf.ListValue\x1a-\n\x0bStreamEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\">\n\x0fPushLokiRequest\x12+\n\x07streams\x18\x01 \x03(\x0b\x32\x1a.botmon.logs.v1.LokiStream\"P\n\x10PushLokiResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12*\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x1a.botmon.logs.v1.EntryError\"\xae\x01\n\x0fTailLogsRequest\x12\r\n\x05level\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\t\n\x01q\x18\x03 \x01(\t\x12?\n\x08metadata\x18\x04 \x03(\x0b\x32-.botmon.logs.v1.TailLogsRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"K\n\x10TailLogsResponse\x12&\n\x04logs\x18\x01 \x03(\x0b\x32\x18.botmon.logs.v1.LogEntry\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\x03\"(\n\x16GetErrorSummaryRequest\x12\x0e\n\x06period\x18\x01 \x01(\t\"w\n\x17GetErrorSummaryResponse\x12-\n\x07summary\x18\x01 \x01(\x0b\x32\x1c.botmon.logs.v1.ErrorSummary\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xeb\x01\n\tRetention\x12?\n\x0cmax_age_days\x18\x01 \x03(\x0b\x32).botmon.logs.v1.Retention.MaxAgeDaysEntry\x12\x11\n\tmax_bytes\x18\x02 \x01(\x03\x12)\n\x08last_run\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x16\n\x0estored_entries\x18\x04 \x01(\x03\x12\x14\n\x0cstored_bytes\x18\x05 \x01(\x03\x1a\x31\n\x0fMaxAgeDaysEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x32\x98\x05\n\x0bLogsService\x12n\n\x08ListLogs\x12\x1f.botmon.logs.v1.ListLogsRequest\x1a .botmon.logs.v1.ListLogsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/monitoring/logs\x12t\n\tWriteLogs\x12 .botmon.logs.v1.WriteLogsRequest\x1a!.botmon.logs.v1.WriteLogsResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/api/v1/monitoring/logs:\x01*\x12U\n\nIngestLogs\x12!.botmon.logs.v1.IngestLogsRequest\x1a\".botmon.logs.v1.IngestLogsResponse(\x01\x12k\n\x08PushLoki\x12\x1f.botmon.logs.v1.PushLokiRequest\x1a .botmon.logs.v1.PushLokiResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\"\x11/loki/api/v1/push:\x01*\x12O\n\x08TailLogs\x12\x1f.botmon.logs.v1.TailLogsRequest\x1a .botmon.logs.v1.TailLogsResponse0\x01\x12\x8d\x01\n\x0fGetErrorSummary\x12&.botmon.logs.v1.GetErrorSummaryRequest\x1a\'.botmon.logs.v1.GetErrorSummaryResponse\")\x82\xd3\xe4\x93\x02#\x12!/api/v1/monitoring/errors/summaryb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -64,29 +64,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INGESTLOGSREQUEST']._serialized_start=776
   _globals['_INGESTLOGSREQUEST']._serialized_end=835
   _globals['_INGESTLOGSRESPONSE']._serialized_start=837
-  _globals['_INGESTLOGSRESPONSE']._serialized_end=893
-  _globals['_LOKISTREAM']._serialized_start=896
-  _globals['_LOKISTREAM']._serialized_end=1055
-  _globals['_LOKISTREAM_STREAMENTRY']._serialized_start=1010
-  _globals['_LOKISTREAM_STREAMENTRY']._serialized_end=1055
-  _globals['_PUSHLOKIREQUEST']._serialized_start=1057
-  _globals['_PUSHLOKIREQUEST']._serialized_end=1119
-  _globals['_PUSHLOKIRESPONSE']._serialized_start=1121
-  _globals['_PUSHLOKIRESPONSE']._serialized_end=1201
-  _globals['_TAILLOGSREQUEST']._serialized_start=1204
-  _globals['_TAILLOGSREQUEST']._serialized_end=1378
+  _globals['_INGESTLOGSRESPONSE']._serialized_end=937
+  _globals['_LOKISTREAM']._serialized_start=940
+  _globals['_LOKISTREAM']._serialized_end=1099
+  _globals['_LOKISTREAM_STREAMENTRY']._serialized_start=1054
+  _globals['_LOKISTREAM_STREAMENTRY']._serialized_end=1099
+  _globals['_PUSHLOKIREQUEST']._serialized_start=1101
+  _globals['_PUSHLOKIREQUEST']._serialized_end=1163
+  _globals['_PUSHLOKIRESPONSE']._serialized_start=1165
+  _globals['_PUSHLOKIRESPONSE']._serialized_end=1245
+  _globals['_TAILLOGSREQUEST']._serialized_start=1248
+  _globals['_TAILLOGSREQUEST']._serialized_end=1422
   _globals['_TAILLOGSREQUEST_METADATAENTRY']._serialized_start=446
   _globals['_TAILLOGSREQUEST_METADATAENTRY']._serialized_end=493
-  _globals['_TAILLOGSRESPONSE']._serialized_start=1380
-  _globals['_TAILLOGSRESPONSE']._serialized_end=1455
-  _globals['_GETERRORSUMMARYREQUEST']._serialized_start=1457
-  _globals['_GETERRORSUMMARYREQUEST']._serialized_end=1497
-  _globals['_GETERRORSUMMARYRESPONSE']._serialized_start=1499
-  _globals['_GETERRORSUMMARYRESPONSE']._serialized_end=1618
-  _globals['_RETENTION']._serialized_start=1621
-  _globals['_RETENTION']._serialized_end=1810
-  _globals['_RETENTION_MAXAGEDAYSENTRY']._serialized_start=1761
-  _globals['_RETENTION_MAXAGEDAYSENTRY']._serialized_end=1810
-  _globals['_LOGSSERVICE']._serialized_start=1813
-  _globals['_LOGSSERVICE']._serialized_end=2477
+  _globals['_TAILLOGSRESPONSE']._serialized_start=1424
+  _globals['_TAILLOGSRESPONSE']._serialized_end=1499
+  _globals['_GETERRORSUMMARYREQUEST']._serialized_start=1501
+  _globals['_GETERRORSUMMARYREQUEST']._serialized_end=1541
+  _globals['_GETERRORSUMMARYRESPONSE']._serialized_start=1543
+  _globals['_GETERRORSUMMARYRESPONSE']._serialized_end=1662
+  _globals['_RETENTION']._serialized_start=1665
+  _globals['_RETENTION']._serialized_end=1900
+  _globals['_RETENTION_MAXAGEDAYSENTRY']._serialized_start=1851
+  _globals['_RETENTION_MAXAGEDAYSENTRY']._serialized_end=1900
+  _globals['_LOGSSERVICE']._serialized_start=1903
+  _globals['_LOGSSERVICE']._serialized_end=2567
 # @@protoc_insertion_point(module_scope)

@@ -223,19 +223,27 @@ class IngestLogsResponse(_message.Message):
 
     ACCEPTED_FIELD_NUMBER: _builtins.int
     REJECTED_FIELD_NUMBER: _builtins.int
+    ERRORS_FIELD_NUMBER: _builtins.int
     accepted: _builtins.int
     """Output only. Entries stored over the whole stream."""
     rejected: _builtins.int
     """Output only. Entries rejected over the whole stream."""
+    @_builtins.property
+    def errors(self) -> _containers.RepeatedCompositeFieldContainer[_log_entry_pb2.EntryError]:
+        """Output only. The first 100 rejected entries, with their batch and what
+        to fix.
+        """
+
     def __init__(
         self,
         *,
         accepted: _builtins.int = ...,
         rejected: _builtins.int = ...,
+        errors: _abc.Iterable[_log_entry_pb2.EntryError] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "rejected", b"rejected"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "errors", b"errors", "rejected", b"rejected"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -512,8 +520,16 @@ class Retention(_message.Message):
     MAX_AGE_DAYS_FIELD_NUMBER: _builtins.int
     MAX_BYTES_FIELD_NUMBER: _builtins.int
     LAST_RUN_FIELD_NUMBER: _builtins.int
+    STORED_ENTRIES_FIELD_NUMBER: _builtins.int
+    STORED_BYTES_FIELD_NUMBER: _builtins.int
     max_bytes: _builtins.int
     """Output only. Maximum store size in bytes; 0 for no limit."""
+    stored_entries: _builtins.int
+    """Output only. Entries stored now."""
+    stored_bytes: _builtins.int
+    """Output only. Bytes stored now, as counted against `max_bytes` (message,
+    service and metadata plus a fixed per-entry overhead).
+    """
     @_builtins.property
     def max_age_days(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Output only. Days kept, by level."""
@@ -528,10 +544,12 @@ class Retention(_message.Message):
         max_age_days: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         max_bytes: _builtins.int = ...,
         last_run: _struct_pb2.Struct | None = ...,
+        stored_entries: _builtins.int = ...,
+        stored_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["last_run", b"last_run"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_run", b"last_run", "max_age_days", b"max_age_days", "max_bytes", b"max_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_run", b"last_run", "max_age_days", b"max_age_days", "max_bytes", b"max_bytes", "stored_bytes", b"stored_bytes", "stored_entries", b"stored_entries"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -87,7 +87,8 @@ class LogsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def IngestLogs(self, request_iterator, context):
-        """Stores a stream of batches; each batch is durable once the next is read.
+        """Stores a stream of batches; every accepted entry is durable once the
+        response is returned.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

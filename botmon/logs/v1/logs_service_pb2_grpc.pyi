@@ -40,7 +40,9 @@ class LogsServiceStub:
     are durable once the call returns.
     """
     IngestLogs: _grpc.StreamUnaryMultiCallable[_logs_service_pb2.IngestLogsRequest, _logs_service_pb2.IngestLogsResponse]
-    """Stores a stream of batches; each batch is durable once the next is read."""
+    """Stores a stream of batches; every accepted entry is durable once the
+    response is returned.
+    """
     PushLoki: _grpc.UnaryUnaryMultiCallable[_logs_service_pb2.PushLokiRequest, _logs_service_pb2.PushLokiResponse]
     """Stores a batch in Loki's push format."""
     TailLogs: _grpc.UnaryStreamMultiCallable[_logs_service_pb2.TailLogsRequest, _logs_service_pb2.TailLogsResponse]
@@ -60,7 +62,9 @@ class LogsServiceAsyncStub(LogsServiceStub):
     are durable once the call returns.
     """
     IngestLogs: _aio.StreamUnaryMultiCallable[_logs_service_pb2.IngestLogsRequest, _logs_service_pb2.IngestLogsResponse]  # type: ignore[assignment]
-    """Stores a stream of batches; each batch is durable once the next is read."""
+    """Stores a stream of batches; every accepted entry is durable once the
+    response is returned.
+    """
     PushLoki: _aio.UnaryUnaryMultiCallable[_logs_service_pb2.PushLokiRequest, _logs_service_pb2.PushLokiResponse]  # type: ignore[assignment]
     """Stores a batch in Loki's push format."""
     TailLogs: _aio.UnaryStreamMultiCallable[_logs_service_pb2.TailLogsRequest, _logs_service_pb2.TailLogsResponse]  # type: ignore[assignment]
@@ -95,7 +99,9 @@ class LogsServiceServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_logs_service_pb2.IngestLogsRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_logs_service_pb2.IngestLogsResponse, _abc.Awaitable[_logs_service_pb2.IngestLogsResponse]]:
-        """Stores a stream of batches; each batch is durable once the next is read."""
+        """Stores a stream of batches; every accepted entry is durable once the
+        response is returned.
+        """
 
     @_abc_1.abstractmethod
     def PushLoki(

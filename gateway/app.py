@@ -1,0 +1,154 @@
+"""The Sanic edge: ``create_app(settings)`` builds the REST + WebSocket gateway.
+
+Routes come from the protos' ``google.api.http`` annotations (see
+``transcoding``); what is gateway business — auth, rate limits, request ids,
+health snapshot, WebSocket bridges, content negotiation — lives beside them.
+Backend clients are opened per worker in ``before_server_start`` and closed in
+``after_server_stop``; every exception is rendered by one handler.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+import time
+
+from sanic import Request, Sanic
+from sanic.response import HTTPResponse
+
+from botmon.runtime.config import Settings
+from botmon.runtime.context import new_request_id, request_id
+from gateway import handlers, openapi, ws
+from gateway.auth import PUBLIC_PATHS, Authenticator, bearer_token, bootstrap_admin_token, \
+    required_role
+from gateway.clients import Clients
+from gateway.errors import GatewayError, render_exception
+from gateway.limits import client_ip, rate_class, rate_key
+from gateway.telemetry import Telemetry
+from gateway.transcoding import load_routes
+
+__all__ = ["MAX_BODY_BYTES", "create_app"]
+
+log = logging.getLogger("botmon.gateway")
+
+#: Request bodies above this size are refused with 413.
+MAX_BODY_BYTES = 1024 * 1024
+BASE = "/api/v1/monitoring"
+_RID = re.compile(r"^[\w.:/+=@-]{1,128}$")
+_names = itertools.count(1)
+
+
+def _port(address: str) -> int:
+    return int(address.rpartition(":")[2])
+
+
+def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
+    """Build the gateway app (not started); several may live in one process."""
+    app = Sanic(name or f"botmon_gateway_{next(_names)}", configure_logging=False)
+    app.config.update({
+        "REQUEST_MAX_SIZE": MAX_BODY_BYTES,
+        "WEBSOCKET_MAX_SIZE": MAX_BODY_BYTES,
+        "MOTD": False,
+        "ACCESS_LOG": False,
+        "NOISY_EXCEPTIONS": False,
+        "FALLBACK_ERROR_FORMAT": "json",
+        "GRACEFUL_SHUTDOWN_TIMEOUT": 5.0,
+    })
+    app.ctx.settings = settings
+    app.ctx.telemetry = Telemetry()
+    app.ctx.authenticator = Authenticator(settings, bootstrap_admin_token(settings))
+    app.ctx.started = time.monotonic()
+    app.ctx.routes = load_routes()
+    app.error_handler.add(Exception, render_exception)
+
+    for index, route in enumerate(app.ctx.routes):
+        special, prepare, finish = handlers.SPECIAL.get(route.rpc, (None, None, None))
+        handler = special or handlers.rpc_handler(route, prepare, finish)
+        _add(app, handler, route.sanic_path, route.http_method, route.template,
+             name=f"{route.method.name}_{index}")
+    _add(app, handlers.live, f"{BASE}/health/live", "GET", f"{BASE}/health/live", name="live")
+    _add(app, handlers.ready, f"{BASE}/health/ready", "GET", f"{BASE}/health/ready",
+         name="ready")
+    for prefix in ("", BASE):
+        _add(app, openapi.openapi_json, f"{prefix}/openapi.json", "GET", f"{prefix}/openapi.json",
+             name=f"openapi{'_base' if prefix else ''}", public=True)
+        _add(app, openapi.docs_page, f"{prefix}/docs", "GET", f"{prefix}/docs",
+             name=f"docs{'_base' if prefix else ''}", public=True)
+        for stream, bridge in (("metrics", ws.metrics_socket), ("logs", ws.logs_socket)):
+            path = f"{prefix}/ws/{stream}"
+            app.add_websocket_route(bridge, path, name=f"ws_{stream}{'_base' if prefix else ''}",
+                                    ctx_template=path, ctx_role="viewer", ctx_public=False,
+                                    ctx_rate_class=stream, ctx_websocket=True)
+
+    @app.before_server_start
+    async def open_clients(app: Sanic) -> None:
+        app.ctx.clients = Clients(settings, port=_port(settings.http_addr))
+        app.ctx.clients.start()
+
+    @app.after_server_stop
+    async def close_clients(app: Sanic) -> None:
+        await app.ctx.clients.close()
+
+    app.on_request(_before, priority=100)
+    app.on_response(_after, priority=100)
+    return app
+
+
+def _add(app: Sanic, handler, path: str, method: str, template: str, *, name: str,
+         public: bool | None = None) -> None:
+    app.add_route(handler, path, methods=[method], name=name, ctx_template=template,
+                  ctx_role=required_role(method, template),
+                  ctx_public=template in PUBLIC_PATHS if public is None else public,
+                  ctx_rate_class=rate_class(method, template), ctx_websocket=False)
+
+
+async def _before(request: Request) -> None:
+    """Request id, then authentication and role, then the rate limit — before any backend call."""
+    given = request.headers.get("x-request-id", "")
+    rid = given if _RID.match(given) else new_request_id()
+    request.ctx.request_id = rid
+    request_id.set(rid)
+    request.ctx.started = time.perf_counter()
+    request.ctx.principal = None
+    route = request.route
+    if route is None or not hasattr(route.ctx, "template"):
+        return
+    ctx = route.ctx
+    app = request.app
+    if not ctx.public:
+        token = bearer_token(request.headers.get("authorization"))
+        if token is None and ctx.websocket:
+            token = request.args.get("access_token")
+        principal = app.ctx.authenticator.authenticate(token)
+        request.ctx.principal = principal
+        if not principal.allows(ctx.role):
+            raise GatewayError(403, f"role {principal.role!r} may not {request.method} "
+                                    f"{ctx.template}; it needs {ctx.role!r} or higher")
+    if ctx.rate_class == "health":
+        return
+    settings = app.ctx.settings
+    subject = request.ctx.principal.subject if request.ctx.principal else None
+    key = rate_key(ctx.rate_class, client_ip(request, settings.trusted_proxies), subject)
+    decision = await app.ctx.clients.limiter.check(ctx.rate_class, key)
+    request.ctx.rate_headers = decision.headers()
+    if not decision.allowed:
+        raise GatewayError(429, f"rate limit of the {ctx.rate_class!r} class exceeded "
+                                f"({decision.limit} requests per window); retry in "
+                                f"{decision.retry_after}s", headers=decision.headers())
+
+
+async def _after(request: Request, response: HTTPResponse) -> None:
+    rid = getattr(request.ctx, "request_id", None)
+    if rid:
+        response.headers["X-Request-ID"] = rid
+    for key, value in (getattr(request.ctx, "rate_headers", None) or {}).items():
+        response.headers.setdefault(key, value)
+    route = request.route
+    template = getattr(route.ctx, "template", "unmatched") if route else "unmatched"
+    started = getattr(request.ctx, "started", None)
+    elapsed = time.perf_counter() - started if started else 0.0
+    request.app.ctx.telemetry.observe(template, request.method, response.status, elapsed)
+    log.info("request", extra={"method": request.method, "path": request.path,
+                               "route": template, "status": response.status,
+                               "duration_ms": round(elapsed * 1000, 3)})

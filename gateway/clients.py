@@ -1,0 +1,55 @@
+"""What each gateway worker opens on its own event loop, and closes on stop."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+
+from botmon.runtime.channels import Backends
+from botmon.runtime.config import Settings
+from botmon.runtime.registration import Registration
+from gateway.ratelimit import create_limiter
+from gateway.readiness import Readiness
+from gateway.snapshot import HealthSnapshot
+from gateway.transcoding import Route
+
+__all__ = ["Clients"]
+
+log = logging.getLogger("botmon.gateway")
+
+
+class Clients:
+    """Backend channels, the rate limiter, the health snapshot, readiness and the heartbeat."""
+
+    def __init__(self, settings: Settings, *, port: int):
+        self.settings = settings
+        self.backends = Backends(settings)
+        self.limiter = create_limiter(settings)
+        # Several missed probe rounds (plus a deadline of slack) make the snapshot stale.
+        self.snapshot = HealthSnapshot(
+            self.backends, stale_after=3 * settings.probe_interval + settings.grpc_deadline)
+        self.readiness = Readiness(self.backends)
+        self.registration = Registration(self.backends, "gateway", port, self._details)
+        self._callables: dict[str, grpc.aio.UnaryUnaryMultiCallable] = {}
+
+    def _details(self) -> dict:
+        return {"rate_limiter": getattr(self.limiter, "backend", "unknown"),
+                "rate_limit_fail_open": bool(getattr(self.limiter, "fail_open_active", False))}
+
+    def callable(self, route: Route) -> grpc.aio.UnaryUnaryMultiCallable:
+        """The cached unary callable of ``route`` on its backend's channel."""
+        if route.grpc_path not in self._callables:
+            self._callables[route.grpc_path] = route.multicallable(
+                self.backends.channel(route.component))
+        return self._callables[route.grpc_path]
+
+    def start(self) -> None:
+        self.snapshot.start()
+        self.registration.start()
+
+    async def close(self) -> None:
+        await self.registration.stop()
+        await self.snapshot.stop()
+        await self.limiter.close()
+        await self.backends.close()

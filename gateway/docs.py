@@ -1,0 +1,110 @@
+"""The ``/docs`` page: self-contained HTML that reads ``openapi.json`` and tries routes."""
+
+from __future__ import annotations
+
+__all__ = ["DOCS_HTML"]
+
+# Everything inline: the page must work where no CDN can be reached.
+DOCS_HTML = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>botmon API</title>
+<style>
+body { font: 14px/1.4 system-ui, sans-serif; margin: 0 auto; max-width: 72rem; padding: 1rem; }
+header { display: flex; gap: 1rem; align-items: center; flex-wrap: wrap; }
+input, textarea, button { font: inherit; }
+#token { width: 28rem; }
+details { border: 1px solid #ccc; border-radius: 4px; margin: .4rem 0; padding: .3rem .6rem; }
+summary { cursor: pointer; }
+.verb { display: inline-block; width: 4.5rem; font-weight: bold; }
+.get { color: #0a6; } .post { color: #06c; } .delete { color: #c30; } .put { color: #a60; }
+table { border-collapse: collapse; margin: .4rem 0; }
+td { padding: .1rem .4rem; vertical-align: top; }
+textarea { width: 100%; min-height: 6rem; font-family: monospace; }
+pre { background: #f4f4f4; padding: .5rem; overflow: auto; max-height: 30rem; }
+</style>
+</head>
+<body>
+<header>
+  <h1>botmon Monitoring API</h1>
+  <label>Bearer token <input id="token" type="password" autocomplete="off"></label>
+  <a href="openapi.json">openapi.json</a>
+</header>
+<p id="intro">Loading the OpenAPI document&hellip;</p>
+<main id="routes"></main>
+<script>
+"use strict";
+const tokenInput = document.getElementById("token");
+tokenInput.value = sessionStorage.getItem("botmon-token") || "";
+tokenInput.addEventListener("change", () => sessionStorage.setItem("botmon-token", tokenInput.value));
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function operation(path, verb, op) {
+  const box = el("details");
+  box.append(el("summary", {}, el("span", {class: "verb " + verb}, verb.toUpperCase()),
+                path + " \\u2014 " + (op.summary || "")));
+  if (op.description) box.append(el("p", {}, op.description));
+  const inputs = {};
+  const table = el("table");
+  for (const p of op.parameters || []) {
+    const input = el("input", {placeholder: p.in + (p.required ? ", required" : "")});
+    inputs[p.name] = [p, input];
+    table.append(el("tr", {}, el("td", {}, p.name), el("td", {}, input),
+                    el("td", {}, p.description || "")));
+  }
+  if (table.children.length) box.append(table);
+  let body = null;
+  if (op.requestBody) {
+    body = el("textarea", {placeholder: "JSON request body"});
+    box.append(body);
+  }
+  const out = el("pre");
+  const send = el("button", {}, "Send");
+  send.addEventListener("click", async () => {
+    let url = path;
+    const query = new URLSearchParams();
+    for (const [name, [p, input]] of Object.entries(inputs)) {
+      if (!input.value) continue;
+      if (p.in === "path") url = url.replace("{" + name + "}", encodeURIComponent(input.value));
+      else query.append(name, input.value);
+    }
+    if ([...query].length) url += "?" + query;
+    const headers = {};
+    if (tokenInput.value) headers["Authorization"] = "Bearer " + tokenInput.value;
+    if (body) headers["Content-Type"] = "application/json";
+    out.textContent = "\\u2026";
+    try {
+      const started = performance.now();
+      const resp = await fetch(url, {method: verb.toUpperCase(), headers,
+                                     body: body ? body.value : undefined});
+      const text = await resp.text();
+      let shown = text;
+      try { shown = JSON.stringify(JSON.parse(text), null, 2); } catch (e) {}
+      out.textContent = resp.status + " " + resp.statusText + " (" +
+        Math.round(performance.now() - started) + " ms)\\n\\n" + shown;
+    } catch (e) {
+      out.textContent = String(e);
+    }
+  });
+  box.append(send, out);
+  return box;
+}
+
+fetch("openapi.json").then(r => r.json()).then(doc => {
+  document.getElementById("intro").textContent = doc.info.description;
+  const routes = document.getElementById("routes");
+  for (const [path, ops] of Object.entries(doc.paths).sort()) {
+    for (const [verb, op] of Object.entries(ops)) routes.append(operation(path, verb, op));
+  }
+}).catch(e => { document.getElementById("intro").textContent = "Cannot load openapi.json: " + e; });
+</script>
+</body>
+</html>
+"""

@@ -1,0 +1,103 @@
+"""Every gateway error as Google's REST error body, and gRPC status -> HTTP (CONTRACT.md §5)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import grpc
+from sanic import Request
+from sanic.exceptions import SanicException
+from sanic.response import HTTPResponse, json
+
+from botmon.runtime.errors import BotmonError
+
+__all__ = ["HTTP_STATUS", "GatewayError", "error_response", "from_rpc_error", "render_exception"]
+
+log = logging.getLogger("botmon.gateway")
+
+#: gRPC code -> HTTP status, as grpc-gateway maps them; anything else is 500.
+HTTP_STATUS = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 412,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+# HTTP statuses the gateway raises itself, with the gRPC code name they stand for.
+_HTTP_CODE_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
+                    404: "NOT_FOUND", 405: "UNIMPLEMENTED", 408: "DEADLINE_EXCEEDED",
+                    409: "ALREADY_EXISTS", 412: "FAILED_PRECONDITION", 413: "INVALID_ARGUMENT",
+                    415: "INVALID_ARGUMENT", 416: "OUT_OF_RANGE", 429: "RESOURCE_EXHAUSTED",
+                    501: "UNIMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+
+
+class GatewayError(Exception):
+    """An error the gateway answers with; ``headers`` go onto the response."""
+
+    def __init__(self, status: int, message: str, *, code: str | None = None,
+                 details: list[Any] | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code or _HTTP_CODE_NAMES.get(status, "UNKNOWN" if status < 500 else "INTERNAL")
+        self.details = details or []
+        self.headers = headers or {}
+
+
+def error_response(error: GatewayError) -> HTTPResponse:
+    body = {"error": {"code": error.status, "status": error.code, "message": error.message,
+                      "details": error.details}}
+    return json(body, status=error.status, headers=error.headers)
+
+
+def from_rpc_error(exc: grpc.aio.AioRpcError, component: str) -> GatewayError:
+    """Map a failed backend call; connection failures name the service that is down."""
+    code = exc.code()
+    status = HTTP_STATUS.get(code, 500)
+    message = exc.details() or code.name
+    if code == grpc.StatusCode.UNAVAILABLE:
+        message = f"the {component} service is unavailable: {message}"
+    elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        message = f"the {component} service did not answer in time: {message}"
+    elif code == grpc.StatusCode.UNIMPLEMENTED:
+        message = f"not implemented yet by the {component} service: {message}"
+    elif status == 500:
+        log.warning("backend error", extra={"service": component, "grpc_code": code.name,
+                                            "detail": message})
+    return GatewayError(status, message, code=code.name)
+
+
+def render_exception(request: Request, exc: Exception) -> HTTPResponse:
+    """The app's one exception handler: every failure in the error format, never HTML."""
+    if isinstance(exc, GatewayError):
+        return error_response(exc)
+    if isinstance(exc, BotmonError):
+        return error_response(GatewayError(HTTP_STATUS.get(exc.code, 500), exc.message,
+                                           code=exc.code.name))
+    if isinstance(exc, SanicException) and exc.status_code < 500 or \
+            isinstance(exc, SanicException) and exc.status_code in (501, 503):
+        status = exc.status_code
+        message = str(exc) or exc.message
+        if status == 404:
+            message = f"no route for {request.method} {request.path}"
+        elif status == 405:
+            message = f"method {request.method} is not allowed on {request.path}"
+        elif status == 413:
+            message = (f"request body too large; the limit is "
+                       f"{request.app.config.REQUEST_MAX_SIZE} bytes")
+        headers = dict(getattr(exc, "headers", None) or {})
+        return error_response(GatewayError(status, message, headers=headers))
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return error_response(GatewayError(500, "internal error in the gateway; see its log",
+                                       code="INTERNAL"))

@@ -1,0 +1,166 @@
+"""HTTP handlers: the generic transcoded RPC call, and the few routes with gateway business.
+
+Special cases are keyed by RPC name in :data:`SPECIAL`; every other annotated
+RPC is served by :func:`rpc_handler` alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+import grpc
+from google.protobuf.message import Message
+from sanic import Request
+from sanic.response import HTTPResponse, json
+
+from botmon import __version__
+from botmon.runtime.channels import call_metadata
+from gateway.clients import Clients
+from gateway.debuginfo import gather_debug_info
+from gateway.errors import from_rpc_error
+from gateway.health_json import CONTENT_TYPE, health_json, http_status, wants_health_json
+from gateway.transcoding import Route, render
+
+__all__ = ["SPECIAL", "live", "ready", "rpc_handler"]
+
+Prepare = Callable[[Request, Message], None]
+Finish = Callable[[Request, Route, Message, int], HTTPResponse]
+
+#: Success status of RPCs that store what they are given (CONTRACT.md §6: 202 once stored);
+#: a servicer's ``x-http-code`` metadata still wins.
+ACCEPTED = frozenset({"botmon.logs.v1.LogsService.WriteLogs",
+                      "botmon.logs.v1.LogsService.PushLoki",
+                      "botmon.metrics.v1.MetricsService.RecordEvents"})
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _ascii(value: str) -> str:
+    return value if value.isascii() and value.isprintable() else quote(value, safe="")
+
+
+def caller_metadata(request: Request) -> tuple[tuple[str, str], ...]:
+    """Request id plus the authenticated caller, for the backend."""
+    principal = getattr(request.ctx, "principal", None)
+    if principal is None:
+        return call_metadata()
+    return (*call_metadata(), ("x-botmon-subject", _ascii(principal.subject)),
+            ("x-botmon-role", principal.role))
+
+
+def _http_code(metadata, default: int) -> int:
+    for key, value in metadata or ():
+        if key == "x-http-code" and str(value).isdigit() and 200 <= int(value) < 300:
+            return int(value)
+    return default
+
+
+async def call(clients: Clients, route: Route, message: Message,
+               request: Request) -> tuple[Message, int]:
+    """Call the RPC behind ``route`` with the deadline; return the reply and HTTP status."""
+    rpc = clients.callable(route)(message, timeout=clients.backends.deadline,
+                                  metadata=caller_metadata(request))
+    try:
+        reply = await rpc
+        initial = await rpc.initial_metadata()
+        trailing = await rpc.trailing_metadata()
+    except grpc.aio.AioRpcError as exc:
+        raise from_rpc_error(exc, route.component) from None
+    default = 202 if route.rpc in ACCEPTED else 200
+    return reply, _http_code(trailing, _http_code(initial, default))
+
+
+def rpc_handler(route: Route, prepare: Prepare | None = None,
+                finish: Finish | None = None) -> Callable[..., Awaitable[HTTPResponse]]:
+    """The handler of one transcoded route."""
+
+    async def handler(request: Request, **params: str) -> HTTPResponse:
+        message = route.bind(params, request.get_query_args(keep_blank_values=True),
+                             request.body if route.body else None)
+        if prepare:
+            prepare(request, message)
+        reply, status = await call(request.app.ctx.clients, route, message, request)
+        if finish:
+            return finish(request, route, reply, status)
+        return render(route, reply, status)
+
+    handler.__name__ = f"rpc_{route.method.name}"
+    return handler
+
+
+# ---------------------------------------------------------------- special routes
+
+async def health(request: Request, **_: str) -> HTTPResponse:
+    """``GET /health`` from the snapshot: no gRPC hop, never stale, never hanging."""
+    view = request.app.ctx.clients.snapshot.view()
+    stamp = _now()
+    if view.health is not None and view.health.HasField("timestamp") and not view.reason:
+        stamp = view.health.timestamp.ToJsonString()
+    body = {"status": view.status, "timestamp": stamp, "version": __version__}
+    if view.reason:
+        body["reason"] = view.reason
+    return json(body, status=503 if view.status == "unhealthy" else 200)
+
+
+def _detailed(request: Request, route: Route, reply: Message, status: int) -> HTTPResponse:
+    limiter = request.app.ctx.clients.limiter
+    if getattr(limiter, "fail_open_active", False):
+        reply.notes.append("rate limiter: Redis is unreachable; requests are let through "
+                           "(fail-open)")
+    if wants_health_json(request.headers.get("accept")):
+        doc = health_json(reply)
+        return json(doc, status=http_status(doc), content_type=CONTENT_TYPE)
+    return render(route, reply, status)
+
+
+def _prometheus_format(request: Request, message: Message) -> None:
+    if not message.format:
+        accept = (request.headers.get("accept") or "").lower()
+        message.format = "openmetrics" if "application/openmetrics-text" in accept else "text"
+
+
+def _prometheus(request: Request, route: Route, reply: Message, status: int) -> HTTPResponse:
+    body = reply.body
+    body.data = request.app.ctx.telemetry.append_to(
+        body.data, request.app.ctx.clients.limiter,
+        openmetrics="openmetrics" in body.content_type)
+    return render(route, reply, status)
+
+
+async def debug_info(request: Request, **_: str) -> HTTPResponse:
+    """Every process's debug figures, summed in ``debug``; admin only (by its path)."""
+    clients: Clients = request.app.ctx.clients
+    principal = request.ctx.principal
+    return json(await gather_debug_info(clients.backends, request.app.ctx.settings,
+                                        (("x-botmon-subject", _ascii(principal.subject)),
+                                         ("x-botmon-role", principal.role))))
+
+
+async def live(request: Request) -> HTTPResponse:
+    """The process answers; no dependency is consulted."""
+    return json({"status": "live", "timestamp": _now(), "version": __version__,
+                 "uptime_seconds": round(time.monotonic() - request.app.ctx.started, 3)})
+
+
+async def ready(request: Request) -> HTTPResponse:
+    """200 when every backend's grpc.health.v1 says SERVING, else 503 listing the others."""
+    states = await request.app.ctx.clients.readiness.check()
+    not_ready = sorted(name for name, state in states.items() if state != "SERVING")
+    body = {"status": "not_ready" if not_ready else "ready", "timestamp": _now(),
+            "services": states, "not_ready": not_ready}
+    return json(body, status=503 if not_ready else 200)
+
+
+#: RPC name -> (handler, or None for the generic one, prepare hook, finish hook).
+SPECIAL: dict[str, tuple[Callable | None, Prepare | None, Finish | None]] = {
+    "botmon.health.v1.HealthService.GetHealth": (health, None, None),
+    "botmon.health.v1.HealthService.GetDetailedHealth": (None, None, _detailed),
+    "botmon.metrics.v1.MetricsService.GetPrometheusMetrics": (None, _prometheus_format,
+                                                              _prometheus),
+    "botmon.debug.v1.DebugService.GetDebugInfo": (debug_info, None, None),
+}

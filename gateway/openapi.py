@@ -1,0 +1,276 @@
+"""OpenAPI 3 description generated from the route table and the proto descriptors.
+
+``GET /openapi.json`` serves it; ``GET /docs`` serves a self-contained page
+(no CDN) that lists the routes and tries them with ``fetch``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from sanic import Request
+from sanic.response import HTTPResponse, html, json
+
+from botmon import __version__
+from gateway.auth import PUBLIC_PATHS, required_role
+from gateway.docs import DOCS_HTML
+from gateway.handlers import ACCEPTED
+from gateway.limits import rate_class
+from gateway.transcoding import Route, load_routes
+
+__all__ = ["build_openapi", "docs_page", "openapi_json"]
+
+BASE = "/api/v1/monitoring"
+_T = FieldDescriptor
+_SCALARS = {
+    _T.TYPE_DOUBLE: {"type": "number", "format": "double"},
+    _T.TYPE_FLOAT: {"type": "number", "format": "float"},
+    _T.TYPE_INT64: {"type": "integer", "format": "int64"},
+    _T.TYPE_UINT64: {"type": "integer", "format": "int64", "minimum": 0},
+    _T.TYPE_INT32: {"type": "integer", "format": "int32"},
+    _T.TYPE_FIXED64: {"type": "integer", "format": "int64", "minimum": 0},
+    _T.TYPE_FIXED32: {"type": "integer", "format": "int32", "minimum": 0},
+    _T.TYPE_BOOL: {"type": "boolean"},
+    _T.TYPE_STRING: {"type": "string"},
+    _T.TYPE_BYTES: {"type": "string", "format": "byte"},
+    _T.TYPE_UINT32: {"type": "integer", "format": "int32", "minimum": 0},
+    _T.TYPE_SFIXED32: {"type": "integer", "format": "int32"},
+    _T.TYPE_SFIXED64: {"type": "integer", "format": "int64"},
+    _T.TYPE_SINT32: {"type": "integer", "format": "int32"},
+    _T.TYPE_SINT64: {"type": "integer", "format": "int64"},
+}
+_WELL_KNOWN = {
+    "google.protobuf.Timestamp": {"type": "string", "format": "date-time",
+                                  "description": "RFC 3339 UTC, e.g. 2024-01-15T10:00:00Z; "
+                                                 "requests also accept Unix seconds"},
+    "google.protobuf.Duration": {"type": "string", "example": "1.5s"},
+    "google.protobuf.Struct": {"type": "object", "additionalProperties": True},
+    "google.protobuf.Value": {"description": "any JSON value"},
+    "google.protobuf.ListValue": {"type": "array", "items": {}},
+    "google.protobuf.Empty": {"type": "object"},
+}
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {
+        "type": "object",
+        "required": ["code", "status", "message", "details"],
+        "properties": {
+            "code": {"type": "integer", "description": "HTTP status"},
+            "status": {"type": "string", "description": "gRPC code name, e.g. INVALID_ARGUMENT"},
+            "message": {"type": "string", "description": "what went wrong and what to fix"},
+            "details": {"type": "array", "items": {}},
+        },
+    }},
+}
+_ERRORS = {"400": "Bad input; the message names the field and what to fix",
+           "401": "Missing or bad credentials (WWW-Authenticate: Bearer)",
+           "403": "The caller's role is too low",
+           "404": "Not found", "413": "Request body over 1 MiB",
+           "429": "Rate limit exceeded (Retry-After)",
+           "501": "Not implemented yet by its service",
+           "503": "A backend service is unavailable (the message names it)",
+           "504": "A backend service did not answer in time"}
+
+
+class _Schemas:
+    """Collects component schemas of the messages reachable from the routes."""
+
+    def __init__(self) -> None:
+        self.components: dict[str, Any] = {"Error": _ERROR}
+
+    def field(self, fd: FieldDescriptor) -> dict[str, Any]:
+        if fd.type == _T.TYPE_MESSAGE and fd.message_type.GetOptions().map_entry:
+            return {"type": "object",
+                    "additionalProperties": self.single(fd.message_type.fields_by_name["value"])}
+        item = self.single(fd)
+        if fd.is_repeated:
+            return {"type": "array", "items": item}
+        if fd.has_presence:
+            return {**item, "nullable": True} if "$ref" not in item \
+                else {"allOf": [item], "nullable": True}
+        return item
+
+    def single(self, fd: FieldDescriptor) -> dict[str, Any]:
+        if fd.type == _T.TYPE_MESSAGE:
+            return self.message(fd.message_type)
+        if fd.type == _T.TYPE_ENUM:
+            return {"type": "string", "enum": [v.name for v in fd.enum_type.values]}
+        return dict(_SCALARS[fd.type])
+
+    def message(self, descriptor: Descriptor) -> dict[str, Any]:
+        name = descriptor.full_name
+        if name in _WELL_KNOWN:
+            return dict(_WELL_KNOWN[name])
+        if name not in self.components:
+            self.components[name] = {}  # placeholder first: messages may be recursive
+            self.components[name] = {
+                "type": "object",
+                "properties": {fd.name: self.field(fd) for fd in descriptor.fields},
+            }
+        return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _query_parameters(descriptor: Descriptor, bound: set[str], prefix: str = "",
+                      depth: int = 0) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = []
+    for fd in descriptor.fields:
+        if not prefix and fd.name in bound:
+            continue
+        name = prefix + fd.name
+        if fd.type == _T.TYPE_MESSAGE:
+            full = fd.message_type.full_name
+            if fd.message_type.GetOptions().map_entry:
+                params.append({"name": name, "in": "query", "style": "deepObject",
+                               "explode": True, "schema": {"type": "object",
+                                                           "additionalProperties": {
+                                                               "type": "string"}},
+                               "description": f"map entries as {name}.<key>=<value> or "
+                                              f"{name}[<key>]=<value>"})
+            elif full == "google.protobuf.Timestamp":
+                params.append({"name": name, "in": "query",
+                               "schema": {"type": "string"},
+                               "description": "RFC 3339 time or Unix seconds"})
+            elif not fd.is_repeated and depth < 3 and full not in _WELL_KNOWN:
+                params.extend(_query_parameters(fd.message_type, set(), name + ".", depth + 1))
+            continue
+        schema = _Schemas().single(fd)
+        if fd.is_repeated:
+            params.append({"name": name, "in": "query", "style": "form", "explode": True,
+                           "schema": {"type": "array", "items": schema},
+                           "description": "repeat the parameter or give a comma list"})
+        else:
+            params.append({"name": name, "in": "query", "schema": schema})
+    return params
+
+
+def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
+    request_type, response_type = route.method.input_type, route.method.output_type
+    params = [{"name": f, "in": "path", "required": True, "schema": {"type": "string"}}
+              for _, f in route.path_fields]
+    bound = {f.split(".")[0] for _, f in route.path_fields}
+    op: dict[str, Any] = {
+        "operationId": route.method.name,
+        "tags": [route.component],
+        "summary": f"{route.service.name}.{route.method.name}",
+        "description": f"gRPC `{route.rpc}`. Role: {required_role(route.http_method, route.template)}; "
+                       f"rate-limit class: {rate_class(route.http_method, route.template)}.",
+    }
+    if route.body == "*":
+        bound.update(fd.name for fd in request_type.fields)
+        body_schema = schemas.message(request_type)
+    elif route.body:
+        bound.add(route.body)
+        body_schema = schemas.field(request_type.fields_by_name[route.body])
+    if route.body:
+        op["requestBody"] = {"required": True,
+                             "content": {"application/json": {"schema": body_schema}}}
+    params.extend(_query_parameters(request_type, bound))
+    if params:
+        op["parameters"] = params
+    success = "202" if route.rpc in ACCEPTED else "200"
+    if route.response_body:
+        fd = response_type.fields_by_name[route.response_body]
+        if fd.type == _T.TYPE_MESSAGE and fd.message_type.full_name == "google.api.HttpBody":
+            content = {"text/plain": {"schema": {"type": "string"}},
+                       "application/openmetrics-text": {"schema": {"type": "string"}}}
+        else:
+            content = {"application/json": {"schema": schemas.field(fd)}}
+    else:
+        content = {"application/json": {"schema": schemas.message(response_type)}}
+    responses: dict[str, Any] = {success: {"description": "OK", "content": content}}
+    if route.rpc == "botmon.alerts.v1.AlertsService.ConfigureAlertRule":
+        responses["201"] = {"description": "Created", "content": content}
+    for code in _ERRORS:
+        responses[code] = {"$ref": f"#/components/responses/E{code}"}
+    op["responses"] = responses
+    if route.template in PUBLIC_PATHS:
+        op["security"] = []
+    return op
+
+
+def _gateway_paths() -> dict[str, Any]:
+    error = {"$ref": "#/components/responses/E503"}
+    probe = {"type": "object", "additionalProperties": True}
+    paths: dict[str, Any] = {
+        f"{BASE}/health/live": {"get": {
+            "operationId": "Live", "tags": ["gateway"], "security": [],
+            "summary": "Liveness: the gateway process answers (no dependency checks)",
+            "responses": {"200": {"description": "alive", "content": {
+                "application/json": {"schema": probe}}}}}},
+        f"{BASE}/health/ready": {"get": {
+            "operationId": "Ready", "tags": ["gateway"], "security": [],
+            "summary": "Readiness: every backend's grpc.health.v1 Check says SERVING",
+            "responses": {"200": {"description": "ready", "content": {
+                "application/json": {"schema": probe}}}, "503": error}}},
+        "/openapi.json": {"get": {"operationId": "OpenApi", "tags": ["gateway"], "security": [],
+                                  "summary": "This document (also under the base path)",
+                                  "responses": {"200": {"description": "OpenAPI 3"}}}},
+        "/docs": {"get": {"operationId": "Docs", "tags": ["gateway"], "security": [],
+                          "summary": "A page to read and try the API (also under the base path)",
+                          "responses": {"200": {"description": "HTML"}}}},
+    }
+    streams = {
+        "metrics": ("StreamMetrics", "Query: `metrics=cpu_usage,memory_usage` (all when "
+                    "absent), `interval` seconds >= 1 (default 1). Frames: `{\"type\": "
+                    "\"metric_update\", \"metric\", \"value\", \"timestamp\"}` plus `dropped` "
+                    "when messages were dropped for a slow reader."),
+        "logs": ("TailLogs", "Query: the filters of GET /logs (`level`, `service`, `q`, "
+                 "`metadata.<key>`). Frames: `{\"type\": \"log\", \"log\": {...entry...}}` plus "
+                 "`dropped`."),
+    }
+    for stream, (rpc, text) in streams.items():
+        for path in (f"/ws/{stream}", f"{BASE}/ws/{stream}"):
+            paths[path] = {"get": {
+                "operationId": f"WebSocket{stream.title()}{'Base' if path.startswith(BASE) else ''}",
+                "tags": ["websocket"],
+                "summary": f"WebSocket bridge onto {rpc} (role viewer; rate class {stream})",
+                "description": text + " Authenticate with the Authorization header or the "
+                               "`access_token` query parameter. Bad parameters close the "
+                               "socket with 1008 after a JSON error frame.",
+                "parameters": [{"name": "access_token", "in": "query",
+                                "schema": {"type": "string"}}],
+                "responses": {"101": {"description": "Switching Protocols"},
+                              "401": {"$ref": "#/components/responses/E401"},
+                              "429": {"$ref": "#/components/responses/E429"}},
+            }}
+    return paths
+
+
+@cache
+def build_openapi() -> dict[str, Any]:
+    """The whole OpenAPI 3.0 document."""
+    schemas = _Schemas()
+    paths: dict[str, Any] = {}
+    for route in load_routes():
+        template = route.template
+        paths.setdefault(template, {})[route.http_method.lower()] = _operation(route, schemas)
+    paths.update(_gateway_paths())
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "botmon Monitoring API", "version": __version__,
+                 "description": "REST + WebSocket surface of botmon, transcoded from its gRPC "
+                                "services. Errors use Google's REST error body."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
+                                               "description": "static token or JWT "
+                                                              "(HS256/RS256)"}},
+            "schemas": schemas.components,
+            "responses": {f"E{code}": {"description": text, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Error"}}}}
+                for code, text in _ERRORS.items()},
+        },
+    }
+
+
+async def openapi_json(request: Request) -> HTTPResponse:
+    return json(build_openapi())
+
+
+async def docs_page(request: Request) -> HTTPResponse:
+    return html(DOCS_HTML)

@@ -1,0 +1,124 @@
+"""Delivers the outbox: each row on its own task, retried with backoff, recorded in history.
+
+A row is marked done only after its receiver accepted it, so a notification
+written in the same commit as its transition is sent even if the process dies
+right after that commit. Rows run concurrently, so a slow or failing channel
+never holds up another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+
+from services.alerts.notifiers import Notifiers, Outcome, describe_target
+from services.alerts.store import AlertsStore, OutboxRow, history_row
+
+__all__ = ["Backoff", "Dispatcher", "delivery_record"]
+
+log = logging.getLogger("botmon.alerts.dispatcher")
+
+MAX_IN_FLIGHT = 200
+
+
+class Backoff:
+    """Exponential backoff with equal jitter: half the step fixed, half random."""
+
+    def __init__(self, initial: float, maximum: float, rng: random.Random | None = None):
+        self.initial, self.maximum = initial, maximum
+        self._rng = rng or random.Random()
+
+    def delay(self, attempt: int) -> float:
+        step = min(self.maximum, self.initial * 2 ** (attempt - 1))
+        return step / 2 + self._rng.uniform(0, step / 2)
+
+
+def delivery_record(channel: str, target: object, kind: str, attempt: int, outcome: Outcome,
+                    now: float) -> dict:
+    """A delivery attempt as history stores it (the Delivery message's fields)."""
+    return {"channel": channel, "target": describe_target(channel, target), "kind": kind,
+            "attempt": attempt, "status_code": outcome.status_code, "error": outcome.error,
+            "success": outcome.success, "time": now}
+
+
+class Dispatcher:
+    """Runs while this replica leads; ``wake()`` when new rows were committed."""
+
+    def __init__(self, store: AlertsStore, notifiers: Notifiers, *, attempts: int,
+                 backoff: Backoff, poll: float, clock: Callable[[], float] = time.time):
+        self.store = store
+        self.notifiers = notifiers
+        self.attempts = attempts
+        self.backoff = backoff
+        self.poll = poll
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._inflight: dict[int, asyncio.Task] = {}
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Deliver until cancelled; cancelling also cancels deliveries in flight."""
+        try:
+            while True:
+                self._wake.clear()
+                timeout = self.poll
+                try:
+                    timeout = await self._round()
+                except Exception:
+                    log.exception("outbox scan failed; retrying")
+                try:
+                    await asyncio.wait_for(self._wake.wait(), max(0.01, timeout))
+                except TimeoutError:
+                    pass
+        finally:
+            tasks = list(self._inflight.values())
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._inflight.clear()
+
+    async def _round(self) -> float:
+        """Start every due row there is room for; return how long to sleep."""
+        now = self.clock()
+        room = MAX_IN_FLIGHT - len(self._inflight)
+        if room <= 0:
+            return self.poll
+        for row in await self.store.due(now, room, exclude=self._inflight):
+            task = asyncio.create_task(self._deliver(row), name=f"deliver-{row.id}")
+            self._inflight[row.id] = task
+        upcoming = await self.store.next_due(exclude=self._inflight)
+        if upcoming is None:
+            return self.poll
+        return min(self.poll, upcoming - self.clock())
+
+    async def _deliver(self, row: OutboxRow) -> None:
+        try:
+            outcome = await self.notifiers.send(row.channel, row.target, row.secret, row.payload)
+            now = self.clock()
+            row.attempts += 1
+            if outcome.success:
+                status, next_at = "done", now
+            elif outcome.retryable and row.attempts < self.attempts:
+                status, next_at = "pending", now + self.backoff.delay(row.attempts)
+            else:
+                status, next_at = "failed", now
+            record = delivery_record(row.channel, row.target, row.kind, row.attempts, outcome, now)
+            history = history_row(now, row.alert_id, row.rule, row.severity, "delivery",
+                                  value=row.payload.get("current_value"), detail=status,
+                                  delivery=record)
+            await self.store.record_attempt(row, status=status, next_attempt_at=next_at,
+                                            error=outcome.error, history=history)
+            if not outcome.success:
+                log.warning("delivery failed", extra={
+                    "channel": row.channel, "alert_id": row.alert_id, "kind": row.kind,
+                    "attempt": row.attempts, "error": outcome.error, "next": status})
+        except Exception:
+            log.exception("recording a delivery failed", extra={"outbox_id": row.id})
+        finally:
+            self._inflight.pop(row.id, None)
+            self._wake.set()

@@ -1,0 +1,76 @@
+"""E-mail over SMTP with an asyncio client; STARTTLS and login as configured."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+import aiosmtplib
+
+from services.alerts.notifiers.outcome import Outcome
+from services.alerts.notifiers.text import Context, headline, value_text
+from services.alerts.rfc3339 import rfc3339
+
+__all__ = ["Smtp", "build"]
+
+
+def build(payload: dict[str, Any], sender: str, recipients: list[str], ctx: Context) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = f"{headline(payload)}: {payload['message']}"[:200]
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = make_msgid(domain="botmon")
+    message["X-Botmon-Alert-Id"] = payload["alert_id"]
+    message["X-Botmon-Status"] = payload["kind"]
+    lines = [
+        headline(payload), "", payload["message"], "",
+        f"Rule:       {payload['rule']}",
+        f"Severity:   {payload['severity']}",
+        f"Metric:     {payload['metric']}",
+        f"Value:      {value_text(payload)} (threshold {payload['threshold']:g})",
+        f"Since:      {rfc3339(payload['triggered_at'])}",
+        f"Alert:      {payload['alert_id']}",
+    ]
+    if payload.get("resolved_at"):
+        lines.append(f"Resolved:   {rfc3339(payload['resolved_at'])}")
+    if payload.get("acknowledged_at"):
+        lines.append(f"Acknowledged by {payload['acknowledged_by']}: {payload.get('notes', '')}")
+    lines += ["", f"History: {ctx.history_url(payload['alert_id'])}"]
+    message.set_content("\n".join(lines) + "\n")
+    return message
+
+
+class Smtp:
+    """The configured SMTP server; each send opens its own connection, bounded by a timeout."""
+
+    def __init__(self, host: str, port: int, *, user: str | None, password: str | None,
+                 starttls: bool, sender: str):
+        self.host, self.port = host, port
+        self.user, self.password = user, password
+        self.starttls, self.sender = starttls, sender
+
+    async def send(self, message: EmailMessage, recipients: list[str], deadline: float) -> Outcome:
+        client = aiosmtplib.SMTP(hostname=self.host, port=self.port, timeout=deadline,
+                                 start_tls=self.starttls)
+        try:
+            async with client:
+                if self.user:
+                    await client.login(self.user, self.password or "")
+                errors, _ = await client.send_message(message, sender=self.sender,
+                                                      recipients=recipients)
+                # send_message raises unless DATA was answered 250, so 250 is the reply here.
+                if errors:
+                    refused = ", ".join(f"{r} ({e.code})" for r, e in errors.items())
+                    return Outcome(250, True, f"refused: {refused}")
+                return Outcome(250, True)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            return Outcome.failure(f"all recipients refused: {exc}", status_code=codes[0],
+                                   retryable=all(400 <= c < 500 for c in codes))
+        except aiosmtplib.SMTPResponseException as exc:
+            return Outcome.failure(f"SMTP {exc.code}: {exc.message}", status_code=exc.code,
+                                   retryable=400 <= exc.code < 500)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            return Outcome.failure(f"{type(exc).__name__}: {exc}")

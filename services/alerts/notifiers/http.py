@@ -1,0 +1,24 @@
+"""POSTing a JSON body to a receiver, within a deadline, never raising."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from services.alerts.notifiers.outcome import Outcome
+
+__all__ = ["post_json"]
+
+
+async def post_json(session: aiohttp.ClientSession, url: str, body: bytes, deadline: float,
+                    headers: dict[str, str] | None = None) -> Outcome:
+    """POST ``body`` (already serialised, so a signature covers exactly these bytes)."""
+    try:
+        async with session.post(url, data=body, allow_redirects=False,
+                                headers={"Content-Type": "application/json", **(headers or {})},
+                                timeout=aiohttp.ClientTimeout(total=deadline)) as response:
+            text = await response.text(errors="replace")
+            return Outcome.from_http(response.status, text)
+    except TimeoutError:
+        return Outcome.failure(f"no answer within {deadline:g}s")
+    except (aiohttp.ClientError, OSError) as exc:
+        return Outcome.failure(f"{type(exc).__name__}: {exc}".rstrip(": "))

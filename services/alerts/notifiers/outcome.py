@@ -1,0 +1,29 @@
+"""The result of one delivery attempt to one channel target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Outcome"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """HTTP status or SMTP reply code (0 when none came), and whether to try again."""
+
+    status_code: int
+    success: bool
+    error: str = ""
+    retryable: bool = False
+
+    @classmethod
+    def from_http(cls, status: int, text: str) -> Outcome:
+        if 200 <= status < 300:
+            return cls(status, True)
+        # Rate limits, timeouts and server errors pass; any other client error will not.
+        retryable = status in (408, 425, 429) or status >= 500
+        return cls(status, False, f"HTTP {status}: {text[:200]}", retryable)
+
+    @classmethod
+    def failure(cls, error: str, *, status_code: int = 0, retryable: bool = True) -> Outcome:
+        return cls(status_code, False, error, retryable)

@@ -1,0 +1,365 @@
+"""Rules, alerts, silences, history and the notification outbox, in the suite's store.
+
+Every write that other replicas must notice (rules, acknowledgements,
+silences) bumps ``alerts_version`` in the same transaction, so the leader
+reloads its in-memory state only when something changed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from botmon.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.alerts.alert import ACTIVE, Alert
+from services.alerts.database import PostgresStore, SqliteStore, open_database
+from services.alerts.lifecycle import Changes, Notice
+from services.alerts.rule import Rule
+from services.alerts.schema import create_schema
+from services.alerts.silence import Matcher, Silence
+
+__all__ = ["ACK_CHANNELS", "AlertsStore", "OutboxRow"]
+
+#: Channels told about an acknowledgement: PagerDuty acts on it, chat rooms announce it.
+ACK_CHANNELS = ("pagerduty", "slack", "teams")
+
+_ALERT_COLUMNS = (
+    "alert_id", "rule", "fingerprint", "state", "severity", "rule_spec", "rule_secret",
+    "rule_update_time", "triggered_at", "fired_at", "resolved_at", "cleared_at", "current_value",
+    "message", "labels", "notified", "last_notified_at", "silenced")
+# Acknowledgement columns are written by AcknowledgeAlert only, so the evaluator never undoes one.
+_UPSERT_ALERT = (
+    f"INSERT INTO alerts_alerts ({', '.join(_ALERT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _ALERT_COLUMNS)}) ON CONFLICT (alert_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _ALERT_COLUMNS[1:]))
+_INSERT_HISTORY = (
+    "INSERT INTO alerts_history (time, alert_id, rule, severity, kind, from_state, to_state, "
+    "value, detail, delivery) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT_OUTBOX = (
+    "INSERT INTO alerts_outbox (alert_id, rule, severity, kind, channel, target, secret, payload, "
+    "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_BUMP = "UPDATE alerts_version SET version = version + 1 WHERE id = 1"
+
+
+@dataclass
+class OutboxRow:
+    """One notification to one channel target, until delivered or given up."""
+
+    id: int
+    alert_id: str
+    rule: str
+    severity: str
+    kind: str
+    channel: str
+    target: Any
+    secret: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+def _alert_row(alert: Alert) -> tuple:
+    rule = alert.rule
+    return (alert.alert_id, rule.name, alert.fingerprint, alert.state, rule.severity,
+            rule.to_json(), rule.secret, rule.update_time, alert.triggered_at, alert.fired_at,
+            alert.resolved_at, alert.cleared_at, alert.current_value, alert.message,
+            json.dumps(alert.labels, sort_keys=True), int(alert.notified), alert.last_notified_at,
+            int(alert.silenced))
+
+
+def _alert(row: dict[str, Any]) -> Alert:
+    rule = Rule.from_json(row["rule_spec"], secret=row["rule_secret"],
+                          update_time=row["rule_update_time"])
+    return Alert(alert_id=row["alert_id"], rule=rule, state=row["state"],
+                 triggered_at=row["triggered_at"], current_value=row["current_value"],
+                 message=row["message"], fired_at=row["fired_at"], resolved_at=row["resolved_at"],
+                 cleared_at=row["cleared_at"], acknowledged_by=row["acknowledged_by"],
+                 acknowledged_at=row["acknowledged_at"], notes=row["notes"],
+                 notified=bool(row["notified"]), last_notified_at=row["last_notified_at"],
+                 silenced=bool(row["silenced"]), labels=json.loads(row["labels"]),
+                 fingerprint=row["fingerprint"])
+
+
+def _rule(row: dict[str, Any]) -> Rule:
+    return Rule.from_json(row["spec"], secret=row["secret"], create_time=row["create_time"],
+                          update_time=row["update_time"])
+
+
+def _silence(row: dict[str, Any]) -> Silence:
+    matchers = tuple(Matcher(**m) for m in json.loads(row["matchers"]))
+    return Silence(silence_id=row["silence_id"], matchers=matchers, starts_at=row["starts_at"],
+                   ends_at=row["ends_at"], created_by=row["created_by"], comment=row["comment"])
+
+
+def outbox_rows(notice: Notice, channels: Sequence[str] | None = None) -> list[tuple]:
+    """The outbox rows of a notice: one per channel target of the alert's rule."""
+    alert = notice.alert
+    payload = json.dumps({**alert.snapshot(), "kind": notice.kind})
+    return [(alert.alert_id, alert.rule.name, alert.rule.severity, notice.kind, channel,
+             json.dumps(target), secret, payload, notice.due_at, notice.due_at)
+            for channel, target, secret in alert.rule.targets()
+            if channels is None or channel in channels]
+
+
+def history_row(time: float, alert_id: str, rule: str, severity: str, kind: str, *,
+                from_state: str = "", to_state: str = "", value: float | None = None,
+                detail: str = "", delivery: dict | None = None) -> tuple:
+    return (time, alert_id, rule, severity, kind, from_state, to_state, value, detail,
+            json.dumps(delivery) if delivery is not None else None)
+
+
+def _encode_token(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"h:{last_id}".encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        prefix, _, value = raw.partition(":")
+        if prefix != "h" or not value.isdigit():
+            raise ValueError
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidArgument("page_token is not a token this service returned; "
+                              "pass next_page_token from the previous page") from None
+
+
+class AlertsStore:
+    """The alerts service's persistent state."""
+
+    def __init__(self, db: SqliteStore | PostgresStore):
+        self.db = db
+
+    @classmethod
+    async def open(cls, store_url: str, deadline: float) -> AlertsStore:
+        db = await open_database(store_url, deadline)
+        await create_schema(db)
+        return cls(db)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    # -- rules ---------------------------------------------------------------
+
+    async def install_defaults(self, rules: Iterable[Rule], now: float) -> bool:
+        """Store the default rules once per store; never again, even after they are deleted."""
+        async with self.db.transaction() as tx:
+            first = await tx.execute("INSERT INTO alerts_meta (key, value) VALUES "
+                                     "('defaults_installed', '1') ON CONFLICT (key) DO NOTHING")
+            if not first:
+                return False
+            await tx.executemany(
+                "INSERT INTO alerts_rules (name, spec, secret, create_time, update_time) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                [(r.name, r.to_json(), r.secret, now, now) for r in rules])
+            await tx.execute(_BUMP)
+        return True
+
+    async def put_rule(self, rule: Rule, now: float) -> tuple[Rule, bool]:
+        """Create or replace the rule; returns it as stored and whether it is new."""
+        async with self.db.transaction() as tx:
+            rows = await tx.fetch(
+                "SELECT create_time, update_time FROM alerts_rules WHERE name = ?", (rule.name,))
+            created = not rows
+            create_time = now if created else rows[0]["create_time"]
+            # The update time identifies the rule's version, so a replacement must change it.
+            update_time = now if created else max(now, rows[0]["update_time"] + 1e-6)
+            await tx.execute(
+                "INSERT INTO alerts_rules (name, spec, secret, create_time, update_time) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, "
+                "secret = excluded.secret, update_time = excluded.update_time",
+                (rule.name, rule.to_json(), rule.secret, create_time, update_time))
+            await tx.execute(_BUMP)
+        stored = Rule.from_json(rule.to_json(), secret=rule.secret, create_time=create_time,
+                                update_time=update_time)
+        return stored, created
+
+    async def delete_rule(self, name: str) -> None:
+        async with self.db.transaction() as tx:
+            if not await tx.execute("DELETE FROM alerts_rules WHERE name = ?", (name,)):
+                raise NotFound(f"no alert rule named {name!r}; GET /alerts/rules lists them")
+            await tx.execute(_BUMP)
+
+    async def get_rule(self, name: str) -> Rule:
+        rows = await self.db.fetch("SELECT * FROM alerts_rules WHERE name = ?", (name,))
+        if not rows:
+            raise NotFound(f"no alert rule named {name!r}; GET /alerts/rules lists them")
+        return _rule(rows[0])
+
+    async def list_rules(self) -> list[Rule]:
+        return [_rule(r) for r in await self.db.fetch("SELECT * FROM alerts_rules ORDER BY name")]
+
+    # -- evaluator state -----------------------------------------------------
+
+    async def version(self) -> int:
+        rows = await self.db.fetch("SELECT version FROM alerts_version WHERE id = 1")
+        return int(rows[0]["version"])
+
+    async def load(self, now: float) -> tuple[int, list[Rule], list[Alert], list[Silence]]:
+        """Everything the evaluator holds in memory, read consistently, with its version."""
+        async with self.db.transaction() as tx:
+            version = (await tx.fetch("SELECT version FROM alerts_version WHERE id = 1"))[0]
+            rules = [_rule(r) for r in await tx.fetch("SELECT * FROM alerts_rules")]
+            alerts = [_alert(r) for r in await tx.fetch(
+                "SELECT * FROM alerts_alerts WHERE state IN ('pending', 'firing')")]
+            silences = [_silence(r) for r in await tx.fetch(
+                "SELECT * FROM alerts_silences WHERE ends_at > ?", (now,))]
+        return int(version["version"]), rules, alerts, silences
+
+    async def apply(self, changes: Changes) -> int:
+        """Write one cycle's changes in one transaction; returns the outbox rows written."""
+        history = [history_row(t.time, t.alert.alert_id, t.alert.rule.name,
+                               t.alert.rule.severity, "transition", from_state=t.from_state,
+                               to_state=t.to_state, value=t.alert.current_value, detail=t.detail)
+                   for t in changes.transitions]
+        outbox = [row for notice in changes.notices for row in outbox_rows(notice)]
+        async with self.db.transaction() as tx:
+            await tx.executemany(_UPSERT_ALERT, [_alert_row(a) for a in changes.alerts.values()])
+            await tx.executemany(_INSERT_HISTORY, history)
+            await tx.executemany(_INSERT_OUTBOX, outbox)
+        return len(outbox)
+
+    # -- alerts --------------------------------------------------------------
+
+    async def list_alerts(self, states: Sequence[str] = ACTIVE) -> list[Alert]:
+        marks = ", ".join("?" for _ in states)
+        rows = await self.db.fetch(f"SELECT * FROM alerts_alerts WHERE state IN ({marks}) "
+                                   "ORDER BY triggered_at DESC, alert_id", tuple(states))
+        return [_alert(r) for r in rows]
+
+    async def acknowledge(self, alert_id: str, by: str, notes: str, now: float) -> Alert:
+        """Acknowledge an active alert once; PagerDuty and chat rooms are told in the same commit."""
+        lock = " FOR UPDATE" if self.db.kind == "postgresql" else ""
+        async with self.db.transaction() as tx:
+            rows = await tx.fetch(f"SELECT * FROM alerts_alerts WHERE alert_id = ?{lock}",
+                                  (alert_id,))
+            if not rows:
+                raise NotFound(f"no alert with id {alert_id!r}; GET /alerts lists active alerts")
+            alert = _alert(rows[0])
+            if alert.state not in ACTIVE:
+                raise FailedPrecondition(f"alert {alert_id} is {alert.state}; only pending or "
+                                         "firing alerts can be acknowledged")
+            if alert.acknowledged:
+                return alert
+            alert.acknowledged_by, alert.acknowledged_at, alert.notes = by, now, notes
+            await tx.execute("UPDATE alerts_alerts SET acknowledged_by = ?, acknowledged_at = ?, "
+                             "notes = ? WHERE alert_id = ?", (by, now, notes, alert_id))
+            await tx.execute(_INSERT_HISTORY, history_row(
+                now, alert_id, alert.rule.name, alert.rule.severity, "acknowledgement",
+                value=alert.current_value, detail=f"{by}: {notes}" if notes else by))
+            if alert.notified and not alert.silenced:
+                await tx.executemany(_INSERT_OUTBOX, outbox_rows(
+                    Notice(alert, "acknowledged", now), ACK_CHANNELS))
+            await tx.execute(_BUMP)
+        return alert
+
+    # -- silences ------------------------------------------------------------
+
+    async def create_silence(self, silence: Silence) -> None:
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO alerts_silences (silence_id, matchers, starts_at, ends_at, "
+                "created_by, comment) VALUES (?, ?, ?, ?, ?, ?)",
+                (silence.silence_id, json.dumps([m.to_dict() for m in silence.matchers]),
+                 silence.starts_at, silence.ends_at, silence.created_by, silence.comment))
+            await tx.execute(_BUMP)
+
+    async def list_silences(self) -> list[Silence]:
+        rows = await self.db.fetch("SELECT * FROM alerts_silences ORDER BY ends_at DESC")
+        return [_silence(r) for r in rows]
+
+    async def active_silences(self, now: float) -> list[Silence]:
+        rows = await self.db.fetch("SELECT * FROM alerts_silences WHERE starts_at <= ? AND "
+                                   "ends_at > ?", (now, now))
+        return [_silence(r) for r in rows]
+
+    async def expire_silence(self, silence_id: str, now: float) -> Silence:
+        async with self.db.transaction() as tx:
+            rows = await tx.fetch("SELECT * FROM alerts_silences WHERE silence_id = ?",
+                                  (silence_id,))
+            if not rows:
+                raise NotFound(f"no silence with id {silence_id!r}; GET /alerts/silences "
+                               "lists them")
+            silence = _silence(rows[0])
+            if silence.state(now) == "expired":
+                return silence
+            await tx.execute("UPDATE alerts_silences SET ends_at = ? WHERE silence_id = ?",
+                             (now, silence_id))
+            await tx.execute(_BUMP)
+        return Silence(silence.silence_id, silence.matchers, min(silence.starts_at, now), now,
+                       silence.created_by, silence.comment)
+
+    # -- history -------------------------------------------------------------
+
+    async def add_history(self, rows: Sequence[tuple]) -> None:
+        async with self.db.transaction() as tx:
+            await tx.executemany(_INSERT_HISTORY, rows)
+
+    async def history(self, *, rule: str = "", severity: str = "", alert_id: str = "",
+                      start: float | None = None, end: float | None = None, page_size: int = 100,
+                      page_token: str = "") -> tuple[list[dict[str, Any]], str]:
+        """A page of history, newest first, and the token of the next page ("" on the last)."""
+        where, args = [], []
+        for column, value in (("rule", rule), ("severity", severity), ("alert_id", alert_id)):
+            if value:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if start is not None:
+            where.append("time >= ?")
+            args.append(start)
+        if end is not None:
+            where.append("time < ?")
+            args.append(end)
+        if page_token:
+            where.append("id < ?")
+            args.append(_decode_token(page_token))
+        sql = "SELECT * FROM alerts_history"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = await self.db.fetch(sql + f" ORDER BY id DESC LIMIT {page_size + 1}", tuple(args))
+        for row in rows:
+            row["delivery"] = json.loads(row["delivery"]) if row["delivery"] else None
+        if len(rows) > page_size:
+            return rows[:page_size], _encode_token(rows[page_size - 1]["id"])
+        return rows, ""
+
+    # -- outbox --------------------------------------------------------------
+
+    async def due(self, now: float, limit: int, exclude: Iterable[int] = ()) -> list[OutboxRow]:
+        """Pending notifications whose time has come, oldest first."""
+        skip = list(exclude)
+        sql = "SELECT * FROM alerts_outbox WHERE status = 'pending' AND next_attempt_at <= ?"
+        if skip:
+            sql += f" AND id NOT IN ({', '.join('?' for _ in skip)})"
+        rows = await self.db.fetch(sql + f" ORDER BY id LIMIT {int(limit)}", (now, *skip))
+        return [OutboxRow(id=r["id"], alert_id=r["alert_id"], rule=r["rule"],
+                          severity=r["severity"], kind=r["kind"], channel=r["channel"],
+                          target=json.loads(r["target"]), secret=r["secret"],
+                          payload=json.loads(r["payload"]), attempts=r["attempts"])
+                for r in rows]
+
+    async def next_due(self, exclude: Iterable[int] = ()) -> float | None:
+        """When the next pending notification (not among ``exclude``) is due."""
+        skip = list(exclude)
+        sql = "SELECT MIN(next_attempt_at) AS t FROM alerts_outbox WHERE status = 'pending'"
+        if skip:
+            sql += f" AND id NOT IN ({', '.join('?' for _ in skip)})"
+        rows = await self.db.fetch(sql, tuple(skip))
+        return rows[0]["t"] if rows else None
+
+    async def record_attempt(self, row: OutboxRow, *, status: str, next_attempt_at: float,
+                             error: str, history: tuple) -> None:
+        """Record one delivery attempt: the outbox row's new state and its history entry."""
+        async with self.db.transaction() as tx:
+            await tx.execute("UPDATE alerts_outbox SET status = ?, attempts = ?, "
+                             "next_attempt_at = ?, last_error = ? WHERE id = ?",
+                             (status, row.attempts, next_attempt_at, error, row.id))
+            await tx.execute(_INSERT_HISTORY, history)
+
+    async def outbox_counts(self) -> dict[str, int]:
+        rows = await self.db.fetch("SELECT status, COUNT(*) AS n FROM alerts_outbox "
+                                   "GROUP BY status")
+        return {r["status"]: int(r["n"]) for r in rows}

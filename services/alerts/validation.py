@@ -1,0 +1,156 @@
+"""Validation of rules as given by a client, with messages that say what to fix."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import string
+from collections.abc import Collection
+from urllib.parse import urlsplit
+
+from botmon.runtime.errors import FailedPrecondition, InvalidArgument
+from services.alerts.rule import CONDITIONS, DEFAULT_REPEAT_SECONDS, NO_DATA, SEVERITIES, Rule
+
+__all__ = ["check_metric", "check_rule", "check_rule_name"]
+
+NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
+PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+ROUTING_KEY = re.compile(r"^[A-Za-z0-9]{1,64}$")
+PLACEHOLDERS = ("value", "threshold", "metric", "duration")
+MAX_SECONDS = 30 * 86400
+
+
+def check_rule_name(name: str) -> None:
+    """Raise InvalidArgument unless ``name`` is a valid rule name."""
+    if not NAME.match(name):
+        raise InvalidArgument(f"name must be 1 to 128 letters, digits, '_', '-' or '.', got {name!r}")
+
+
+def check_metric(metric: str, known: Collection[str]) -> None:
+    """Raise InvalidArgument listing the known metrics unless ``metric`` is one of them."""
+    if metric not in known:
+        raise InvalidArgument(f"invalid rule: unknown metric {metric!r}; known metrics: "
+                              + ", ".join(sorted(known)))
+
+
+def check_rule(rule: Rule, *, has_recovery: bool, smtp_configured: bool,
+               sms_configured: bool) -> Rule:
+    """Return ``rule`` with defaults filled in, or raise with every problem found."""
+    problems: list[str] = []
+    if not NAME.match(rule.name):
+        problems.append("name must be 1 to 128 letters, digits, '_', '-' or '.'"
+                        + (f", got {rule.name!r}" if rule.name else " (it is required)"))
+    if rule.type not in ("", "threshold"):
+        problems.append(f"type must be 'threshold', got {rule.type!r}")
+    if not rule.metric:
+        problems.append("metric is required, e.g. 'memory.usage_percent'")
+    elif len(rule.metric) > 256:
+        problems.append("metric must be at most 256 characters")
+    if rule.condition not in CONDITIONS:
+        problems.append(f"condition must be one of {', '.join(CONDITIONS)}"
+                        + (f", got {rule.condition!r}" if rule.condition else " (it is required)"))
+    if not math.isfinite(rule.threshold):
+        problems.append("threshold must be a finite number")
+    for field in ("duration_seconds", "repeat_interval_seconds", "keep_firing_seconds"):
+        value = getattr(rule, field)
+        if not 0 <= value <= MAX_SECONDS:
+            problems.append(f"{field} must be between 0 and {MAX_SECONDS}, got {value}")
+    if rule.severity not in ("", *SEVERITIES):
+        problems.append(f"severity must be one of {', '.join(SEVERITIES)}, got {rule.severity!r}")
+    if rule.on_no_data not in ("", *NO_DATA):
+        problems.append(f"on_no_data must be one of {', '.join(NO_DATA)}, got {rule.on_no_data!r}")
+    if has_recovery:
+        problems.extend(_recovery_problems(rule))
+    problems.extend(_label_problems(rule.labels))
+    problems.extend(_description_problems(rule.description))
+    if len(rule.secret) > 256:
+        problems.append("secret must be at most 256 characters")
+    problems.extend(_notify_problems(rule))
+    if problems:
+        raise InvalidArgument("invalid rule: " + "; ".join(problems))
+    if rule.notify.email and not smtp_configured:
+        raise FailedPrecondition("notify.email needs BOTMON_SMTP_HOST set on the alerts service")
+    if rule.notify.sms and not sms_configured:
+        raise FailedPrecondition("notify.sms needs BOTMON_SMS_GATEWAY_URL set on the alerts service")
+    return dataclasses.replace(
+        rule, type="threshold", severity=rule.severity or "warning",
+        on_no_data=rule.on_no_data or "ok",
+        repeat_interval_seconds=rule.repeat_interval_seconds or DEFAULT_REPEAT_SECONDS,
+        recovery_threshold=rule.recovery_threshold if has_recovery else None)
+
+
+def _recovery_problems(rule: Rule) -> list[str]:
+    value = rule.recovery_threshold
+    if value is None or not math.isfinite(value):
+        return ["recovery_threshold must be a finite number"]
+    if rule.condition in ("equal", "not_equal"):
+        return ["recovery_threshold only applies to greater_than/less_than conditions"]
+    if rule.condition.startswith("greater") and value > rule.threshold:
+        return [f"recovery_threshold must be at most the threshold ({rule.threshold:g}) "
+                f"for {rule.condition}, got {value:g}"]
+    if rule.condition.startswith("less") and value < rule.threshold:
+        return [f"recovery_threshold must be at least the threshold ({rule.threshold:g}) "
+                f"for {rule.condition}, got {value:g}"]
+    return []
+
+
+def _label_problems(labels: dict[str, str]) -> list[str]:
+    problems = []
+    if len(labels) > 32:
+        problems.append(f"at most 32 labels, got {len(labels)}")
+    for key, value in labels.items():
+        if not LABEL.match(key):
+            problems.append(f"label name {key!r} must match [A-Za-z_][A-Za-z0-9_]*")
+        elif key in ("alertname", "severity"):
+            problems.append(f"label {key!r} is set by botmon; remove it")
+        if len(value) > 1024:
+            problems.append(f"label {key!r} value must be at most 1024 characters")
+    return problems
+
+
+def _description_problems(description: str) -> list[str]:
+    if len(description) > 1024:
+        return ["description must be at most 1024 characters"]
+    try:
+        names = {f for _, f, _, _ in string.Formatter().parse(description) if f is not None}
+    except ValueError as exc:
+        return [f"description is not a valid template ({exc}); write literal braces as {{{{ }}}}"]
+    unknown = sorted(n for n in names if n not in PLACEHOLDERS)
+    if unknown:
+        return [f"description uses unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)}"
+                f"; use {', '.join('{' + p + '}' for p in PLACEHOLDERS)}"]
+    return []
+
+
+def _notify_problems(rule: Rule) -> list[str]:
+    notify = rule.notify
+    problems = []
+    for address in notify.email:
+        if not EMAIL.match(address):
+            problems.append(f"notify.email {address!r} is not an e-mail address")
+    for channel in ("webhook", "slack", "teams"):
+        value = getattr(notify, channel)
+        if value and not _http_url(value):
+            problems.append(f"notify.{channel} must be an http:// or https:// URL, got {value!r}")
+    if notify.pagerduty and not ROUTING_KEY.match(notify.pagerduty):
+        problems.append("notify.pagerduty must be a PagerDuty Events v2 routing key "
+                        "(1 to 64 letters and digits)")
+    for number in notify.sms:
+        if not PHONE.match(number):
+            problems.append(f"notify.sms {number!r} must be an E.164 number like +15551234567")
+    if len(notify.email) > 50 or len(notify.sms) > 50:
+        problems.append("at most 50 e-mail addresses and 50 SMS numbers per rule")
+    if rule.secret and not notify.webhook:
+        problems.append("secret signs webhook payloads; set notify.webhook or remove the secret")
+    return problems
+
+
+def _http_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and len(value) <= 2048

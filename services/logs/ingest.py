@@ -1,0 +1,162 @@
+"""Validation of written entries: proto in, new entries and per-entry errors out.
+
+Limits: ``service`` 1-128 characters; ``message`` 1 byte to 32 KiB (UTF-8);
+``metadata`` a JSON object of at most 16 KiB serialised; ``timestamp`` (when
+set) between 2000-01-01 and one day after receipt, since anything else is a
+unit mistake (milliseconds sent as seconds) rather than a real time.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf import struct_pb2
+
+from botmon.logs.v1 import log_entry_pb2
+from services.logs.levels import ACCEPTED, LEVELS, parse_level
+from services.logs.row import ROW_OVERHEAD, NewEntry
+
+__all__ = [
+    "MAX_BATCH",
+    "MAX_MESSAGE_BYTES",
+    "MAX_METADATA_BYTES",
+    "Batch",
+    "EntryProblem",
+    "Rejected",
+    "check_batch_size",
+    "make_entry",
+    "struct_to_python",
+    "validate_entries",
+]
+
+MAX_BATCH = 10_000
+MAX_MESSAGE_BYTES = 32 * 1024
+MAX_METADATA_BYTES = 16 * 1024
+MAX_SERVICE_CHARS = 128
+MIN_TS = 946_684_800 * 10**9  # 2000-01-01T00:00:00Z
+FUTURE_SLACK_NS = 86_400 * 10**9
+
+# One encoder, built once: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+class EntryProblem(ValueError):
+    """An entry cannot be stored; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An entry that was not stored: its position, what to fix, and its batch or stream."""
+
+    index: int
+    message: str
+    batch: int = 0
+
+
+@dataclass
+class Batch:
+    """Entries that passed validation, and those that did not."""
+
+    entries: list[NewEntry] = field(default_factory=list)
+    errors: list[Rejected] = field(default_factory=list)
+
+
+def _value(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "number_value":
+        number = value.number_value
+        # Struct numbers are doubles; keep integers integers so 150 stays 150.
+        return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return {k: _value(v) for k, v in value.struct_value.fields.items()}
+    if kind == "list_value":
+        return [_value(v) for v in value.list_value.values]
+    return None
+
+
+def struct_to_python(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """A Struct as a plain dict (integral numbers as ints)."""
+    return {k: _value(v) for k, v in struct.fields.items()}
+
+
+def metadata_json(metadata: dict[str, Any] | None) -> str | None:
+    """Serialise metadata for storage, or None when empty; raises when too large."""
+    if not metadata:
+        return None
+    try:
+        text = _ENCODER.encode(metadata)
+    except ValueError as exc:
+        raise EntryProblem(f"metadata is not valid JSON: {exc}") from None
+    if len(text) > MAX_METADATA_BYTES:
+        raise EntryProblem(f"metadata is {len(text)} bytes serialised; the limit is "
+                           f"{MAX_METADATA_BYTES} (16 KiB): move large values elsewhere")
+    return text
+
+
+def make_entry(ts: int, level: str, service: str, message: str, meta: str | None,
+               now: int) -> NewEntry:
+    """Validate one entry's fields (metadata already serialised); raises :class:`EntryProblem`."""
+    stored_level = LEVELS.get(level)
+    if stored_level is None:
+        if not level:
+            raise EntryProblem(f"level is required: one of {ACCEPTED}")
+        stored_level = parse_level(level)
+        if stored_level is None:
+            raise EntryProblem(f"level {level[:40]!r} is not a level: use one of {ACCEPTED}")
+    if not service or service[0].isspace() or service[-1].isspace():
+        service = service.strip()
+        if not service:
+            raise EntryProblem("service is required: name the service that logged the entry")
+    if len(service) > MAX_SERVICE_CHARS:
+        raise EntryProblem(f"service is {len(service)} characters; the limit is "
+                           f"{MAX_SERVICE_CHARS}")
+    if not message:
+        raise EntryProblem("message is required and must not be empty")
+    size = len(message) if message.isascii() else len(message.encode())
+    if size > MAX_MESSAGE_BYTES:
+        raise EntryProblem(f"message is {size} bytes; the limit is "
+                           f"{MAX_MESSAGE_BYTES} (32 KiB): split or truncate it")
+    if ts < MIN_TS or ts > now + FUTURE_SLACK_NS:
+        raise EntryProblem("timestamp must lie between 2000-01-01T00:00:00Z and one day "
+                           "from now (was it sent in milliseconds instead of seconds?)")
+    size += ROW_OVERHEAD + len(service) + (len(meta) if meta else 0)
+    return (ts, stored_level, service, message, meta, size)
+
+
+def validate_entries(entries: Iterable[log_entry_pb2.LogEntry], now: int | None = None) -> Batch:
+    """New entries for the valid ones and an error for each invalid one (partial success)."""
+    now = time.time_ns() if now is None else now
+    batch = Batch()
+    append = batch.entries.append
+    for index, entry in enumerate(entries):
+        try:
+            if entry.HasField("timestamp"):
+                stamp = entry.timestamp
+                if not 0 <= stamp.nanos < 1_000_000_000:
+                    raise EntryProblem("timestamp nanos must be between 0 and 999999999")
+                ts = stamp.seconds * 1_000_000_000 + stamp.nanos
+            else:
+                ts = now
+            meta = metadata_json(struct_to_python(entry.metadata)) \
+                if entry.HasField("metadata") else None
+            append(make_entry(ts, entry.level, entry.service, entry.message, meta, now))
+        except EntryProblem as exc:
+            batch.errors.append(Rejected(index, str(exc)))
+    return batch
+
+
+def check_batch_size(count: int, what: str = "logs") -> str | None:
+    """What is wrong with a batch of ``count`` entries, or None."""
+    if count == 0:
+        return f"{what} is empty: send between 1 and {MAX_BATCH} entries"
+    if count > MAX_BATCH:
+        return f"{what} has {count} entries; send at most {MAX_BATCH} per batch"
+    return None

@@ -1,0 +1,88 @@
+"""Loki's push format (``POST /loki/api/v1/push``, JSON) turned into entries.
+
+Per stream: ``service`` comes from the ``service`` label, else ``job``, else
+``service_name``, else ``"unknown"``; every other label goes into metadata.
+Each value is ``["<unix ns>", "<line>"]`` or ``["<unix ns>", "<line>",
+{structured metadata}]``, the third element merged into metadata (over the
+labels). The level comes from a ``level`` or ``detected_level`` label or
+structured-metadata key (read as in :mod:`services.logs.levels`), default
+``info``; Loki stores any level text, so an unreadable one is stored as
+``info`` with the original kept in metadata rather than rejecting the line.
+"""
+
+from __future__ import annotations
+
+import time
+
+from google.protobuf import struct_pb2
+
+from botmon.logs.v1 import logs_service_pb2
+from services.logs.ingest import Batch, EntryProblem, Rejected, make_row, struct_to_python
+from services.logs.levels import parse_level
+
+__all__ = ["MAX_LINES", "SERVICE_LABELS", "read_push"]
+
+MAX_LINES = 100_000
+SERVICE_LABELS = ("service", "job", "service_name")
+LEVEL_KEYS = ("level", "detected_level")
+
+
+def _service(labels: dict[str, str]) -> tuple[str, str | None]:
+    for label in SERVICE_LABELS:
+        if labels.get(label, "").strip():
+            return labels[label], label
+    return "unknown", None
+
+
+def _level(metadata: dict) -> str:
+    for key in LEVEL_KEYS:
+        value = metadata.get(key)
+        if isinstance(value, str) and parse_level(value) is not None:
+            return value
+    return "info"
+
+
+def _timestamp(value: struct_pb2.Value) -> int:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value" and value.string_value.isdigit():
+        return int(value.string_value)
+    if kind == "number_value" and value.number_value.is_integer() and value.number_value >= 0:
+        return int(value.number_value)
+    raise EntryProblem('timestamp must be Unix nanoseconds as a string, e.g. "1705312800000000000"')
+
+
+def _line(values: struct_pb2.ListValue, labels: dict[str, str], service: str,
+          now: int):
+    items = values.values
+    if len(items) not in (2, 3):
+        raise EntryProblem("each value must be [timestamp, line] or "
+                           "[timestamp, line, {structured metadata}]")
+    ts = _timestamp(items[0])
+    if items[1].WhichOneof("kind") != "string_value":
+        raise EntryProblem("the line (second element) must be a string")
+    metadata: dict = dict(labels)
+    if len(items) == 3:
+        if items[2].WhichOneof("kind") != "struct_value":
+            raise EntryProblem("structured metadata (third element) must be an object")
+        metadata.update(struct_to_python(items[2].struct_value))
+    return make_row(ts, _level(metadata), service, items[1].string_value, metadata, now)
+
+
+def read_push(request: logs_service_pb2.PushLokiRequest, now: int | None = None) -> Batch:
+    """Rows for the readable lines; errors carry the stream (``batch``) and line (``index``)."""
+    now = time.time_ns() if now is None else now
+    batch = Batch()
+    for stream_index, stream in enumerate(request.streams):
+        labels = dict(stream.stream)
+        service, used = _service(labels)
+        if used:
+            del labels[used]
+        for line_index, values in enumerate(stream.values):
+            try:
+                batch.rows.append(_line(values, labels, service, now))
+            except EntryProblem as exc:
+                batch.errors.append(Rejected(line_index, str(exc), stream_index))
+            except ValueError as exc:
+                batch.errors.append(Rejected(line_index, f"metadata is not valid JSON: {exc}",
+                                             stream_index))
+    return batch

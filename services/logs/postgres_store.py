@@ -1,0 +1,181 @@
+"""The PostgreSQL log store, shared by several logs-service replicas.
+
+Commit policy: each insert is one transaction (ids reserved from the sequence,
+rows sent with binary ``COPY``); with the default ``synchronous_commit=on``
+its ``COMMIT`` returns once the WAL is flushed, so an acknowledged entry is
+durable. Text search uses a GIN index on ``to_tsvector('simple', message)``;
+metadata matchers use ``jsonb @>`` with a GIN ``jsonb_path_ops`` index.
+"""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+
+from services.logs.levels import ERROR
+from services.logs.query import LogQuery, Matcher
+from services.logs.row import Row
+from services.logs.sql import list_sql
+from services.logs.store import ErrorCount, Freed, LogStore, Page, usage_shard
+
+__all__ = ["PostgresLogStore"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS logs_entries (
+    id BIGSERIAL PRIMARY KEY,
+    ts BIGINT NOT NULL,
+    level SMALLINT NOT NULL,
+    service TEXT NOT NULL,
+    message TEXT NOT NULL,
+    metadata JSONB,
+    size INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logs_entries_service_level_ts
+    ON logs_entries (service, level, ts, id);
+CREATE INDEX IF NOT EXISTS logs_entries_level_ts ON logs_entries (level, ts, id);
+CREATE INDEX IF NOT EXISTS logs_entries_ts ON logs_entries (ts, id);
+CREATE INDEX IF NOT EXISTS logs_entries_text
+    ON logs_entries USING gin (to_tsvector('simple', message));
+CREATE INDEX IF NOT EXISTS logs_entries_metadata
+    ON logs_entries USING gin (metadata jsonb_path_ops);
+CREATE TABLE IF NOT EXISTS logs_usage (
+    shard SMALLINT PRIMARY KEY,
+    entries BIGINT NOT NULL,
+    bytes BIGINT NOT NULL
+);
+"""
+
+_COLUMNS = ["id", "ts", "level", "service", "message", "metadata", "size"]
+_USAGE = ("INSERT INTO logs_usage (shard, entries, bytes) VALUES ($1, $2, $3) "
+          "ON CONFLICT (shard) DO UPDATE SET entries = logs_usage.entries + excluded.entries, "
+          "bytes = logs_usage.bytes + excluded.bytes")
+
+
+class _Postgres:
+    """The SQL that differs from SQLite's."""
+
+    def placeholder(self, index: int) -> str:
+        return f"${index}"
+
+    def text_search(self, terms, add) -> str:
+        return (f"to_tsvector('simple', message) @@ "
+                f"plainto_tsquery('simple', {add(' '.join(terms))})")
+
+    def metadata(self, matcher: Matcher, add) -> str:
+        options = []
+        for value in matcher.values:
+            document: object = value
+            for key in reversed(matcher.path):
+                document = {key: document}
+            options.append(f"metadata @> {add(json.dumps(document))}::jsonb")
+        return "(" + " OR ".join(options) + ")"
+
+
+def _row(r: asyncpg.Record) -> Row:
+    return Row(ts=r[1], level=r[2], service=r[3], message=r[4], metadata=r[5], size=0, id=r[0])
+
+
+class PostgresLogStore(LogStore):
+    """Log entries in PostgreSQL."""
+
+    kind = "postgresql"
+
+    def __init__(self, dsn: str, *, pool_size: int = 4, timeout: float = 10.0):
+        self.dsn = dsn
+        self.pool_size = pool_size
+        self.timeout = timeout
+        self._pool: asyncpg.Pool | None = None
+        self._dialect = _Postgres()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the PostgreSQL log store is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            self.dsn, min_size=1, max_size=self.pool_size, timeout=self.timeout,
+            command_timeout=60)
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Replicas starting together would race on CREATE ... IF NOT EXISTS.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('botmon.logs.schema'))")
+            await conn.execute(SCHEMA)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def insert(self, rows: list[Row]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            ids = await conn.fetch(
+                "SELECT nextval(pg_get_serial_sequence('logs_entries', 'id')) "
+                "FROM generate_series(1, $1)", len(rows))
+            for row, record in zip(rows, ids, strict=True):
+                row.id = record[0]
+            await conn.copy_records_to_table(
+                "logs_entries", columns=_COLUMNS,
+                records=[(r.id, r.ts, r.level, r.service, r.message, r.metadata, r.size)
+                         for r in rows])
+            await conn.execute(_USAGE, usage_shard(), len(rows), sum(r.size for r in rows))
+
+    async def list(self, query: LogQuery) -> Page:
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
+                                                                  readonly=True):
+            if query.after is not None:
+                high_id = query.after.high_id
+            else:
+                high_id = await conn.fetchval("SELECT coalesce(max(id), 0) FROM logs_entries")
+            sql = list_sql(query, high_id, self._dialect, "logs_entries")
+            total = await conn.fetchval(sql.count, *sql.count_params)
+            rows = [_row(r) for r in await conn.fetch(sql.page, *sql.page_params)]
+        return Page(rows, total, high_id)
+
+    async def error_counts(self, since: int) -> list[ErrorCount]:
+        records = await self.pool.fetch(
+            "SELECT service, metadata -> 'error_type', count(*) FROM logs_entries "
+            "WHERE level = $1 AND ts >= $2 GROUP BY 1, 2", ERROR, since)
+        return [ErrorCount(r[0], _error_type(r[1]), r[2]) for r in records]
+
+    async def last_error(self) -> int | None:
+        return await self.pool.fetchval("SELECT max(ts) FROM logs_entries WHERE level = $1", ERROR)
+
+    async def usage(self) -> tuple[int, int]:
+        record = await self.pool.fetchrow(
+            "SELECT coalesce(sum(entries), 0)::bigint, coalesce(sum(bytes), 0)::bigint "
+            "FROM logs_usage")
+        return record[0], record[1]
+
+    async def _delete(self, victims: str, *params) -> Freed:
+        async with self.pool.acquire() as conn, conn.transaction():
+            # SKIP LOCKED: replicas enforcing retention at once take different rows.
+            record = await conn.fetchrow(
+                f"WITH gone AS (DELETE FROM logs_entries WHERE id IN ({victims} "
+                f"FOR UPDATE SKIP LOCKED) RETURNING size) "
+                f"SELECT count(*), coalesce(sum(size), 0)::bigint FROM gone", *params)
+            freed = Freed(record[0], record[1])
+            if freed.entries:
+                await conn.execute(_USAGE, usage_shard(), -freed.entries, -freed.bytes)
+        return freed
+
+    async def expire(self, level: int, before: int, limit: int) -> Freed:
+        return await self._delete(
+            "SELECT id FROM logs_entries WHERE level = $1 AND ts < $2 ORDER BY ts LIMIT $3",
+            level, before, limit)
+
+    async def drop_oldest(self, limit: int) -> Freed:
+        return await self._delete(
+            "SELECT id FROM logs_entries ORDER BY ts, id LIMIT $1", limit)
+
+    def __repr__(self) -> str:
+        return "PostgresLogStore()"
+
+
+def _error_type(value: str | None) -> str:
+    """``metadata -> 'error_type'`` (JSON text) as a plain string; "" when absent."""
+    if value is None:
+        return ""
+    parsed = json.loads(value)
+    return parsed if isinstance(parsed, str) else "" if parsed is None else json.dumps(parsed)

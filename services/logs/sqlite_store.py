@@ -1,0 +1,205 @@
+"""The SQLite log store: WAL, one writer thread committing with ``synchronous=FULL``.
+
+Commit policy: every insert is one transaction on the writer connection, whose
+``COMMIT`` fsyncs the write-ahead log (``PRAGMA synchronous=FULL``) before
+``insert`` returns, so an acknowledged entry survives ``kill -9`` and power
+loss. Concurrent batches are merged into one such commit by the group
+committer in front of this store, so the fsync is shared. Queries run on
+separate read connections (WAL lets them read while the writer writes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sqlite3
+from pathlib import Path
+
+from botmon.runtime.store import SqliteDatabase
+from services.logs.levels import ERROR
+from services.logs.query import LogQuery, Matcher
+from services.logs.row import Row
+from services.logs.sql import list_sql
+from services.logs.store import ErrorCount, Freed, LogStore, Page, usage_shard
+
+__all__ = ["SqliteLogStore"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS logs_entries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts INTEGER NOT NULL,
+    level INTEGER NOT NULL,
+    service TEXT NOT NULL,
+    message TEXT NOT NULL,
+    metadata TEXT,
+    size INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logs_entries_service_level_ts ON logs_entries (service, level, ts);
+CREATE INDEX IF NOT EXISTS logs_entries_level_ts ON logs_entries (level, ts);
+CREATE INDEX IF NOT EXISTS logs_entries_ts ON logs_entries (ts);
+CREATE VIRTUAL TABLE IF NOT EXISTS logs_fts USING fts5(
+    message, content='logs_entries', content_rowid='id',
+    tokenize='unicode61 remove_diacritics 2', detail='none');
+CREATE TABLE IF NOT EXISTS logs_usage (
+    shard INTEGER PRIMARY KEY,
+    entries INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+);
+"""
+
+_INSERT = ("INSERT INTO logs_entries (ts, level, service, message, metadata, size) "
+           "VALUES (?, ?, ?, ?, ?, ?)")
+_USAGE = ("INSERT INTO logs_usage (shard, entries, bytes) VALUES (?, ?, ?) "
+          "ON CONFLICT (shard) DO UPDATE SET entries = entries + excluded.entries, "
+          "bytes = bytes + excluded.bytes")
+
+
+class _Sqlite:
+    """The SQL that differs from PostgreSQL's."""
+
+    def placeholder(self, index: int) -> str:
+        return f"?{index}"  # numbered, so a parameter can be used twice
+
+    def text_search(self, terms, add) -> str:
+        match = " ".join(f'"{term}"' for term in terms)
+        return f"id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH {add(match)})"
+
+    def metadata(self, matcher: Matcher, add) -> str:
+        path = "$" + "".join(f'."{key}"' for key in matcher.path)
+        p = add(path)
+        options = [f"(json_type(metadata, {p}) = 'text' AND "
+                   f"json_extract(metadata, {p}) = {add(matcher.text)})"]
+        for value in matcher.alternatives:
+            if isinstance(value, bool):
+                options.append(f"json_type(metadata, {p}) = {add('true' if value else 'false')}")
+            else:
+                options.append(f"(json_type(metadata, {p}) IN ('integer', 'real') AND "
+                               f"json_extract(metadata, {p}) = {add(value)})")
+        return "(" + " OR ".join(options) + ")"
+
+
+def _row(r: sqlite3.Row | tuple) -> Row:
+    return Row(ts=r[1], level=r[2], service=r[3], message=r[4], metadata=r[5], size=0, id=r[0])
+
+
+class SqliteLogStore(LogStore):
+    """Log entries in the suite's SQLite file."""
+
+    kind = "sqlite"
+
+    def __init__(self, path: Path, *, readers: int = 2):
+        self.path = path
+        self._writer = SqliteDatabase(path, synchronous="FULL")
+        self._readers = [SqliteDatabase(path) for _ in range(readers)]
+        self._next_reader = itertools.cycle(self._readers)
+        self._dialect = _Sqlite()
+
+    async def open(self) -> None:
+        def create(conn: sqlite3.Connection) -> None:
+            conn.execute("PRAGMA cache_size=-65536")
+            conn.executescript(SCHEMA)
+        await self._writer.run(create)
+        for reader in self._readers:
+            await reader.run(lambda conn: conn.execute("PRAGMA cache_size=-32768"))
+
+    async def close(self) -> None:
+        await asyncio.gather(self._writer.close(), *(r.close() for r in self._readers))
+
+    def _read(self, fn):
+        return next(self._next_reader).run(fn)
+
+    async def insert(self, rows: list[Row]) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'logs_entries'"
+                                   ).fetchone()
+                before = seq[0] if seq else 0
+                conn.executemany(_INSERT, [(r.ts, r.level, r.service, r.message, r.metadata,
+                                            r.size) for r in rows])
+                last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+                # AUTOINCREMENT under the write lock hands out consecutive ids.
+                if last - before != len(rows):
+                    raise RuntimeError(f"ids {before}..{last} do not match {len(rows)} rows")
+                conn.execute("INSERT INTO logs_fts (rowid, message) "
+                             "SELECT id, message FROM logs_entries WHERE id > ?", (before,))
+                conn.execute(_USAGE, (usage_shard(), len(rows), sum(r.size for r in rows)))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            for offset, row in enumerate(rows, start=before + 1):
+                row.id = offset
+        await self._writer.run(write)
+
+    async def list(self, query: LogQuery) -> Page:
+        def read(conn: sqlite3.Connection) -> Page:
+            conn.execute("BEGIN")  # one snapshot for the total and the page
+            try:
+                if query.after is not None:
+                    high_id = query.after.high_id
+                else:
+                    high_id = conn.execute("SELECT coalesce(max(id), 0) FROM logs_entries"
+                                           ).fetchone()[0]
+                sql = list_sql(query, high_id, self._dialect, "logs_entries")
+                total = conn.execute(sql.count, sql.count_params).fetchone()[0]
+                rows = [_row(r) for r in conn.execute(sql.page, sql.page_params)]
+            finally:
+                conn.execute("COMMIT")
+            return Page(rows, total, high_id)
+        return await self._read(read)
+
+    async def error_counts(self, since: int) -> list[ErrorCount]:
+        def read(conn: sqlite3.Connection) -> list[ErrorCount]:
+            cursor = conn.execute(
+                "SELECT service, json_extract(metadata, '$.error_type'), count(*) "
+                "FROM logs_entries WHERE level = ? AND ts >= ? GROUP BY 1, 2", (ERROR, since))
+            return [ErrorCount(s, "" if t is None else str(t), n) for s, t, n in cursor]
+        return await self._read(read)
+
+    async def last_error(self) -> int | None:
+        return await self._read(lambda conn: conn.execute(
+            "SELECT max(ts) FROM logs_entries WHERE level = ?", (ERROR,)).fetchone()[0])
+
+    async def usage(self) -> tuple[int, int]:
+        def read(conn: sqlite3.Connection) -> tuple[int, int]:
+            entries, size = conn.execute(
+                "SELECT coalesce(sum(entries), 0), coalesce(sum(bytes), 0) FROM logs_usage"
+            ).fetchone()
+            return entries, size
+        return await self._read(read)
+
+    async def _delete(self, select: str, params: tuple) -> Freed:
+        def delete(conn: sqlite3.Connection) -> Freed:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                victims = conn.execute(select, params).fetchall()
+                if victims:
+                    # External-content FTS needs the old text to unindex it.
+                    conn.executemany("INSERT INTO logs_fts (logs_fts, rowid, message) "
+                                     "VALUES ('delete', ?, ?)", [(v[0], v[2]) for v in victims])
+                    conn.executemany("DELETE FROM logs_entries WHERE id = ?",
+                                     [(v[0],) for v in victims])
+                    freed = Freed(len(victims), sum(v[1] for v in victims))
+                    conn.execute(_USAGE, (usage_shard(), -freed.entries, -freed.bytes))
+                else:
+                    freed = Freed()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return freed
+        return await self._writer.run(delete)
+
+    async def expire(self, level: int, before: int, limit: int) -> Freed:
+        return await self._delete(
+            "SELECT id, size, message FROM logs_entries WHERE level = ? AND ts < ? "
+            "ORDER BY ts LIMIT ?", (level, before, limit))
+
+    async def drop_oldest(self, limit: int) -> Freed:
+        return await self._delete(
+            "SELECT id, size, message FROM logs_entries ORDER BY ts, id LIMIT ?", (limit,))
+
+    def __repr__(self) -> str:
+        return f"SqliteLogStore({str(self.path)!r})"
+

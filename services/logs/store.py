@@ -1,0 +1,109 @@
+"""The one interface both log stores implement, and the choice between them.
+
+Tables (prefixed ``logs_``): ``logs_entries`` (the entries, ids increasing in
+insertion order), the full-text index (SQLite ``logs_fts``; PostgreSQL a GIN
+index on ``to_tsvector('simple', message)``), and ``logs_usage`` — entry and
+byte counts kept in the same transactions as inserts and deletes, in a few
+shard rows so that replicas writing to one PostgreSQL store do not queue on a
+single counter row.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from botmon.runtime.config import Settings
+from botmon.runtime.store import StoreLocation
+from services.logs.config import LogsSettings
+from services.logs.query import LogQuery
+from services.logs.row import Row
+
+__all__ = ["USAGE_SHARDS", "ErrorCount", "Freed", "LogStore", "Page", "open_store", "usage_shard"]
+
+USAGE_SHARDS = 16
+
+
+def usage_shard() -> int:
+    """The usage row a transaction updates (spread so concurrent writers rarely share one)."""
+    return random.randrange(USAGE_SHARDS)
+
+
+@dataclass
+class Page:
+    """Up to ``limit + 1`` entries of a query, all its matches, and the snapshot's highest id."""
+
+    rows: list[Row]
+    total: int
+    high_id: int
+
+
+@dataclass
+class ErrorCount:
+    """Error-level entries of one service and error type."""
+
+    service: str
+    error_type: str
+    count: int
+
+
+@dataclass
+class Freed:
+    """What one retention delete removed."""
+
+    entries: int = 0
+    bytes: int = 0
+
+
+class LogStore(ABC):
+    """Durable storage and queries of log entries."""
+
+    kind: str
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and create the tables and indexes if missing."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections and threads."""
+
+    @abstractmethod
+    async def insert(self, rows: list[Row]) -> None:
+        """Store rows in one transaction, setting their ids; durable when it returns."""
+
+    @abstractmethod
+    async def list(self, query: LogQuery) -> Page:
+        """One page of ``query`` with its exact total, as of the cursor's snapshot."""
+
+    @abstractmethod
+    async def error_counts(self, since: int) -> list[ErrorCount]:
+        """Error-level entries at or after ``since`` (ns) by service and ``metadata.error_type``."""
+
+    @abstractmethod
+    async def last_error(self) -> int | None:
+        """Timestamp (ns) of the newest error-level entry, or None."""
+
+    @abstractmethod
+    async def usage(self) -> tuple[int, int]:
+        """(entries, bytes) stored now."""
+
+    @abstractmethod
+    async def expire(self, level: int, before: int, limit: int) -> Freed:
+        """Delete up to ``limit`` entries of ``level`` older than ``before`` (ns), oldest first."""
+
+    @abstractmethod
+    async def drop_oldest(self, limit: int) -> Freed:
+        """Delete the ``limit`` oldest entries (by timestamp)."""
+
+
+def open_store(settings: Settings, logs_settings: LogsSettings) -> LogStore:
+    """The store ``settings.store_url`` names (not yet opened)."""
+    location = StoreLocation.parse(settings.store_url)
+    # Imported here because both implementations import this module's interface.
+    if location.kind == "postgresql":
+        from services.logs.postgres_store import PostgresLogStore
+        return PostgresLogStore(location.dsn, pool_size=logs_settings.postgres_pool_size)
+    from services.logs.sqlite_store import SqliteLogStore
+    return SqliteLogStore(location.path, readers=logs_settings.sqlite_readers)

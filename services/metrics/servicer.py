@@ -1,0 +1,106 @@
+"""MetricsService: proto in, proto out."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from botmon.metrics.v1 import metrics_pb2, metrics_service_pb2, metrics_service_pb2_grpc
+from botmon.runtime.errors import InvalidArgument
+from services.metrics import dashboard, exporter
+from services.metrics.events import aggregate
+from services.metrics.messages import application_message, performance_response, timestamp
+from services.metrics.performance import choose, measure
+from services.metrics.service import Metrics
+from services.metrics.stream import Subscription, parse_subscription
+
+__all__ = ["MetricsServicer"]
+
+#: Events per RecordEvents call or StreamEvents message.
+MAX_BATCH = 10_000
+#: StreamEvents batches awaiting their commit before the stream reads more.
+_IN_FLIGHT = 8
+
+
+def _check_size(events, what: str) -> None:
+    if not events:
+        raise InvalidArgument(f"{what}: at least one event is required", field="events")
+    if len(events) > MAX_BATCH:
+        raise InvalidArgument(f"{what}: at most {MAX_BATCH} events per batch; got {len(events)}",
+                              field="events")
+
+
+class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
+
+    async def GetSystemMetrics(self, request, context):
+        sample = self.metrics.collector.latest
+        system = self.metrics.snapshot.system()
+        return metrics_service_pb2.GetSystemMetricsResponse(
+            system=system, timestamp=timestamp(sample.time),
+            sample_period_seconds=round(sample.period, 3))
+
+    async def GetApplicationMetrics(self, request, context):
+        figures, errors = await self.metrics.snapshot.fresh()
+        return metrics_service_pb2.GetApplicationMetricsResponse(
+            application=application_message(figures, errors), timestamp=timestamp(figures.now))
+
+    async def GetPerformanceMetrics(self, request, context):
+        period, resolution = choose(request.period, request.resolution)
+        perf = await measure(self.metrics.store, period, resolution, time.time())
+        return performance_response(perf)
+
+    async def GetMetricValues(self, request, context):
+        values, sampled = await self.metrics.snapshot.values()
+        return metrics_service_pb2.GetMetricValuesResponse(values=values,
+                                                           timestamp=timestamp(sampled))
+
+    async def RecordEvents(self, request, context):
+        _check_size(request.events, "events")
+        batch, errors = aggregate(request.events, time.time(), self.metrics.rules)
+        if not batch.events:
+            shown = "; ".join(message for _, message in errors[:5])
+            more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+            raise InvalidArgument(f"no event is valid: {shown}{more}", field="events")
+        accepted = batch.events  # read first: the ingestor may merge others into the batch
+        await self.metrics.ingestor.submit(batch)
+        return metrics_service_pb2.RecordEventsResponse(
+            accepted=accepted,
+            errors=[metrics_pb2.EventError(index=i, message=m) for i, m in errors])
+
+    async def StreamEvents(self, request_iterator, context):
+        accepted = rejected = offset = 0
+        waiting: deque = deque()
+        async for message in request_iterator:
+            _check_size(message.events, f"message at event {offset}")
+            batch, errors = aggregate(message.events, time.time(), self.metrics.rules, offset)
+            offset += len(message.events)
+            rejected += len(errors)
+            if batch.events:
+                waiting.append((batch.events, self.metrics.ingestor.submit(batch)))
+            while len(waiting) > _IN_FLIGHT:
+                count, future = waiting.popleft()
+                await future
+                accepted += count
+        for count, future in waiting:
+            await future
+            accepted += count
+        return metrics_service_pb2.StreamEventsResponse(accepted=accepted, rejected=rejected)
+
+    async def StreamMetrics(self, request, context):
+        names, interval = parse_subscription(request.metrics, request.interval_seconds)
+        subscription = Subscription(names, interval, self.metrics.ms.stream_queue_size,
+                                    self.metrics.snapshot.values)
+        async for tick in subscription.ticks():
+            stamp = timestamp(tick.time)
+            yield metrics_service_pb2.StreamMetricsResponse(updates=[
+                metrics_pb2.MetricUpdate(type="metric_update", metric=name, value=value,
+                                         timestamp=stamp, dropped=subscription.dropped)
+                for name, value in tick.values])
+
+    async def GetPrometheusMetrics(self, request, context):
+        return await exporter.export(self.metrics, request.format)
+
+    async def GetGrafanaDashboard(self, request, context):
+        return metrics_service_pb2.GetGrafanaDashboardResponse(dashboard=dashboard.as_struct())

@@ -1,0 +1,134 @@
+"""``botmon up`` end to end: every component in its own process, restarts, clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import grpc
+import psutil
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from botmon import __version__
+
+COMPONENTS = ("health", "metrics", "alerts", "logs", "gateway")
+
+
+def _serving(address: str) -> bool:
+    with grpc.insecure_channel(address) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
+                                                          timeout=2)
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def _get(url: str, token: str | None = None) -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                    timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _gone(pids: list[int]) -> bool:
+    return not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
+                   for pid in pids)
+
+
+def test_up_runs_restarts_and_stops_the_whole_suite(botmon, suite_env):
+    run = botmon("up", "--grace", "8", "--backoff", "0.2", env=suite_env)
+    run.wait_line(r"^botmon: all 5 components ready", timeout=90)
+    pids = {}
+    for name in COMPONENTS:
+        match = run.wait_line(rf"^botmon: {name} ready on (\S+) \(pid (\d+)\)", timeout=1)
+        assert match.group(1) == suite_env[
+            "BOTMON_HTTP_ADDR" if name == "gateway" else f"BOTMON_{name.upper()}_ADDR"]
+        pids[name] = int(match.group(2))
+    children = {p.pid for p in psutil.Process(run.proc.pid).children()}
+    assert children == set(pids.values()), run.output()
+
+    # The health endpoint needs no token and answers in the documented shape.
+    base = f"http://{suite_env['BOTMON_HTTP_ADDR']}/api/v1/monitoring"
+    status, body = _get(f"{base}/health")
+    assert status in (200, 503), body
+    assert body["status"] in ("healthy", "degraded", "unhealthy")
+
+    # First start without credentials: the gateway created an admin token, mode 0600,
+    # and its stdout (the one-time print) reached ours.
+    token_file = Path(suite_env["BOTMON_DATA_DIR"]) / "admin-token"
+    assert token_file.exists(), run.output()
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    token = token_file.read_text().strip()
+    assert token and token in run.stdout
+    status, body = _get(f"{base}/health/detailed", token)
+    assert status in (200, 503), body
+    assert set(body["components"]) >= {"database", "cache", "storage", "llm"}
+
+    # A child killed outright is restarted and serves again.
+    offset = len(run.stdout)
+    os.kill(pids["logs"], signal.SIGKILL)
+    run.wait_line(r"^botmon: logs was killed by SIGKILL", timeout=10, start=offset)
+    match = run.wait_line(r"^botmon: logs ready on \S+ \(pid (\d+)\)", timeout=30, start=offset)
+    new_pid = int(match.group(1))
+    assert new_pid != pids["logs"]
+    assert _serving(suite_env["BOTMON_LOGS_ADDR"])
+    pids["logs"] = new_pid
+
+    # SIGTERM stops every child within the grace period and leaves none behind.
+    started = time.monotonic()
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.proc.wait(20) == 0, run.output()
+    assert time.monotonic() - started < 15
+    assert "botmon: stopped (exit code 0)" in run.stdout
+    run.wait_for(lambda: _gone(list(pids.values())), "children to exit", timeout=5,
+                 running=False)
+
+
+def test_children_die_with_a_killed_supervisor(botmon, suite_env):
+    run = botmon("up", "health", env=suite_env)
+    match = run.wait_line(r"^botmon: health ready on \S+ \(pid (\d+)\)", timeout=60)
+    child = int(match.group(1))
+    run.proc.kill()
+    run.proc.wait(5)
+    run.wait_for(lambda: _gone([child]), "the orphaned child to exit", timeout=10,
+                 running=False)
+
+
+def test_bad_setting_exits_2_with_one_line_naming_it(botmon, suite_env):
+    for args in (("up",), ("serve", "logs"), ("serve", "gateway"), ("config",)):
+        run = botmon(*args, env={**suite_env, "BOTMON_ALERT_EVAL_INTERVAL": "-1"})
+        assert run.proc.wait(30) == 2, run.output()
+        lines = run.stderr.strip().splitlines()
+        assert len(lines) == 1 and "BOTMON_ALERT_EVAL_INTERVAL" in lines[0], (args, run.output())
+        assert run.stdout == ""
+
+
+def test_up_refuses_a_busy_or_unprobeable_address(botmon, suite_env):
+    taken = suite_env["BOTMON_LOGS_ADDR"]
+    host, port = taken.rsplit(":", 1)
+    with socket.create_server((host, int(port))):
+        run = botmon("up", env=suite_env)
+        assert run.proc.wait(30) == 2, run.output()
+    assert run.stderr.strip().startswith("botmon: BOTMON_LOGS_ADDR: cannot listen on")
+
+    run = botmon("up", env={**suite_env, "BOTMON_HTTP_ADDR": "127.0.0.1:0"})
+    assert run.proc.wait(30) == 2, run.output()
+    assert "BOTMON_HTTP_ADDR" in run.stderr
+
+
+def test_version_and_help(botmon, suite_env):
+    run = botmon("version", env=suite_env)
+    assert run.proc.wait(30) == 0
+    assert run.stdout.strip() == f"botmon {__version__}"
+    run = botmon("--help", env=suite_env)
+    assert run.proc.wait(30) == 0
+    for command in ("up", "serve", "healthcheck", "config", "version"):
+        assert command in run.stdout
