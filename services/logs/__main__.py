@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from botmon.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from botmon.runtime.config import Settings
 from botmon.runtime.main import run_service
@@ -12,6 +14,7 @@ from services.logs.config import LogsSettings
 from services.logs.fanout import RedisFanout
 from services.logs.request_counts import RequestCounts
 from services.logs.retention import Retention
+from services.logs.row import NewEntry, stored_rows
 from services.logs.servicer import LogsServicer
 from services.logs.store import open_store
 from services.logs.tail import TailHub
@@ -31,10 +34,14 @@ async def create_server(settings: Settings, *, address: str | None = None,
         fanout = RedisFanout(settings.redis_url, logs_settings.fanout_channel, hub, instance_id,
                              timeout=settings.grpc_deadline)
 
-    def committed(rows) -> None:
-        hub.publish(rows)
-        if fanout:
-            fanout.publish(rows)
+    def committed(entries: list[NewEntry], ids: Sequence[int]) -> None:
+        # Rows are built only when someone tails: ingest stays cheap otherwise.
+        remote = fanout is not None and fanout.wanted
+        if len(hub) or remote:
+            rows = stored_rows(entries, ids)
+            hub.publish(rows)
+            if remote:
+                fanout.publish(rows)
 
     committer = GroupCommitter(store, max_rows=logs_settings.commit_max_rows,
                                on_commit=committed)

@@ -4,7 +4,8 @@ Each caller awaits its batch's commit, so an acknowledgement always follows
 the fsync (or PostgreSQL's WAL flush) that made the batch durable. While one
 commit runs, new batches queue; the next commit takes them all (up to
 ``max_rows``), so many concurrent writers pay for one fsync instead of one
-each. After a commit the rows go to ``on_commit`` (the live tails).
+each. After a commit the entries and their ids go to ``on_commit`` (the live
+tails).
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from botmon.runtime.errors import Unavailable
-from services.logs.row import Row
+from services.logs.row import NewEntry
 from services.logs.store import LogStore
 
 __all__ = ["GroupCommitter"]
@@ -27,13 +28,13 @@ class GroupCommitter:
     """Merges concurrently submitted batches into single store transactions."""
 
     def __init__(self, store: LogStore, *, max_rows: int = 50_000,
-                 on_commit: Callable[[list[Row]], None] | None = None):
+                 on_commit: Callable[[list[NewEntry], Sequence[int]], None] | None = None):
         self.store = store
         self.max_rows = max_rows
         self.on_commit = on_commit
         self.commits = 0
         self.committed_rows = 0
-        self._pending: deque[tuple[list[Row], asyncio.Future]] = deque()
+        self._pending: deque[tuple[list[NewEntry], asyncio.Future]] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._stopping = False
@@ -48,17 +49,17 @@ class GroupCommitter:
         if self._task:
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def submit(self, rows: list[Row]) -> None:
-        """Store ``rows``; returns once they are durable (their ids are set then)."""
-        if not rows:
+    async def submit(self, entries: list[NewEntry]) -> None:
+        """Store ``entries``; returns once they are durable."""
+        if not entries:
             return
         future = asyncio.get_running_loop().create_future()
-        self._pending.append((rows, future))
+        self._pending.append((entries, future))
         self._wake.set()
         # Shielded: a caller that goes away does not cancel a commit others share.
         await asyncio.shield(future)
 
-    def _take(self) -> list[tuple[list[Row], asyncio.Future]]:
+    def _take(self) -> list[tuple[list[NewEntry], asyncio.Future]]:
         group = [self._pending.popleft()]
         count = len(group[0][0])
         while self._pending and count + len(self._pending[0][0]) <= self.max_rows:
@@ -73,9 +74,9 @@ class GroupCommitter:
             self._wake.clear()
             while self._pending:
                 group = self._take()
-                rows = group[0][0] if len(group) == 1 else [r for b, _ in group for r in b]
+                rows = group[0][0] if len(group) == 1 else [e for b, _ in group for e in b]
                 try:
-                    await self.store.insert(rows)
+                    ids = await self.store.insert(rows)
                 except Exception as exc:
                     log.exception("log store commit failed")
                     error = Unavailable(f"the log store did not commit the batch ({exc}); "
@@ -90,4 +91,4 @@ class GroupCommitter:
                     if not future.done():
                         future.set_result(None)
                 if self.on_commit:
-                    self.on_commit(rows)
+                    self.on_commit(rows, ids)

@@ -42,8 +42,7 @@ def encode(origin: str, rows: list[Row]) -> str:
 
 def decode(data: bytes | str) -> tuple[str, list[Row]]:
     message = json.loads(data)
-    return message["o"], [Row(ts=e[1], level=e[2], service=e[3], message=e[4], metadata=e[5],
-                              size=0, id=e[0]) for e in message["e"]]
+    return message["o"], [Row(*e) for e in message["e"]]
 
 
 class RedisFanout:
@@ -77,10 +76,13 @@ class RedisFanout:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._client.aclose()
 
+    @property
+    def wanted(self) -> bool:
+        """Whether another replica has live tails (else publishing is skipped)."""
+        return self._others_listen
+
     def publish(self, rows: list[Row]) -> None:
         """Queue committed rows for the other replicas; never blocks."""
-        if not self._others_listen:
-            return
         try:
             self._outbox.put_nowait(rows)
         except asyncio.QueueFull:

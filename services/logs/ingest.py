@@ -29,6 +29,7 @@ __all__ = [
     "Rejected",
     "check_batch_size",
     "make_entry",
+    "metadata_json",
     "struct_to_python",
     "validate_entries",
 ]

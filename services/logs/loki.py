@@ -17,8 +17,16 @@ import time
 from google.protobuf import struct_pb2
 
 from botmon.logs.v1 import logs_service_pb2
-from services.logs.ingest import Batch, EntryProblem, Rejected, make_row, struct_to_python
+from services.logs.ingest import (
+    Batch,
+    EntryProblem,
+    Rejected,
+    make_entry,
+    metadata_json,
+    struct_to_python,
+)
 from services.logs.levels import parse_level
+from services.logs.row import NewEntry
 
 __all__ = ["MAX_LINES", "SERVICE_LABELS", "read_push"]
 
@@ -52,7 +60,7 @@ def _timestamp(value: struct_pb2.Value) -> int:
 
 
 def _line(values: struct_pb2.ListValue, labels: dict[str, str], service: str,
-          now: int):
+          now: int) -> NewEntry:
     items = values.values
     if len(items) not in (2, 3):
         raise EntryProblem("each value must be [timestamp, line] or "
@@ -65,7 +73,8 @@ def _line(values: struct_pb2.ListValue, labels: dict[str, str], service: str,
         if items[2].WhichOneof("kind") != "struct_value":
             raise EntryProblem("structured metadata (third element) must be an object")
         metadata.update(struct_to_python(items[2].struct_value))
-    return make_row(ts, _level(metadata), service, items[1].string_value, metadata, now)
+    return make_entry(ts, _level(metadata), service, items[1].string_value,
+                      metadata_json(metadata), now)
 
 
 def read_push(request: logs_service_pb2.PushLokiRequest, now: int | None = None) -> Batch:
@@ -79,10 +88,7 @@ def read_push(request: logs_service_pb2.PushLokiRequest, now: int | None = None)
             del labels[used]
         for line_index, values in enumerate(stream.values):
             try:
-                batch.rows.append(_line(values, labels, service, now))
+                batch.entries.append(_line(values, labels, service, now))
             except EntryProblem as exc:
                 batch.errors.append(Rejected(line_index, str(exc), stream_index))
-            except ValueError as exc:
-                batch.errors.append(Rejected(line_index, f"metadata is not valid JSON: {exc}",
-                                             stream_index))
     return batch

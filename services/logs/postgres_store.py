@@ -15,8 +15,8 @@ import asyncpg
 
 from services.logs.levels import ERROR
 from services.logs.query import LogQuery, Matcher
-from services.logs.row import Row
-from services.logs.sql import list_sql
+from services.logs.row import NewEntry, Row
+from services.logs.sql import list_sql, oldest_sql
 from services.logs.store import ErrorCount, Freed, LogStore, Page, usage_shard
 
 __all__ = ["PostgresLogStore"]
@@ -34,7 +34,6 @@ CREATE TABLE IF NOT EXISTS logs_entries (
 CREATE INDEX IF NOT EXISTS logs_entries_service_level_ts
     ON logs_entries (service, level, ts, id);
 CREATE INDEX IF NOT EXISTS logs_entries_level_ts ON logs_entries (level, ts, id);
-CREATE INDEX IF NOT EXISTS logs_entries_ts ON logs_entries (ts, id);
 CREATE INDEX IF NOT EXISTS logs_entries_text
     ON logs_entries USING gin (to_tsvector('simple', message));
 CREATE INDEX IF NOT EXISTS logs_entries_metadata
@@ -73,7 +72,7 @@ class _Postgres:
 
 
 def _row(r: asyncpg.Record) -> Row:
-    return Row(ts=r[1], level=r[2], service=r[3], message=r[4], metadata=r[5], size=0, id=r[0])
+    return Row(r[0], r[1], r[2], r[3], r[4], r[5])
 
 
 class PostgresLogStore(LogStore):
@@ -108,18 +107,16 @@ class PostgresLogStore(LogStore):
             await self._pool.close()
             self._pool = None
 
-    async def insert(self, rows: list[Row]) -> None:
+    async def insert(self, entries: list[NewEntry]) -> list[int]:
         async with self.pool.acquire() as conn, conn.transaction():
-            ids = await conn.fetch(
+            ids = [r[0] for r in await conn.fetch(
                 "SELECT nextval(pg_get_serial_sequence('logs_entries', 'id')) "
-                "FROM generate_series(1, $1)", len(rows))
-            for row, record in zip(rows, ids, strict=True):
-                row.id = record[0]
+                "FROM generate_series(1, $1)", len(entries))]
             await conn.copy_records_to_table(
                 "logs_entries", columns=_COLUMNS,
-                records=[(r.id, r.ts, r.level, r.service, r.message, r.metadata, r.size)
-                         for r in rows])
-            await conn.execute(_USAGE, usage_shard(), len(rows), sum(r.size for r in rows))
+                records=[(i, *e) for i, e in zip(ids, entries, strict=True)])
+            await conn.execute(_USAGE, usage_shard(), len(entries), sum(e[5] for e in entries))
+        return ids
 
     async def list(self, query: LogQuery) -> Page:
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
@@ -167,7 +164,8 @@ class PostgresLogStore(LogStore):
 
     async def drop_oldest(self, limit: int) -> Freed:
         return await self._delete(
-            "SELECT id FROM logs_entries ORDER BY ts, id LIMIT $1", limit)
+            f"SELECT id FROM logs_entries WHERE id IN ({oldest_sql('logs_entries', '$1')})",
+            limit)
 
     def __repr__(self) -> str:
         return "PostgresLogStore()"

@@ -92,10 +92,10 @@ class LogsServicer(logs_service_pb2_grpc.LogsServiceServicer):
         if problem:
             raise InvalidArgument(problem)
         batch = validate_entries(request.logs)
-        if not batch.rows:
+        if not batch.entries:
             raise _nothing_stored(context, batch, "logs")
-        await self.committer.submit(batch.rows)
-        return logs_service_pb2.WriteLogsResponse(accepted=len(batch.rows),
+        await self.committer.submit(batch.entries)
+        return logs_service_pb2.WriteLogsResponse(accepted=len(batch.entries),
                                                   errors=_errors(batch.errors))
 
     async def IngestLogs(self, request_iterator, context):
@@ -114,9 +114,9 @@ class LogsServicer(logs_service_pb2_grpc.LogsServiceServicer):
                 rejected += len(batch.errors)
                 room = MAX_STREAM_ERRORS - len(errors)
                 errors.extend(Rejected(r.index, r.message, index) for r in batch.errors[:room])
-                if batch.rows:
-                    accepted += len(batch.rows)
-                    inflight.add(asyncio.ensure_future(self.committer.submit(batch.rows)))
+                if batch.entries:
+                    accepted += len(batch.entries)
+                    inflight.add(asyncio.ensure_future(self.committer.submit(batch.entries)))
                 if len(inflight) >= STREAM_WINDOW:
                     done, inflight = await asyncio.wait(inflight,
                                                         return_when=asyncio.FIRST_COMPLETED)
@@ -137,10 +137,10 @@ class LogsServicer(logs_service_pb2_grpc.LogsServiceServicer):
         if lines > MAX_LINES:
             raise InvalidArgument(f"the push has {lines} lines; send at most {MAX_LINES}")
         batch = read_push(request)
-        if not batch.rows:
+        if not batch.entries:
             raise _nothing_stored(context, batch, "values")
-        await self.committer.submit(batch.rows)
-        return logs_service_pb2.PushLokiResponse(accepted=len(batch.rows),
+        await self.committer.submit(batch.entries)
+        return logs_service_pb2.PushLokiResponse(accepted=len(batch.entries),
                                                  errors=_errors(batch.errors))
 
     async def ListLogs(self, request, context):

@@ -1,18 +1,21 @@
 """The SQL of a list query, shared by the SQLite and PostgreSQL stores.
 
-The shapes are chosen so that each is answered from one index:
+Every entry is indexed by ``(service, level, ts)`` and ``(level, ts)`` (plus
+the id, which SQLite keeps in every index and PostgreSQL has as the last key
+column). The level is always written as ``level IN (…)`` — every level when the
+query has no level filter — so each query is a handful of contiguous index
+ranges, one per level:
 
-- ``service`` (+ minimum level) + time → ``(service, level, ts)``, with the
-  level written as ``level IN (…)`` (every level when none is asked for) so
-  that each level is one contiguous index range;
-- minimum level + time → ``(level, ts)``;
-- time only → ``(ts)``.
+- ``service`` (+ minimum level) + time → ``(service, level, ts)``;
+- otherwise (minimum level) + time → ``(level, ts)``.
 
-``total`` is a ``COUNT(*)`` over the same ranges, which the index covers, so it
-never reads the table. A page is read as one ``ORDER BY ts, id LIMIT n``
-subquery per level merged by a ``UNION ALL`` (each walks its index range in
-order and stops after ``n`` rows), instead of sorting every match; a text
-search (``q``) is driven from the full-text index instead.
+``total`` is a ``COUNT(*)`` over those ranges, which the index covers, so it
+never reads the table. A page is one ``ORDER BY ts, id LIMIT n`` subquery per
+level merged by a ``UNION ALL`` (each walks its index range in order and stops
+after ``n`` rows) instead of a sort of every match; a text search (``q``) is
+driven from the full-text index instead. The same per-level merge finds the
+oldest entries for retention, so no index on ``ts`` alone is needed (one index
+fewer to maintain on every insert).
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from services.logs.levels import NAMES
 from services.logs.query import LogQuery, Matcher
 
-__all__ = ["COLUMNS", "Dialect", "ListSql", "list_sql"]
+__all__ = ["COLUMNS", "Dialect", "ListSql", "list_sql", "oldest_sql"]
 
 #: Columns read back, in the order ``Row`` is built from.
 COLUMNS = "id, ts, level, service, message, metadata"
@@ -63,14 +67,13 @@ class ListSql:
 
 
 def _conditions(query: LogQuery, high_id: int, params: _Params, dialect: Dialect,
-                levels: tuple[int, ...] | None, keyset: bool) -> str:
+                levels: tuple[int, ...], keyset: bool) -> str:
     f = query.filter
     where: list[str] = []
     if f.service:
         where.append(f"service = {params.add(f.service)}")
-    if levels is not None:
-        where.append(f"level = {levels[0]}" if len(levels) == 1
-                     else f"level IN ({', '.join(map(str, levels))})")
+    where.append(f"level = {levels[0]}" if len(levels) == 1
+                 else f"level IN ({', '.join(map(str, levels))})")
     if query.start is not None:
         where.append(f"ts >= {params.add(query.start)}")
     if query.end is not None:
@@ -90,17 +93,9 @@ def _conditions(query: LogQuery, high_id: int, params: _Params, dialect: Dialect
     return " AND ".join(where)
 
 
-def _levels(query: LogQuery) -> tuple[int, ...] | None:
-    """The level list to spell out, or None when the level needs no condition."""
-    f = query.filter
-    if f.min_level is None and not f.service:
-        return None
-    return f.levels
-
-
 def list_sql(query: LogQuery, high_id: int, dialect: Dialect, table: str) -> ListSql:
     """Count and page statements for ``query`` over entries with id ≤ ``high_id``."""
-    levels = _levels(query)
+    levels = query.filter.levels
     count_params = _Params(dialect)
     count = (f"SELECT count(*) FROM {table} WHERE "
              f"{_conditions(query, high_id, count_params, dialect, levels, keyset=False)}")
@@ -108,7 +103,7 @@ def list_sql(query: LogQuery, high_id: int, dialect: Dialect, table: str) -> Lis
     order = f"ORDER BY ts {direction}, id {direction}"
     page_params = _Params(dialect)
     n = query.limit + 1  # one more than asked tells whether there is a next page
-    if levels is None or len(levels) == 1 or query.filter.terms:
+    if len(levels) == 1 or query.filter.terms:
         page = (f"SELECT {COLUMNS} FROM {table} WHERE "
                 f"{_conditions(query, high_id, page_params, dialect, levels, keyset=True)} "
                 f"{order} LIMIT {n}")
@@ -118,3 +113,10 @@ def list_sql(query: LogQuery, high_id: int, dialect: Dialect, table: str) -> Lis
                  f"{order} LIMIT {n}) AS l{level}" for level in levels]
         page = " UNION ALL ".join(parts) + f" {order} LIMIT {n}"
     return ListSql(count, count_params.values, page, page_params.values)
+
+
+def oldest_sql(table: str, limit: str) -> str:
+    """Ids of the ``limit`` oldest entries (``limit`` is a placeholder), merged per level."""
+    parts = [f"SELECT * FROM (SELECT id, ts FROM {table} WHERE level = {level} "
+             f"ORDER BY ts, id LIMIT {limit}) AS o{level}" for level in range(len(NAMES))]
+    return f"SELECT id FROM ({' UNION ALL '.join(parts)}) AS oldest ORDER BY ts, id LIMIT {limit}"

@@ -18,15 +18,15 @@ from pathlib import Path
 from botmon.runtime.store import SqliteDatabase
 from services.logs.levels import ERROR
 from services.logs.query import LogQuery, Matcher
-from services.logs.row import Row
-from services.logs.sql import list_sql
+from services.logs.row import NewEntry, Row
+from services.logs.sql import list_sql, oldest_sql
 from services.logs.store import ErrorCount, Freed, LogStore, Page, usage_shard
 
 __all__ = ["SqliteLogStore"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS logs_entries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     ts INTEGER NOT NULL,
     level INTEGER NOT NULL,
     service TEXT NOT NULL,
@@ -36,10 +36,8 @@ CREATE TABLE IF NOT EXISTS logs_entries (
 );
 CREATE INDEX IF NOT EXISTS logs_entries_service_level_ts ON logs_entries (service, level, ts);
 CREATE INDEX IF NOT EXISTS logs_entries_level_ts ON logs_entries (level, ts);
-CREATE INDEX IF NOT EXISTS logs_entries_ts ON logs_entries (ts);
 CREATE VIRTUAL TABLE IF NOT EXISTS logs_fts USING fts5(
-    message, content='logs_entries', content_rowid='id',
-    tokenize='unicode61 remove_diacritics 2', detail='none');
+    message, content='logs_entries', content_rowid='id', detail='none');
 CREATE TABLE IF NOT EXISTS logs_usage (
     shard INTEGER PRIMARY KEY,
     entries INTEGER NOT NULL,
@@ -78,8 +76,8 @@ class _Sqlite:
         return "(" + " OR ".join(options) + ")"
 
 
-def _row(r: sqlite3.Row | tuple) -> Row:
-    return Row(ts=r[1], level=r[2], service=r[3], message=r[4], metadata=r[5], size=0, id=r[0])
+def _row(r: sqlite3.Row) -> Row:
+    return Row(r[0], r[1], r[2], r[3], r[4], r[5])
 
 
 class SqliteLogStore(LogStore):
@@ -108,29 +106,26 @@ class SqliteLogStore(LogStore):
     def _read(self, fn):
         return next(self._next_reader).run(fn)
 
-    async def insert(self, rows: list[Row]) -> None:
-        def write(conn: sqlite3.Connection) -> None:
+    async def insert(self, entries: list[NewEntry]) -> range:
+        def write(conn: sqlite3.Connection) -> range:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'logs_entries'"
-                                   ).fetchone()
-                before = seq[0] if seq else 0
-                conn.executemany(_INSERT, [(r.ts, r.level, r.service, r.message, r.metadata,
-                                            r.size) for r in rows])
+                # Under the write lock, rowids after max(id) are handed out consecutively.
+                before = conn.execute("SELECT coalesce(max(id), 0) FROM logs_entries"
+                                      ).fetchone()[0]
+                conn.executemany(_INSERT, entries)
                 last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-                # AUTOINCREMENT under the write lock hands out consecutive ids.
-                if last - before != len(rows):
-                    raise RuntimeError(f"ids {before}..{last} do not match {len(rows)} rows")
+                if last - before != len(entries):
+                    raise RuntimeError(f"ids {before}..{last} do not match {len(entries)} rows")
                 conn.execute("INSERT INTO logs_fts (rowid, message) "
                              "SELECT id, message FROM logs_entries WHERE id > ?", (before,))
-                conn.execute(_USAGE, (usage_shard(), len(rows), sum(r.size for r in rows)))
+                conn.execute(_USAGE, (usage_shard(), len(entries), sum(e[5] for e in entries)))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            for offset, row in enumerate(rows, start=before + 1):
-                row.id = offset
-        await self._writer.run(write)
+            return range(before + 1, last + 1)
+        return await self._writer.run(write)
 
     async def list(self, query: LogQuery) -> Page:
         def read(conn: sqlite3.Connection) -> Page:
@@ -198,7 +193,8 @@ class SqliteLogStore(LogStore):
 
     async def drop_oldest(self, limit: int) -> Freed:
         return await self._delete(
-            "SELECT id, size, message FROM logs_entries ORDER BY ts, id LIMIT ?", (limit,))
+            "SELECT id, size, message FROM logs_entries "
+            f"WHERE id IN ({oldest_sql('logs_entries', '?1')})", (limit,))
 
     def __repr__(self) -> str:
         return f"SqliteLogStore({str(self.path)!r})"

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from botmon.runtime.config import Settings
 from botmon.runtime.store import StoreLocation
 from services.logs.config import LogsSettings
 from services.logs.query import LogQuery
-from services.logs.row import Row
+from services.logs.row import NewEntry, Row
 
 __all__ = ["USAGE_SHARDS", "ErrorCount", "Freed", "LogStore", "Page", "open_store", "usage_shard"]
 
@@ -70,8 +71,8 @@ class LogStore(ABC):
         """Release connections and threads."""
 
     @abstractmethod
-    async def insert(self, rows: list[Row]) -> None:
-        """Store rows in one transaction, setting their ids; durable when it returns."""
+    async def insert(self, entries: list[NewEntry]) -> Sequence[int]:
+        """Store entries in one transaction; durable when it returns. Returns their ids."""
 
     @abstractmethod
     async def list(self, query: LogQuery) -> Page:
@@ -95,7 +96,7 @@ class LogStore(ABC):
 
     @abstractmethod
     async def drop_oldest(self, limit: int) -> Freed:
-        """Delete the ``limit`` oldest entries (by timestamp)."""
+        """Delete the ``limit`` oldest entries (by timestamp, then id)."""
 
 
 def open_store(settings: Settings, logs_settings: LogsSettings) -> LogStore:

@@ -213,6 +213,7 @@ async def test_sms_one_post_per_number_and_email(alert_settings, metrics, receiv
         assert {r.json["status"] for r in receiver.at("/sms")[2:]} == {"resolved"}
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 async def test_email_with_smtp_auth(alert_settings, metrics):
     box = Mailbox(login=("botmon", "pa55word"))
     box.start()

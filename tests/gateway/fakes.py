@@ -147,6 +147,8 @@ class RecordingMetrics(metrics_service_pb2_grpc.MetricsServiceServicer, Recorder
         Recorder.__init__(self)
         self.stream_cancelled = asyncio.Event()
         self.ticks = 0
+        #: Updates per tick instead of one per metric, to flood a slow reader.
+        self.burst = 0
 
     async def GetPrometheusMetrics(self, request, context):
         self.record("GetPrometheusMetrics", request, context)
@@ -172,6 +174,8 @@ class RecordingMetrics(metrics_service_pb2_grpc.MetricsServiceServicer, Recorder
     async def StreamMetrics(self, request, context):
         self.record("StreamMetrics", request, context)
         names = list(request.metrics) or ["cpu_usage", "memory_usage"]
+        if self.burst:
+            names = [f"metric_{i}" for i in range(self.burst)]
         try:
             while True:
                 self.ticks += 1
@@ -185,18 +189,18 @@ class RecordingMetrics(metrics_service_pb2_grpc.MetricsServiceServicer, Recorder
 
 
 class ScriptedHealth(health_service_pb2_grpc.HealthServiceServicer, Recorder):
-    """WatchHealth streams whatever the test puts in ``updates``."""
+    """WatchHealth sends the current document, then whatever the test puts in ``updates``."""
 
     def __init__(self, status: str = "healthy"):
         Recorder.__init__(self)
         self.updates: asyncio.Queue = asyncio.Queue()
         self.detailed = detailed(status)
-        self.updates.put_nowait(self.detailed)
 
     async def WatchHealth(self, request, context):
+        yield health_service_pb2.WatchHealthResponse(health=self.detailed)
         while True:
-            health = await self.updates.get()
-            yield health_service_pb2.WatchHealthResponse(health=health)
+            self.detailed = await self.updates.get()
+            yield health_service_pb2.WatchHealthResponse(health=self.detailed)
 
     async def GetDetailedHealth(self, request, context):
         self.record("GetDetailedHealth", request, context)

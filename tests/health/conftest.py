@@ -20,6 +20,7 @@ from services.health.__main__ import create_server
 from services.health.config import HealthSettings
 from services.health.server import HealthServer
 
+
 def free_port() -> int:
     """A port nothing listens on (bound once, then released)."""
     with socket.socket() as sock:

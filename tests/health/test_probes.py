@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 
@@ -10,6 +11,7 @@ import psutil
 import pytest
 import redis.asyncio as aioredis
 
+from botmon.health.v1 import health_service_pb2 as pb
 from tests.health.conftest import CLOSED, free_port, serve
 
 
@@ -215,3 +217,26 @@ async def test_llm_that_stalls_times_out(health_settings, fake_llm):
         assert time.monotonic() - started < 2
     assert llm.status == "unhealthy"
     assert llm.reason == "timed out after 0.3s"
+
+
+async def test_llm_requests_per_second_come_from_the_metrics_service(make_settings, fake_llm):
+    from botmon.metrics.v1 import metrics_pb2, metrics_service_pb2
+    from tests.harness import Suite
+
+    settings = make_settings(probe_llm_url=fake_llm.url, probe_interval=0.2)
+    async with Suite(settings, components=("health", "metrics"), gateway=False) as suite:
+        metrics = suite.servers["metrics"].backends.stub("metrics")
+        events = [metrics_pb2.Event(type="request", method="GET", route="/chat", status=200,
+                                    duration_ms=12) for _ in range(120)]
+        await metrics.RecordEvents(metrics_service_pb2.RecordEventsRequest(events=events),
+                                   timeout=5)
+        expected = (await metrics.GetApplicationMetrics(
+            metrics_service_pb2.GetApplicationMetricsRequest(), timeout=5)
+        ).application.requests.rate_per_second
+        health = suite.servers["health"].backends.stub("health")
+        await asyncio.sleep(0.3)  # a probe round after the events were stored
+        llm = (await health.GetDetailedHealth(pb.GetDetailedHealthRequest(), timeout=5)
+               ).components.llm
+    assert expected > 0
+    assert llm.requests_per_second == pytest.approx(expected, rel=0.2)
+    assert llm.reason == ""

@@ -1,0 +1,184 @@
+"""State that survives restarts, crashes (kill -9) and leader failover between replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from botmon.alerts.v1 import alerts_service_pb2 as pb
+from botmon.alerts.v1 import alerts_service_pb2_grpc
+from tests.alerts.conftest import INTERVAL, Running, fast, serve
+from tests.alerts.stand_ins import eventually, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+CPU = dict(name="cpu_hot", metric="cpu.usage_percent", condition="greater_than", threshold=80,
+           severity="critical")
+
+
+@contextlib.asynccontextmanager
+async def replica(env: dict[str, str], tmp_path: Path):
+    """``python -m services.alerts`` in its own process, with a stub to call it."""
+    port = free_port()
+    log = open(tmp_path / f"alerts-{port}.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([sys.executable, "-m", "services.alerts"], cwd=ROOT,
+                            env={**os.environ, **env, "BOTMON_ALERTS_ADDR": f"127.0.0.1:{port}"},
+                            stdout=log, stderr=subprocess.STDOUT)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        await asyncio.wait_for(channel.channel_ready(), 30)
+        yield proc, Running(None, channel, alerts_service_pb2_grpc.AlertsServiceStub(channel))
+    finally:
+        await channel.close()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+def _env(settings, **extra: str) -> dict[str, str]:
+    env = {
+        "BOTMON_DATA_DIR": str(settings.data_dir), "BOTMON_STORE_URL": settings.store_url,
+        "BOTMON_METRICS_TARGET": settings.metrics_target,
+        "BOTMON_HEALTH_TARGET": settings.health_target,
+        "BOTMON_ALERT_EVAL_INTERVAL": str(INTERVAL), "BOTMON_GRPC_DEADLINE": "2",
+        "BOTMON_HEARTBEAT_INTERVAL": "60", "BOTMON_LOG_LEVEL": "warning",
+        "BOTMON_ALERT_DEFAULT_RULES": "false", "BOTMON_ALERT_DISPATCH_POLL": "0.1",
+        "BOTMON_ALERT_RETRY_INITIAL": "0.05", "BOTMON_ALERT_RETRY_MAX": "0.2",
+        "BOTMON_HTTP_ADDR": "127.0.0.1:8080",
+    }
+    if settings.redis_url:
+        env["BOTMON_REDIS_URL"] = settings.redis_url
+    return {**env, **extra}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_settings(request, alert_settings):
+    """Settings on the embedded store or on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return alert_settings()
+    return alert_settings(store_url=request.getfixturevalue("postgres_url"))
+
+
+async def test_everything_survives_a_restart(store_settings, metrics, receiver):
+    async with serve(store_settings) as svc:
+        await svc.configure(**CPU, notify={"webhook": receiver.url("/hook")},
+                            repeat_interval_seconds=3600)
+        metrics.values["cpu.usage_percent"] = 91
+        alert = await eventually(lambda: svc.alert_of("cpu_hot", "firing"))
+        await eventually(lambda: receiver.at("/hook"))
+        await svc.stub.AcknowledgeAlert(pb.AcknowledgeAlertRequest(
+            alert_id=alert.alert_id, acknowledged_by="dave", notes="on it"), timeout=10)
+        silence = (await svc.stub.CreateSilence(pb.CreateSilenceRequest(silence={
+            "matchers": [{"name": "alertname", "value": "other"}],
+            "ends_at": {"seconds": int(time.time()) + 3600}}), timeout=10)).silence
+        history = await svc.history()
+
+    async with serve(store_settings) as svc:
+        rules = (await svc.stub.ListAlertRules(pb.ListAlertRulesRequest(), timeout=10)).rules
+        assert [r.name for r in rules] == ["cpu_hot"]
+        again = await svc.alert_of("cpu_hot")
+        assert again.alert_id == alert.alert_id and again.state == "firing"
+        assert (again.acknowledged_by, again.notes) == ("dave", "on it")
+        silences = (await svc.stub.ListSilences(pb.ListSilencesRequest(), timeout=10)).silences
+        assert [s.silence_id for s in silences] == [silence.silence_id]
+        await asyncio.sleep(4 * INTERVAL)  # several cycles after the restart
+        assert [h.id for h in (await svc.history())[:len(history)]] == [h.id for h in history]
+        assert await svc.transitions("cpu_hot") == [("", "pending"), ("pending", "firing")]
+        assert len(receiver.at("/hook")) == 1  # the restart notified no one again
+        metrics.values["cpu.usage_percent"] = 10
+        await eventually(lambda: svc.gone("cpu_hot"))
+        resolved = await eventually(lambda: receiver.at("/hook")[1:])
+        assert [r.json["status"] for r in resolved] == ["resolved"]
+
+
+async def test_outbox_delivers_once_after_a_kill_between_firing_and_sending(
+        alert_settings, metrics, receiver, tmp_path):
+    settings = alert_settings()
+    # The first process holds the firing notification back for 3 s; it dies before sending.
+    env = _env(settings, BOTMON_ALERT_GROUP_WAIT="3")
+    async with replica(env, tmp_path) as (proc, first):
+        await first.configure(**CPU, notify={"webhook": receiver.url("/hook")})
+        metrics.values["cpu.usage_percent"] = 91
+        alert = await eventually(lambda: first.alert_of("cpu_hot", "firing"), timeout=15)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    assert receiver.at("/hook") == []
+
+    async with serve(settings) as svc:
+        [request] = await eventually(lambda: receiver.at("/hook"), timeout=10)
+        assert request.json["status"] == "firing"
+        assert request.json["alerts"][0]["annotations"]["alert_id"] == alert.alert_id
+        await asyncio.sleep(1.0)
+        assert len(receiver.at("/hook")) == 1
+        assert await svc.transitions("cpu_hot") == [("", "pending"), ("pending", "firing")]
+        deliveries = [h.delivery for h in await svc.history(alert_id=alert.alert_id)
+                      if h.kind == "delivery"]
+        assert [(d.kind, d.attempt, d.success) for d in deliveries] == [("firing", 1, True)]
+
+
+@pytest.fixture(params=["postgresql", "redis"])
+def replicated_settings(request, alert_settings):
+    """Replicas coordinated by a PostgreSQL store's advisory lock, or by a Redis lease."""
+    if request.param == "postgresql":
+        return alert_settings(store_url=request.getfixturevalue("postgres_url"))
+    return alert_settings(redis_url=request.getfixturevalue("redis_url"))
+
+
+async def test_failover_between_replicas_notifies_once_per_transition(
+        replicated_settings, metrics, receiver, tmp_path):
+    settings = replicated_settings
+    async with replica(_env(settings), tmp_path) as (proc, first):
+        await first.configure(**CPU, notify={"webhook": receiver.url("/hook")})
+        metrics.values["cpu.usage_percent"] = 91
+        await eventually(lambda: receiver.at("/hook"), timeout=15)  # the subprocess leads
+        async with serve(settings) as second:
+            await asyncio.sleep(5 * INTERVAL)
+            assert not second.server.engine.leading  # a follower while the leader lives
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            killed = time.monotonic()
+            await eventually(lambda: second.server.engine.leading, timeout=5, interval=0.01)
+            takeover = time.monotonic() - killed
+            assert takeover <= 2 * INTERVAL + 0.25, takeover  # two intervals, plus scheduling
+            await asyncio.sleep(5 * INTERVAL)
+            assert len(receiver.at("/hook")) == 1  # the new leader did not notify again
+            metrics.values["cpu.usage_percent"] = 10
+            await eventually(lambda: second.gone("cpu_hot"))
+            await eventually(lambda: len(receiver.at("/hook")) == 2)
+            await asyncio.sleep(5 * INTERVAL)
+            assert [r.json["status"] for r in receiver.at("/hook")] == ["firing", "resolved"]
+            assert await second.transitions("cpu_hot") == [
+                ("", "pending"), ("pending", "firing"), ("firing", "resolved")]
+
+
+async def test_two_live_replicas_elect_exactly_one_leader(alert_settings, metrics, receiver,
+                                                          postgres_url):
+    settings = alert_settings(store_url=postgres_url)
+    async with serve(settings, fast()) as a, serve(settings, fast()) as b:
+        await a.configure(**CPU, notify={"webhook": receiver.url("/hook")})
+        await eventually(lambda: a.server.engine.leading or b.server.engine.leading)
+        for _ in range(10):
+            assert a.server.engine.leading != b.server.engine.leading
+            await asyncio.sleep(INTERVAL / 2)
+        metrics.values["cpu.usage_percent"] = 91
+        await eventually(lambda: receiver.at("/hook"))
+        leader, follower = (a, b) if a.server.engine.leading else (b, a)
+        await leader.server.stop(0)  # a clean stop releases the lock at once
+        await eventually(lambda: follower.server.engine.leading, timeout=2 * INTERVAL + 0.5)
+        metrics.values["cpu.usage_percent"] = 10
+        await eventually(lambda: len(receiver.at("/hook")) == 2)
+        await asyncio.sleep(3 * INTERVAL)
+        assert [r.json["status"] for r in receiver.at("/hook")] == ["firing", "resolved"]
