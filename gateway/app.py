@@ -20,8 +20,13 @@ from sanic.response import HTTPResponse
 from botmon.runtime.config import Settings
 from botmon.runtime.context import new_request_id, request_id
 from gateway import handlers, openapi, ws
-from gateway.auth import PUBLIC_PATHS, Authenticator, bearer_token, bootstrap_admin_token, \
-    required_role
+from gateway.auth import (
+    PUBLIC_PATHS,
+    Authenticator,
+    bearer_token,
+    bootstrap_admin_token,
+    required_role,
+)
 from gateway.clients import Clients
 from gateway.errors import GatewayError, render_exception
 from gateway.limits import client_ip, rate_class, rate_key
@@ -149,6 +154,7 @@ async def _after(request: Request, response: HTTPResponse) -> None:
     started = getattr(request.ctx, "started", None)
     elapsed = time.perf_counter() - started if started else 0.0
     request.app.ctx.telemetry.observe(template, request.method, response.status, elapsed)
-    log.info("request", extra={"method": request.method, "path": request.path,
-                               "route": template, "status": response.status,
-                               "duration_ms": round(elapsed * 1000, 3)})
+    if log.isEnabledFor(logging.INFO):
+        log.info(
+            "request", extra={"method": request.method, "path": request.path, "route": template,
+                              "status": response.status, "duration_ms": round(elapsed * 1000, 3)})

@@ -163,7 +163,11 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
         body_schema = schemas.message(request_type)
     elif route.body:
         bound.add(route.body)
-        body_schema = schemas.field(request_type.fields_by_name[route.body])
+        fd = request_type.fields_by_name[route.body]
+        # A message body *is* that message (never null); anything else keeps its field shape.
+        plain = fd.type == _T.TYPE_MESSAGE and not fd.is_repeated \
+            and not fd.message_type.GetOptions().map_entry
+        body_schema = schemas.single(fd) if plain else schemas.field(fd)
     if route.body:
         op["requestBody"] = {"required": True,
                              "content": {"application/json": {"schema": body_schema}}}

@@ -125,8 +125,7 @@ class Suite:
         if self._http is not None:
             await self._stop_gateway()
         self._sock.close()
-        for name in list(self.servers):
-            await self.stop(name)
+        await asyncio.gather(*(self.stop(name) for name in list(self.servers)))
 
     async def _start_gateway(self) -> None:
         self.app = create_app(self.settings)

@@ -23,7 +23,10 @@ UNREACHABLE_RULE = "botmon_metrics_unreachable"
 class Transition:
     """An alert entering a state ("" for from_state when it is new)."""
 
-    alert: Alert
+    alert_id: str
+    rule: str
+    severity: str
+    value: float | None
     from_state: str
     to_state: str
     time: float
@@ -34,9 +37,16 @@ class Transition:
 class Notice:
     """A notification to enqueue for every channel of the alert's rule."""
 
-    alert: Alert
+    alert_id: str
+    rule: Rule
     kind: str
     due_at: float
+    payload: dict
+
+    @classmethod
+    def of(cls, alert: Alert, kind: str, due_at: float) -> Notice:
+        """The alert as it is now; later changes to it do not alter the notice."""
+        return cls(alert.alert_id, alert.rule, kind, due_at, {**alert.snapshot(), "kind": kind})
 
 
 @dataclass
@@ -56,7 +66,9 @@ class Changes:
     def move(self, alert: Alert, to_state: str, now: float, detail: str = "") -> None:
         from_state, alert.state = alert.state, to_state
         self.touch(alert)
-        self.transitions.append(Transition(alert.copy(), from_state, to_state, now, detail))
+        self.transitions.append(Transition(alert.alert_id, alert.rule.name, alert.rule.severity,
+                                           alert.current_value, from_state, to_state, now,
+                                           detail))
 
 
 class Evaluator:
@@ -170,7 +182,8 @@ class Evaluator:
         alert.notified = True
         alert.last_notified_at = due_at
         changes.touch(alert)
-        changes.notices.append(Notice(alert.copy(), kind, due_at))
+        if alert.rule.targets():
+            changes.notices.append(Notice.of(alert, kind, due_at))
 
     def _end(self, alert: Alert, now: float, changes: Changes, detail: str) -> None:
         """Resolve a firing alert (with a resolve notice if anyone was told) or drop a pending one."""
@@ -181,7 +194,8 @@ class Evaluator:
             return
         changes.move(alert, "resolved", now, detail)
         if alert.notified:
-            changes.notices.append(Notice(alert.copy(), "resolved", now))
+            if alert.rule.targets():
+                changes.notices.append(Notice.of(alert, "resolved", now))
 
     def _silenced(self, alert: Alert, now: float) -> bool:
         return any(s.mutes(alert.labels, now) for s in self.silences)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import operator
@@ -101,10 +102,14 @@ class Rule:
         """The rule's labels plus ``alertname`` and ``severity``, as Alertmanager has them."""
         return {**self.labels, "alertname": self.name, "severity": self.severity}
 
+    @functools.cached_property
+    def labels_json(self) -> str:
+        """:meth:`alert_labels` as canonical JSON."""
+        return json.dumps(self.alert_labels(), sort_keys=True, separators=(",", ":"))
+
     def fingerprint(self) -> str:
         """Hash of the rule name and its labels: the identity of its alerts' series."""
-        canonical = json.dumps(self.alert_labels(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        return hashlib.sha256(self.labels_json.encode()).hexdigest()[:16]
 
     def message(self, value: float | None) -> str:
         """The alert message: the description template filled in, or a generated sentence."""
@@ -118,9 +123,15 @@ class Rule:
 
     def to_json(self) -> str:
         """The rule (without its secret and times) as stored."""
-        spec = dataclasses.asdict(self)
-        for key in ("secret", "create_time", "update_time"):
-            spec.pop(key)
+        return self._json
+
+    @functools.cached_property
+    def _json(self) -> str:
+        # Cached: every alert row carries its rule, and a cycle may write thousands of them.
+        spec = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in ("secret", "create_time", "update_time", "notify")}
+        spec["notify"] = {f.name: getattr(self.notify, f.name)
+                          for f in dataclasses.fields(self.notify)}
         return json.dumps(spec, sort_keys=True)
 
     @classmethod
@@ -131,8 +142,11 @@ class Rule:
         notify = Notify(email=tuple(notify.get("email", ())), sms=tuple(notify.get("sms", ())),
                         extra=tuple(tuple(t) for t in notify.get("extra", ())),
                         **{k: notify.get(k, "") for k in ("webhook", "slack", "teams", "pagerduty")})
-        return cls(notify=notify, secret=secret, create_time=create_time,
+        rule = cls(notify=notify, secret=secret, create_time=create_time,
                    update_time=update_time, **data)
+        # The stored text is what to_json() gives (canonical), so it seeds the cache.
+        rule.__dict__["_json"] = spec
+        return rule
 
 
 def _number(value: float) -> str:

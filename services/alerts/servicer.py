@@ -69,8 +69,10 @@ class AlertsServicer(alerts_service_pb2_grpc.AlertsServiceServicer):
         alerts = await self.store.list_alerts()
         silences = await self.store.active_silences(now)
         firing = [a for a in alerts if a.state == "firing"]
-        shown = [a for a in alerts if (not request.severity or a.rule.severity == request.severity)
-                 and (not request.state or a.state == request.state)]
+        # GET /alerts promises firing alerts (CONTRACT.md §6); pending ones are asked for by name.
+        state = request.state or "firing"
+        shown = [a for a in alerts if a.state == state
+                 and (not request.severity or a.rule.severity == request.severity)]
         return alerts_service_pb2.ListAlertsResponse(
             alerts=[alert_message(a, silenced=any(s.mutes(a.labels, now) for s in silences))
                     for a in shown],

@@ -66,7 +66,7 @@ def _alert_row(alert: Alert) -> tuple:
     return (alert.alert_id, rule.name, alert.fingerprint, alert.state, rule.severity,
             rule.to_json(), rule.secret, rule.update_time, alert.triggered_at, alert.fired_at,
             alert.resolved_at, alert.cleared_at, alert.current_value, alert.message,
-            json.dumps(alert.labels, sort_keys=True), int(alert.notified), alert.last_notified_at,
+            rule.labels_json, int(alert.notified), alert.last_notified_at,
             int(alert.silenced))
 
 
@@ -96,11 +96,11 @@ def _silence(row: dict[str, Any]) -> Silence:
 
 def outbox_rows(notice: Notice, channels: Sequence[str] | None = None) -> list[tuple]:
     """The outbox rows of a notice: one per channel target of the alert's rule."""
-    alert = notice.alert
-    payload = json.dumps({**alert.snapshot(), "kind": notice.kind})
-    return [(alert.alert_id, alert.rule.name, alert.rule.severity, notice.kind, channel,
+    rule = notice.rule
+    payload = json.dumps(notice.payload)
+    return [(notice.alert_id, rule.name, rule.severity, notice.kind, channel,
              json.dumps(target), secret, payload, notice.due_at, notice.due_at)
-            for channel, target, secret in alert.rule.targets()
+            for channel, target, secret in rule.targets()
             if channels is None or channel in channels]
 
 
@@ -211,9 +211,9 @@ class AlertsStore:
 
     async def apply(self, changes: Changes) -> int:
         """Write one cycle's changes in one transaction; returns the outbox rows written."""
-        history = [history_row(t.time, t.alert.alert_id, t.alert.rule.name,
-                               t.alert.rule.severity, "transition", from_state=t.from_state,
-                               to_state=t.to_state, value=t.alert.current_value, detail=t.detail)
+        history = [history_row(t.time, t.alert_id, t.rule, t.severity, "transition",
+                               from_state=t.from_state, to_state=t.to_state, value=t.value,
+                               detail=t.detail)
                    for t in changes.transitions]
         outbox = [row for notice in changes.notices for row in outbox_rows(notice)]
         async with self.db.transaction() as tx:
@@ -252,7 +252,7 @@ class AlertsStore:
                 value=alert.current_value, detail=f"{by}: {notes}" if notes else by))
             if alert.notified and not alert.silenced:
                 await tx.executemany(_INSERT_OUTBOX, outbox_rows(
-                    Notice(alert, "acknowledged", now), ACK_CHANNELS))
+                    Notice.of(alert, "acknowledged", now), ACK_CHANNELS))
             await tx.execute(_BUMP)
         return alert
 

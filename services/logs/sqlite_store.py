@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import sqlite3
 from pathlib import Path
 
@@ -37,7 +38,7 @@ CREATE TABLE IF NOT EXISTS logs_entries (
 CREATE INDEX IF NOT EXISTS logs_entries_service_level_ts ON logs_entries (service, level, ts);
 CREATE INDEX IF NOT EXISTS logs_entries_level_ts ON logs_entries (level, ts);
 CREATE VIRTUAL TABLE IF NOT EXISTS logs_fts USING fts5(
-    message, content='logs_entries', content_rowid='id', detail='none');
+    message, content='logs_entries', content_rowid='id', detail='none', columnsize=0);
 CREATE TABLE IF NOT EXISTS logs_usage (
     shard INTEGER PRIMARY KEY,
     entries INTEGER NOT NULL,
@@ -45,8 +46,14 @@ CREATE TABLE IF NOT EXISTS logs_usage (
 );
 """
 
+# The batch goes in as one JSON array bound to one statement: the whole insert then
+# runs inside SQLite without the GIL, where executemany would take the GIL back
+# for every row and stall behind the event loop's thread (a convoy that made
+# ingest 4x slower under load).
 _INSERT = ("INSERT INTO logs_entries (ts, level, service, message, metadata, size) "
-           "VALUES (?, ?, ?, ?, ?, ?)")
+           "SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 "
+           "FROM json_each(?)")
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 _USAGE = ("INSERT INTO logs_usage (shard, entries, bytes) VALUES (?, ?, ?) "
           "ON CONFLICT (shard) DO UPDATE SET entries = entries + excluded.entries, "
           "bytes = bytes + excluded.bytes")
@@ -113,7 +120,7 @@ class SqliteLogStore(LogStore):
                 # Under the write lock, rowids after max(id) are handed out consecutively.
                 before = conn.execute("SELECT coalesce(max(id), 0) FROM logs_entries"
                                       ).fetchone()[0]
-                conn.executemany(_INSERT, entries)
+                conn.execute(_INSERT, (_ENCODER.encode(entries),))
                 last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
                 if last - before != len(entries):
                     raise RuntimeError(f"ids {before}..{last} do not match {len(entries)} rows")

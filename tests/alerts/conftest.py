@@ -45,9 +45,10 @@ class Running:
 
     async def alert_of(self, rule: str, state: str | None = None):
         """The active alert of ``rule`` (in ``state`` if given), or None."""
-        for alert in (await self.alerts()).alerts:
-            if alert.rule == rule and (state is None or alert.state == state):
-                return alert
+        for listed in (state,) if state else ("firing", "pending"):
+            for alert in (await self.alerts(state=listed)).alerts:
+                if alert.rule == rule:
+                    return alert
         return None
 
     async def gone(self, rule: str) -> bool:

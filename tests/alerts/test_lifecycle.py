@@ -157,8 +157,10 @@ async def test_list_filters_and_bad_filters(alert_settings, metrics):
         await eventually(lambda: svc.alert_of("mem", "pending"))
         assert [a.rule for a in (await svc.alerts(state="pending")).alerts] == ["mem"]
         assert [a.rule for a in (await svc.alerts(severity="critical")).alerts] == ["cpu_hot"]
-        both = await svc.alerts()
-        assert (both.active_count, both.pending_count, both.critical_count) == (1, 1, 1)
+        default = await svc.alerts()
+        assert [a.rule for a in default.alerts] == ["cpu_hot"]  # GET /alerts: firing ones
+        assert (default.active_count, default.pending_count, default.critical_count) == (1, 1, 1)
+        assert not (await svc.alerts(severity="warning")).alerts
         for bad in ({"state": "resolvedish"}, {"severity": "urgent"}):
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await svc.alerts(**bad)

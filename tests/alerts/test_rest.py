@@ -13,7 +13,8 @@ from tests.harness import Suite
 DOC_RULE = {
     "name": "memory_doc_example", "type": "threshold", "metric": "memory.usage_percent",
     "condition": "greater_than", "threshold": 90, "duration_seconds": 0, "severity": "warning",
-    "notify": {"webhook": "https://example.com/alerts"},
+    # A closed local port: nothing here may reach the internet.
+    "notify": {"webhook": f"http://127.0.0.1:{free_port()}/alerts"},
 }
 
 
@@ -87,7 +88,8 @@ async def test_alert_listing_acknowledge_and_history(suite):
     suite.metrics.values["memory.usage_percent"] = 93
 
     async def firing():
-        body = (await http.get(f"{suite.base}/alerts", headers=suite.headers())).json()
+        body = (await http.get(f"{suite.base}/alerts?state=firing",
+                               headers=suite.headers())).json()
         return body if body.get("alerts") else None
 
     body = await eventually(firing)
@@ -112,7 +114,8 @@ async def test_alert_listing_acknowledge_and_history(suite):
     # acknowledged_by defaults to the token's subject.
     assert acked["acknowledged"] is True and acked["acknowledged_by"] == "test-operator"
     assert acked["notes"] == "Investigating the issue" and acked["acknowledged_at"].endswith("Z")
-    listed = (await http.get(f"{suite.base}/alerts", headers=suite.headers())).json()["alerts"]
+    listed = (await http.get(f"{suite.base}/alerts?state=firing",
+                             headers=suite.headers())).json()["alerts"]
     assert listed[0]["acknowledged_by"] == "test-operator"
 
     page = (await http.get(f"{suite.base}/alerts/history?page_size=1",

@@ -17,9 +17,9 @@ from tests.gateway.fakes import (
 from tests.harness import Suite
 
 
-async def wait_for(http, url: str, predicate, timeout: float = 5.0):
+async def wait_for(http, url: str, predicate, within: float = 5.0):
     """Poll ``url`` until ``predicate(response)``; return the last response."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         r = await http.get(url)
         if predicate(r) or time.monotonic() > deadline:

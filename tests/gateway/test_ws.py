@@ -106,8 +106,9 @@ async def test_slow_reader_gets_oldest_dropped_and_counted(suite):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", suite.port))
     async with websockets.connect(f"{suite.ws_url}/ws/metrics", sock=sock, max_queue=1,
-                                  additional_headers=suite.headers(), open_timeout=5) as ws:
-        await asyncio.sleep(1.0)
+                                  additional_headers=suite.headers(), open_timeout=5,
+                                  close_timeout=0.5) as ws:
+        await asyncio.sleep(0.5)
         # A fast reader on another socket is not held up meanwhile.
         async with connect(suite, "/ws/metrics") as fast:
             assert (await recv(fast))["type"] == "metric_update"

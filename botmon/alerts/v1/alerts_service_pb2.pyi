@@ -31,7 +31,9 @@ class ListAlertsRequest(_message.Message):
     severity: _builtins.str
     """Optional. Only this severity."""
     state: _builtins.str
-    """Optional. Only this state: "pending" or "firing"; both when empty."""
+    """Optional. "firing" (the default: GET /alerts lists firing alerts) or
+    "pending".
+    """
     def __init__(
         self,
         *,
@@ -58,7 +60,7 @@ class ListAlertsResponse(_message.Message):
     WARNING_COUNT_FIELD_NUMBER: _builtins.int
     PENDING_COUNT_FIELD_NUMBER: _builtins.int
     active_count: _builtins.int
-    """Output only. Firing alerts."""
+    """Output only. Firing alerts, whatever the filters."""
     critical_count: _builtins.int
     """Output only. Firing critical alerts."""
     warning_count: _builtins.int
@@ -67,7 +69,7 @@ class ListAlertsResponse(_message.Message):
     """Output only. Pending alerts."""
     @_builtins.property
     def alerts(self) -> _containers.RepeatedCompositeFieldContainer[_alert_pb2.Alert]:
-        """Output only. The alerts."""
+        """Output only. The alerts of the requested state and severity."""
 
     def __init__(
         self,

@@ -92,7 +92,7 @@ class AlertsServiceServicer:
     """
 
     def ListAlerts(self, request, context):
-        """Lists active (pending or firing) alerts with counts.
+        """Lists firing alerts (pending ones with `state: "pending"`) with counts.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -34,7 +34,7 @@ class AlertsServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AlertsServiceAsyncStub: ...
     ListAlerts: _grpc.UnaryUnaryMultiCallable[_alerts_service_pb2.ListAlertsRequest, _alerts_service_pb2.ListAlertsResponse]
-    """Lists active (pending or firing) alerts with counts."""
+    """Lists firing alerts (pending ones with `state: "pending"`) with counts."""
     ConfigureAlertRule: _grpc.UnaryUnaryMultiCallable[_alerts_service_pb2.ConfigureAlertRuleRequest, _alerts_service_pb2.ConfigureAlertRuleResponse]
     """Creates the rule with that name or replaces it; a new rule answers with
     the `x-http-code: 201` header metadata.
@@ -62,7 +62,7 @@ class AlertsServiceAsyncStub(AlertsServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListAlerts: _aio.UnaryUnaryMultiCallable[_alerts_service_pb2.ListAlertsRequest, _alerts_service_pb2.ListAlertsResponse]  # type: ignore[assignment]
-    """Lists active (pending or firing) alerts with counts."""
+    """Lists firing alerts (pending ones with `state: "pending"`) with counts."""
     ConfigureAlertRule: _aio.UnaryUnaryMultiCallable[_alerts_service_pb2.ConfigureAlertRuleRequest, _alerts_service_pb2.ConfigureAlertRuleResponse]  # type: ignore[assignment]
     """Creates the rule with that name or replaces it; a new rule answers with
     the `x-http-code: 201` header metadata.
@@ -93,7 +93,7 @@ class AlertsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _alerts_service_pb2.ListAlertsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_alerts_service_pb2.ListAlertsResponse, _abc.Awaitable[_alerts_service_pb2.ListAlertsResponse]]:
-        """Lists active (pending or firing) alerts with counts."""
+        """Lists firing alerts (pending ones with `state: "pending"`) with counts."""
 
     @_abc_1.abstractmethod
     def ConfigureAlertRule(

@@ -1,0 +1,98 @@
+"""Fixtures of the end-to-end suites: whole clusters of real ``botmon serve`` processes.
+
+A failing test gets the tail of every process's output appended to its report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import httpx
+import pytest
+import redis
+
+from tests.e2e.cluster import Cluster
+
+#: Limits high enough for polling tests; ``default`` stays small for the budget tests,
+#: which use subjects of their own (the class is keyed by user).
+RATE_LIMITS = ("metrics=100000/minute,logs=100000/minute,alerts=100000/minute,"
+               "ingest=100000/minute,default=20/minute")
+#: Viewer tokens with their own subjects, one per budget test.
+BUDGET_SUBJECTS = {"budget-shared": "viewer", "budget-concurrent": "viewer",
+                   "budget-outage": "viewer"}
+ALERTS_ENV = {
+    "BOTMON_ALERT_DEFAULT_RULES": "false",
+    "BOTMON_ALERT_NOTIFY_TIMEOUT": "2",
+    "BOTMON_ALERT_RETRY_INITIAL": "0.2",
+    "BOTMON_ALERT_RETRY_MAX": "1",
+    "BOTMON_ALERT_DISPATCH_POLL": "0.2",
+}
+
+
+def cluster_env(**extra: str) -> dict[str, str]:
+    return {"BOTMON_RATE_LIMITS": RATE_LIMITS, **ALERTS_ENV, **extra}
+
+
+async def _admin(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+def e2e_database(postgres_server_url):
+    """A fresh PostgreSQL database for one module's cluster, dropped after it."""
+    name = f"botmon_e2e_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(postgres_server_url, f'CREATE DATABASE "{name}"'))
+    base, _, _ = postgres_server_url.rpartition("/")
+    yield f"{base}/{name}"
+    asyncio.run(_admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="module")
+def e2e_redis(redis_server_url):
+    """A Redis database emptied for one module's cluster."""
+    url = f"{redis_server_url}/11"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    return url
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, e2e_database, e2e_redis):
+    """Two replicas of every gRPC service and two gateways on one PostgreSQL and one Redis."""
+    running = Cluster(tmp_path_factory.mktemp("cluster"), store_url=e2e_database,
+                      redis_url=e2e_redis, env=cluster_env(), extra_tokens=BUDGET_SUBJECTS)
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(autouse=True)
+def _process_logs_on_failure(request):
+    """Let the report hook find the cluster this test used."""
+    for name in ("cluster", "fault_cluster"):
+        if name in request.fixturenames:
+            request.node.botmon_cluster = request.getfixturevalue(name)
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    running = getattr(item, "botmon_cluster", None)
+    if running is not None and report.failed and report.when == "call":
+        report.sections.append(("botmon processes (last lines)", running.tails()))
+
+
+@pytest.fixture
+async def http():
+    """An HTTP client with a bounded wait on every request."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        yield client

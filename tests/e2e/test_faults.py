@@ -1,0 +1,426 @@
+"""Fault tests: replicas killed under load, PostgreSQL and Redis outages, a hanging receiver.
+
+The cluster here runs on a PostgreSQL and a Redis of its own (``servers.py``),
+so stopping them disturbs nobody else. Each test leaves the cluster whole again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+import uuid
+
+import grpc
+import httpx
+import pytest
+import websockets
+
+from botmon.logs.v1 import log_entry_pb2, logs_service_pb2, logs_service_pb2_grpc
+from tests.alerts.stand_ins import Receiver, eventually
+from tests.e2e.cluster import Cluster
+from tests.e2e.conftest import BUDGET_SUBJECTS, cluster_env
+from tests.e2e.servers import OwnPostgres, OwnRedis
+
+DEADLINE = 2.0
+
+
+def _tag() -> str:
+    return f"e2e-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="module")
+def own_postgres():
+    server = OwnPostgres()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def own_redis():
+    server = OwnRedis()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def fault_cluster(tmp_path_factory, own_postgres, own_redis):
+    running = Cluster(tmp_path_factory.mktemp("faults"), store_url=own_postgres.url,
+                      redis_url=own_redis.url, extra_tokens=BUDGET_SUBJECTS,
+                      env=cluster_env(BOTMON_GRPC_DEADLINE=str(DEADLINE),
+                                      BOTMON_PROBE_TIMEOUT="0.5"))
+    running.start()
+    yield running
+    running.stop()
+
+
+async def _under_load(send, fault, *, workers: int = 4, before: float = 1.0,
+                      after: float = 2.0) -> list[tuple[int, object]]:
+    """Call ``send(i)`` from ``workers`` loops; run ``fault()`` (blocking) ``before`` s in."""
+    results: list[tuple[int, object]] = []
+    numbers = itertools.count()
+    done = asyncio.Event()
+
+    async def worker() -> None:
+        while not done.is_set():
+            i = next(numbers)
+            try:
+                results.append((i, await send(i)))
+            except httpx.HTTPError as exc:
+                results.append((i, exc))
+
+    tasks = [asyncio.create_task(worker()) for _ in range(workers)]
+    await asyncio.sleep(before)
+    await asyncio.to_thread(fault)
+    await asyncio.sleep(after)
+    done.set()
+    await asyncio.gather(*tasks)
+    return results
+
+
+async def _restart(cluster: Cluster, component: str, index: int) -> None:
+    await asyncio.to_thread(cluster.restart, component, index)
+
+
+# --------------------------------------------------------------- a hanging receiver
+
+
+async def test_a_hanging_receiver_does_not_hold_up_the_others(fault_cluster, http):
+    cluster = fault_cluster
+    receiver = Receiver()
+    receiver.fail("/hang", *["hang"] * 50)
+    await receiver.start()
+    names = [_tag().replace("-", "_") for _ in range(2)]
+    try:
+        started = time.monotonic()
+        for name, notify in zip(names, ({"webhook": receiver.url("/hang"),
+                                         "slack": receiver.url("/slack")},
+                                        {"webhook": receiver.url("/other")}), strict=True):
+            rule = {"name": name, "type": "threshold", "metric": "memory.usage_percent",
+                    "condition": "greater_than", "threshold": 0, "duration_seconds": 0,
+                    "severity": "critical", "notify": notify}
+            reply = await http.post(f"{cluster.base(0)}/alerts/configure", json=rule,
+                                    headers=cluster.headers("operator"))
+            assert reply.status_code == 201, reply.text
+        await eventually(lambda: receiver.at("/hang"), timeout=10)
+        # The same rule's other channel and another rule's channel go out while /hang hangs.
+        await eventually(lambda: receiver.at("/slack") and receiver.at("/other"), timeout=10)
+        assert time.monotonic() - started < 10
+        assert all(r.status == -1 for r in receiver.at("/hang"))
+    finally:
+        for name in names:
+            await http.delete(f"{cluster.base(0)}/alerts/rules/{name}",
+                              headers=cluster.headers("operator"))
+        await receiver.stop()
+
+
+# --------------------------------------------------------------- replicas killed
+
+
+async def test_killing_a_logs_replica_under_load_loses_no_acknowledged_entry(fault_cluster, http):
+    cluster = fault_cluster
+    service = _tag()
+
+    async def send(i: int) -> int:
+        reply = await http.post(f"{cluster.base(i % 2)}/logs",
+                                headers=cluster.headers("operator"),
+                                json={"logs": [{"level": "info", "service": service,
+                                                "message": f"line {i}"}]})
+        return reply.status_code
+
+    try:
+        results = await _under_load(send, lambda: cluster.kill("logs", 0))
+    finally:
+        await _restart(cluster, "logs", 0)
+    # The other replica was up throughout: every request fails over, none is refused.
+    assert all(status == 202 for _, status in results), \
+        sorted({repr(status) for _, status in results})
+    acknowledged = {f"line {i}" for i, status in results if status == 202}
+    reply = await http.get(f"{cluster.base(1)}/logs",
+                           params={"service": service, "limit": 1000},
+                           headers=cluster.headers())
+    stored = [entry["message"] for entry in reply.json()["logs"]]
+    assert acknowledged <= set(stored), sorted(acknowledged - set(stored))
+    assert len(acknowledged) >= 20  # the load was real
+
+
+async def _requests_total(http: httpx.AsyncClient, cluster: Cluster) -> int:
+    reply = await http.get(f"{cluster.base(0)}/metrics/application", headers=cluster.headers())
+    assert reply.status_code == 200, reply.text
+    return reply.json()["application"]["requests"]["total"]
+
+
+async def test_killing_a_metrics_replica_under_load_loses_no_acknowledged_event(fault_cluster,
+                                                                                http):
+    cluster = fault_cluster
+    before = await _requests_total(http, cluster)
+
+    async def send(i: int) -> int:
+        reply = await http.post(f"{cluster.base(i % 2)}/metrics/events",
+                                headers=cluster.headers("operator"),
+                                json={"events": [{"type": "request", "method": "GET",
+                                                  "route": "/e2e", "status": 200,
+                                                  "duration_ms": 12.5}]})
+        return reply.status_code
+
+    try:
+        results = await _under_load(send, lambda: cluster.kill("metrics", 1))
+    finally:
+        await _restart(cluster, "metrics", 1)
+    assert all(status == 202 for _, status in results), \
+        sorted({repr(status) for _, status in results})
+    acknowledged = sum(1 for _, status in results if status == 202)
+    assert acknowledged >= 20
+    # Every acknowledged event is counted (a retried one may at worst be counted twice).
+    await eventually(lambda: _at_least(http, cluster, before + acknowledged), timeout=15,
+                     interval=0.5)
+    assert await _requests_total(http, cluster) <= before + len(results)
+
+
+async def _at_least(http, cluster, expected: int) -> bool:
+    return await _requests_total(http, cluster) >= expected
+
+
+async def test_killing_the_leading_alerts_replica_hands_evaluation_over(fault_cluster, http):
+    cluster = fault_cluster
+
+    async def leader_port() -> int | None:
+        status = (await http.get(f"{cluster.base(0)}/status", headers=cluster.headers())).json()
+        ports = [s["port"] for s in status["services"] if s["name"] == "alerts"
+                 and s["status"] == "running" and (s.get("details") or {}).get("leader")]
+        return ports[0] if len(ports) == 1 else None
+
+    port = await eventually(leader_port, timeout=10, interval=0.3)
+    index = next(i for i in range(2) if cluster.ports[("alerts", i)] == port)
+    receiver = Receiver()
+    await receiver.start()
+    name = _tag().replace("-", "_")
+    try:
+        await asyncio.to_thread(cluster.kill, "alerts", index)
+        rule = {"name": name, "type": "threshold", "metric": "memory.usage_percent",
+                "condition": "greater_than", "threshold": 0, "duration_seconds": 0,
+                "severity": "warning", "notify": {"webhook": receiver.url("/hook")}}
+        reply = await http.post(f"{cluster.base(1)}/alerts/configure", json=rule,
+                                headers=cluster.headers("operator"))
+        assert reply.status_code == 201, reply.text
+        # The survivor takes the lock once PostgreSQL sees the dead session go.
+        await eventually(lambda: receiver.at("/hook"), timeout=15)
+        survivor = cluster.ports[("alerts", 1 - index)]
+        assert await eventually(leader_port, timeout=10, interval=0.3) == survivor
+    finally:
+        await _restart(cluster, "alerts", index)
+        await http.delete(f"{cluster.base(0)}/alerts/rules/{name}",
+                          headers=cluster.headers("operator"))
+        await receiver.stop()
+
+
+async def test_killing_a_health_replica_keeps_health_answering(fault_cluster, http):
+    cluster = fault_cluster
+
+    async def send(i: int) -> int:
+        reply = await http.get(f"{cluster.base(i % 2)}/health/detailed",
+                               headers=cluster.headers())
+        return reply.status_code
+
+    try:
+        results = await _under_load(send, lambda: cluster.kill("health", 0), workers=2)
+    finally:
+        await _restart(cluster, "health", 0)
+    assert all(status == 200 for _, status in results), \
+        sorted({repr(status) for _, status in results})
+    for gateway in range(2):
+        reply = await http.get(f"{cluster.base(gateway)}/health")
+        assert reply.status_code == 200, reply.text
+
+
+async def test_killing_a_gateway_leaves_the_other_serving(fault_cluster, http):
+    cluster = fault_cluster
+    try:
+        await asyncio.to_thread(cluster.kill, "gateway", 1)
+        reply = await http.get(f"{cluster.base(0)}/logs", headers=cluster.headers(),
+                               params={"limit": 1})
+        assert reply.status_code == 200, reply.text
+        with pytest.raises(httpx.ConnectError):
+            await http.get(f"{cluster.base(1)}/health/live")
+    finally:
+        await _restart(cluster, "gateway", 1)
+    assert (await http.get(f"{cluster.base(1)}/health/ready")).status_code == 200
+
+
+async def test_503_naming_the_service_only_while_no_replica_is_up(fault_cluster, http):
+    cluster = fault_cluster
+    body = {"logs": [{"level": "info", "service": _tag(), "message": "no replica"}]}
+    try:
+        await asyncio.to_thread(cluster.kill, "logs", 0)
+        one_left = await http.post(f"{cluster.base(0)}/logs", json=body,
+                                   headers=cluster.headers("operator"))
+        assert one_left.status_code == 202, one_left.text
+        await asyncio.to_thread(cluster.kill, "logs", 1)
+        started = time.monotonic()
+        down = await http.post(f"{cluster.base(0)}/logs", json=body,
+                               headers=cluster.headers("operator"))
+        assert time.monotonic() - started < DEADLINE + 2  # an answer, not a hang
+        assert down.status_code == 503, down.text
+        error = down.json()["error"]
+        assert error["status"] == "UNAVAILABLE" and "logs" in error["message"]
+        ready = await http.get(f"{cluster.base(1)}/health/ready")
+        assert ready.status_code == 503 and ready.json()["not_ready"] == ["logs"]
+    finally:
+        await _restart(cluster, "logs", 1)
+    back = await http.post(f"{cluster.base(0)}/logs", json=body,
+                           headers=cluster.headers("operator"))
+    assert back.status_code == 202, back.text
+    await _restart(cluster, "logs", 0)
+
+
+# --------------------------------------------------------------- PostgreSQL outage
+
+
+async def test_postgres_outage_gives_unhealthy_and_503_then_recovers(fault_cluster, own_postgres,
+                                                                     http):
+    cluster = fault_cluster
+    service = _tag()
+    operator = cluster.headers("operator")
+
+    async def ingest(gateway: int, message: str) -> httpx.Response:
+        return await http.post(f"{cluster.base(gateway)}/logs", headers=operator,
+                               json={"logs": [{"level": "error", "service": service,
+                                               "message": message}]})
+
+    async def unhealthy() -> bool:
+        reply = await http.get(f"{cluster.base(0)}/health")
+        return reply.status_code == 503 and reply.json()["status"] == "unhealthy"
+
+    await asyncio.to_thread(own_postgres.stop)
+    try:
+        await eventually(unhealthy, timeout=10, interval=0.3)
+        detailed = await http.get(f"{cluster.base(1)}/health/detailed",
+                                  headers=cluster.headers())
+        assert detailed.json()["components"]["database"]["status"] == "unhealthy"
+        for attempt in range(4):
+            reply = await ingest(attempt % 2, f"during outage {attempt}")
+            assert reply.status_code == 503, reply.text
+            assert reply.json()["error"]["status"] == "UNAVAILABLE"
+        events = await http.post(f"{cluster.base(0)}/metrics/events", headers=operator,
+                                 json={"events": [{"type": "session_started",
+                                                   "session_id": service}]})
+        assert events.status_code == 503, events.text
+    finally:
+        await asyncio.to_thread(own_postgres.start)
+
+    # Recovery without restarting anything: both gateways, every logs replica.
+    async def recovered() -> bool:
+        replies = [await ingest(i % 2, f"after outage {i}") for i in range(4)]
+        return all(r.status_code == 202 for r in replies)
+
+    await eventually(recovered, timeout=20, interval=0.5)
+    await eventually(lambda: _status_is(http, cluster, 200), timeout=15, interval=0.3)
+    listed = await http.get(f"{cluster.base(1)}/logs", params={"service": service, "limit": 100},
+                            headers=cluster.headers())
+    messages = {e["message"] for e in listed.json()["logs"]}
+    assert not any(m.startswith("during outage") for m in messages)
+    assert {f"after outage {i}" for i in range(4)} <= messages
+
+
+async def _status_is(http, cluster, code: int) -> bool:
+    return (await http.get(f"{cluster.base(0)}/health")).status_code == code
+
+
+# --------------------------------------------------------------- Redis outage
+
+
+async def _write_directly(cluster: Cluster, index: int, service: str, message: str) -> None:
+    """Write one entry through logs replica ``index`` itself."""
+    async with grpc.aio.insecure_channel(cluster.address("logs", index)) as channel:
+        reply = await logs_service_pb2_grpc.LogsServiceStub(channel).WriteLogs(
+            logs_service_pb2.WriteLogsRequest(logs=[log_entry_pb2.LogEntry(
+                level="info", service=service, message=message)]), timeout=5)
+    assert reply.accepted == 1
+
+
+async def _drain(socket, seconds: float) -> set[str]:
+    """Messages of the ``log`` frames received within ``seconds``."""
+    got: set[str] = set()
+    try:
+        async with asyncio.timeout(seconds):
+            while True:
+                frame = json.loads(await socket.recv())
+                assert frame["type"] == "log", frame
+                got.add(frame["log"]["message"])
+    except TimeoutError:
+        pass
+    return got
+
+
+async def test_redis_outage_fails_open_and_degrades_fanout_then_recovers(fault_cluster,
+                                                                         own_redis, http):
+    cluster = fault_cluster
+    headers = cluster.headers("budget-outage")
+    for _ in range(20):
+        assert (await http.get(f"{cluster.base(0)}/status", headers=headers)).status_code == 200
+    assert (await http.get(f"{cluster.base(1)}/status", headers=headers)).status_code == 429
+
+    service = _tag()
+    url = f"{cluster.ws(0)}/ws/logs?service={service}&access_token={cluster.tokens['viewer']}"
+    tails = [await websockets.connect(url, open_timeout=5) for _ in range(2)]
+    try:
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(own_redis.stop)
+
+        # Rate limiting fails open (the default), and the gateway says so.
+        allowed = await http.get(f"{cluster.base(1)}/status", headers=headers)
+        assert allowed.status_code == 200, allowed.text
+        detailed = await http.get(f"{cluster.base(1)}/health/detailed",
+                                  headers=cluster.headers())
+        assert any("fail-open" in note for note in detailed.json().get("notes", [])), \
+            detailed.json()
+        assert "rate limiter cannot use Redis" in cluster.log_text("gateway", 1)
+
+        # Fan-out degrades to per replica: a tail sees exactly what its own replica wrote.
+        written = {index: {f"outage r{index} {i}" for i in range(3)} for index in range(2)}
+        await asyncio.sleep(1)  # the replicas notice their subscription is gone
+        for index, messages in written.items():
+            for message in sorted(messages):
+                await _write_directly(cluster, index, service, message)
+        for tail in tails:
+            got = await _drain(tail, 2)
+            assert got in (written[0], written[1]), (got, written)
+    finally:
+        await asyncio.to_thread(own_redis.start)
+
+    try:
+        # Back: every tail sees every replica's entries again, limits count again.
+        async def fanout_back() -> bool:
+            marker = _tag()
+            for index in range(2):
+                await _write_directly(cluster, index, service, f"{marker} r{index}")
+            wanted = {f"{marker} r{index}" for index in range(2)}
+            return all(wanted <= await _drain(tail, 1) for tail in tails)
+
+        await eventually(fanout_back, timeout=20, interval=0.2)
+
+        async def counted() -> bool:
+            reply = await http.get(f"{cluster.base(0)}/status", headers=headers)
+            return reply.status_code == 200 and \
+                int(reply.headers["X-RateLimit-Remaining"]) < 20
+
+        await eventually(counted, timeout=10, interval=0.5)
+        detailed = await http.get(f"{cluster.base(1)}/health/detailed",
+                                  headers=cluster.headers())
+        assert not any("fail-open" in note for note in detailed.json().get("notes", []))
+    finally:
+        for tail in tails:
+            await tail.close()
+
+
+@pytest.fixture(autouse=True)
+def _whole_cluster_after(request):
+    """Every replica runs again after a fault test, whatever the test did."""
+    yield
+    if "fault_cluster" in request.fixturenames:
+        running: Cluster = request.getfixturevalue("fault_cluster")
+        for (component, index), replica in running.replicas.items():
+            if not replica.running:
+                running.restart(component, index)
+
