@@ -33,6 +33,10 @@ __all__ = ["COMPONENTS", "configuration_markdown", "main", "settings_classes"]
 SERVICES = ("health", "metrics", "alerts", "logs")
 COMPONENTS = (*SERVICES, "gateway")
 
+#: Stop order: the gateway drains first, then the services it calls, then the health
+#: service they deregister from.
+STOP_STAGE = {"gateway": 0, "metrics": 1, "alerts": 1, "logs": 1, "health": 2}
+
 #: The gateway route that answers whenever its process is up (no dependency checks).
 LIVE_PATH = "/api/v1/monitoring/health/live"
 
@@ -129,9 +133,9 @@ def _component(name: str, settings: Settings, probe_timeout: float) -> Component
     dial = _dial_address(address)
     if name == "gateway":
         return Component(name, (sys.executable, "-m", "gateway"), address,
-                         http_probe(f"http://{dial}{LIVE_PATH}", probe_timeout))
+                         http_probe(f"http://{dial}{LIVE_PATH}", probe_timeout), STOP_STAGE[name])
     return Component(name, (sys.executable, "-m", f"services.{name}"), address,
-                     grpc_probe(dial, probe_timeout))
+                     grpc_probe(dial, probe_timeout), STOP_STAGE[name])
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -242,7 +246,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("components", nargs="*", type=_component_name, metavar="COMPONENT",
                     help=f"only these ({', '.join(COMPONENTS)}); default all")
     up.add_argument("--grace", type=_seconds, default=10.0,
-                    help="seconds children get to stop after SIGTERM before SIGKILL (10)")
+                    help="seconds each stop stage (gateway; metrics, alerts, logs; health) "
+                         "gets after SIGTERM before SIGKILL (10)")
     up.add_argument("--ready-timeout", type=_seconds, default=60.0,
                     help="seconds after which a child not yet ready is reported (60)")
     up.add_argument("--max-start-failures", type=int, default=5,

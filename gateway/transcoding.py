@@ -33,7 +33,7 @@ from botmon.metrics.v1 import metrics_service_pb2
 from botmon.runtime.errors import InvalidArgument
 from gateway.convert import assign_text, json_to_message, message_to_json
 
-__all__ = ["FILES", "Route", "decode_json", "load_routes", "render"]
+__all__ = ["FILES", "Route", "bind_query", "decode_json", "load_routes", "render"]
 
 #: The proto files whose annotated RPCs become REST routes.
 FILES = (health_service_pb2, metrics_service_pb2, alerts_service_pb2, logs_service_pb2,
@@ -94,7 +94,7 @@ class Route:
             else:
                 _bind_body_field(message, self.body, decoded)
                 bound.add(self.body)
-        _bind_query(message, query, bound)
+        bind_query(message, query, bound)
         # Path variables last: they win over the same field in the body, as in grpc-gateway.
         for param, field_path in self.path_fields:
             assign_text(message, field_path.split("."), [unquote(path_params[param])],
@@ -120,7 +120,8 @@ def _query_parts(key: str) -> list[str]:
     return key.split(".")
 
 
-def _bind_query(message: Message, query: Iterable[tuple[str, str]], bound: set[str]) -> None:
+def bind_query(message: Message, query: Iterable[tuple[str, str]], bound: set[str]) -> None:
+    """Bind query parameters to every field not in ``bound``; unknown ones are one 400."""
     grouped: dict[str, list[str]] = {}
     for key, value in query:
         grouped.setdefault(key, []).append(value)
@@ -173,18 +174,8 @@ def render(route: Route, response: Message, status: int = 200) -> HTTPResponse:
                    content_type=payload.content_type or "application/octet-stream")
     if isinstance(payload, Message):
         return json_response(message_to_json(payload), status=status)
-    fd = response.DESCRIPTOR.fields_by_name[route.response_body]
-    return json_response(message_to_json(_wrap(response, fd.name))[fd.name], status=status)
-
-
-def _wrap(response: Message, name: str) -> Message:
-    """A copy of ``response`` holding only ``name``, for a scalar or repeated response_body."""
-    copy = type(response)()
-    copy.MergeFrom(response)
-    for other in response.DESCRIPTOR.fields:
-        if other.name != name:
-            copy.ClearField(other.name)
-    return copy
+    # A scalar, repeated or map field: render it as the whole response renders it.
+    return json_response(message_to_json(response)[route.response_body], status=status)
 
 
 def _sanic_path(template: str) -> tuple[str, tuple[tuple[str, str], ...]]:

@@ -24,9 +24,10 @@ from sanic.server.websockets.impl import WebsocketImplProtocol
 from botmon.logs.v1 import logs_service_pb2
 from botmon.metrics.v1 import metrics_service_pb2
 from botmon.runtime.errors import InvalidArgument
-from gateway.convert import assign_text, message_to_json
+from gateway.convert import message_to_json
 from gateway.errors import HTTP_STATUS
 from gateway.handlers import caller_metadata
+from gateway.transcoding import bind_query
 
 __all__ = ["QUEUE_SIZE", "logs_socket", "metrics_socket"]
 
@@ -166,15 +167,10 @@ def _metrics_request(query: list[tuple[str, str]]) -> metrics_service_pb2.Stream
 async def logs_socket(request: Request, socket: WebsocketImplProtocol) -> None:
     """``log`` frames from one ``TailLogs`` call, with the filters of ``GET /logs``."""
     message = logs_service_pb2.TailLogsRequest()
-    grouped: dict[str, list[str]] = {}
-    for key, value in _query(request):
-        grouped.setdefault(key, []).append(value)
     try:
-        for key, values in grouped.items():
-            parts = key.replace("[", ".").replace("]", "").split(".")
-            assign_text(message, parts, values, key)
+        bind_query(message, _query(request), set())
     except InvalidArgument as exc:
-        await _refuse(socket, f"{exc.message}; allowed: level, service, q, metadata.<key>")
+        await _refuse(socket, exc.message)
         return
     clients = request.app.ctx.clients
     server_dropped = [0]

@@ -72,6 +72,6 @@ class Registration:
         try:
             await self.backends.stub("health").Deregister(
                 health_service_pb2.DeregisterRequest(name=self.name, instance_id=instance_id),
-                timeout=1.0)
+                timeout=0.5)
         except grpc.aio.AioRpcError:
             pass

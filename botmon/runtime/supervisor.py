@@ -4,8 +4,8 @@ Each component runs as its own OS process. The supervisor reports each one
 once it answers its readiness probe, restarts a crashed child with
 exponential backoff (reset once the child has stayed up ``stable_after``
 seconds), gives up when a child keeps dying before it is ready, and on
-SIGTERM/SIGINT sends SIGTERM to every child, waits ``grace`` seconds and then
-SIGKILLs what is left.
+SIGTERM/SIGINT stops the children stage by stage: SIGTERM, up to ``grace``
+seconds to exit, then SIGKILL for what is left.
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ class Component:
     command: Sequence[str]
     address: str
     probe: Probe
+    #: Stages stop in ascending order, each after the previous one has exited, so that
+    #: the edge drains before the services it calls and those before the registry.
+    stop_stage: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ class RestartPolicy:
     max_start_failures: int = 5
     ready_timeout: float = 60.0
     probe_interval: float = 0.2
-    grace: float = 10.0
+    grace: float = 10.0  # per stop stage
 
 
 def grpc_probe(target: str, timeout: float = 1.0) -> Probe:
@@ -247,8 +250,14 @@ class Supervisor:
         return True
 
     async def _terminate_all(self) -> None:
-        """SIGTERM every child, wait ``grace`` seconds, SIGKILL the rest, reap them all."""
-        procs = [p for p in self.processes.values() if p.returncode is None]
+        """Stop the children stage by stage (lowest ``stop_stage`` first), then reap them."""
+        for stage in sorted({c.stop_stage for c in self.components}):
+            names = [c.name for c in self.components if c.stop_stage == stage]
+            await self._terminate([self.processes[n] for n in names if n in self.processes])
+
+    async def _terminate(self, procs: list[asyncio.subprocess.Process]) -> None:
+        """SIGTERM ``procs``, wait ``grace`` seconds, SIGKILL those still running."""
+        procs = [p for p in procs if p.returncode is None]
         for proc in procs:
             _send(proc, signal.SIGTERM)
         waits = [asyncio.ensure_future(p.wait()) for p in procs]
@@ -257,8 +266,8 @@ class Supervisor:
         _, pending = await asyncio.wait(waits, timeout=self.policy.grace)
         if pending:
             late = [p for p in procs if p.returncode is None]
-            self.say(f"{len(late)} child(ren) still running after {self.policy.grace:g}s; "
-                     "sending SIGKILL")
+            self.say(f"pid {', '.join(str(p.pid) for p in late)} still running after "
+                     f"{self.policy.grace:g}s; sending SIGKILL")
             for proc in late:
                 _send(proc, signal.SIGKILL)
             await asyncio.wait(pending)

@@ -53,7 +53,9 @@ async def create_server(settings: Settings, *, address: str | None = None,
     store = await AlertsStore.open(settings.store_url, settings.grpc_deadline)
     smtp = Smtp(settings.smtp_host, settings.smtp_port, user=settings.smtp_user,
                 password=settings.smtp_password, starttls=settings.smtp_starttls,
-                sender=settings.smtp_from) if settings.smtp_host else None
+                sender=settings.smtp_from,
+                ca_file=str(extra.smtp_ca_file) if extra.smtp_ca_file else None,
+                ) if settings.smtp_host else None
     notifiers = Notifiers(
         context=Context((extra.external_url or f"http://{settings.http_addr}").rstrip("/")),
         timeout=extra.notify_timeout, smtp=smtp, pagerduty_url=settings.pagerduty_url,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from botmon.runtime.config import EnvSettings, parse_bool, positive_float, positive_int, setting
 
@@ -47,6 +48,9 @@ class AlertsSettings(EnvSettings):
     unreachable_grace: float = setting(
         "BOTMON_ALERT_UNREACHABLE_GRACE", 60.0, non_negative_float,
         doc="seconds the metrics service may be unreachable before botmon_metrics_unreachable fires")
+    smtp_ca_file: Path | None = setting(
+        "BOTMON_SMTP_CA_FILE", None, Path,
+        doc="PEM bundle that verifies the SMTP server's STARTTLS certificate (default: system CAs)")
     external_url: str | None = setting(
         "BOTMON_ALERT_EXTERNAL_URL", None,
         doc="base URL put in webhook payloads (externalURL, generatorURL); default the gateway's")

@@ -79,13 +79,12 @@ CREATE TABLE IF NOT EXISTS alerts_outbox (
     target TEXT NOT NULL,
     secret TEXT NOT NULL DEFAULT '',
     payload TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending',
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at {real} NOT NULL,
     created_at {real} NOT NULL,
     last_error TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX IF NOT EXISTS alerts_outbox_due ON alerts_outbox (status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS alerts_outbox_due ON alerts_outbox (next_attempt_at);
 INSERT INTO alerts_version (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
 """
 

@@ -331,7 +331,7 @@ class AlertsStore:
     async def due(self, now: float, limit: int, exclude: Iterable[int] = ()) -> list[OutboxRow]:
         """Pending notifications whose time has come, oldest first."""
         skip = list(exclude)
-        sql = "SELECT * FROM alerts_outbox WHERE status = 'pending' AND next_attempt_at <= ?"
+        sql = "SELECT * FROM alerts_outbox WHERE next_attempt_at <= ?"
         if skip:
             sql += f" AND id NOT IN ({', '.join('?' for _ in skip)})"
         rows = await self.db.fetch(sql + f" ORDER BY id LIMIT {int(limit)}", (now, *skip))
@@ -344,22 +344,26 @@ class AlertsStore:
     async def next_due(self, exclude: Iterable[int] = ()) -> float | None:
         """When the next pending notification (not among ``exclude``) is due."""
         skip = list(exclude)
-        sql = "SELECT MIN(next_attempt_at) AS t FROM alerts_outbox WHERE status = 'pending'"
+        sql = "SELECT MIN(next_attempt_at) AS t FROM alerts_outbox"
         if skip:
-            sql += f" AND id NOT IN ({', '.join('?' for _ in skip)})"
+            sql += f" WHERE id NOT IN ({', '.join('?' for _ in skip)})"
         rows = await self.db.fetch(sql, tuple(skip))
         return rows[0]["t"] if rows else None
 
     async def record_attempt(self, row: OutboxRow, *, status: str, next_attempt_at: float,
                              error: str, history: tuple) -> None:
-        """Record one delivery attempt: the outbox row's new state and its history entry."""
+        """Record one delivery attempt: its history entry, and the row retried or removed."""
         async with self.db.transaction() as tx:
-            await tx.execute("UPDATE alerts_outbox SET status = ?, attempts = ?, "
-                             "next_attempt_at = ?, last_error = ? WHERE id = ?",
-                             (status, row.attempts, next_attempt_at, error, row.id))
+            if status == "pending":
+                await tx.execute("UPDATE alerts_outbox SET attempts = ?, next_attempt_at = ?, "
+                                 "last_error = ? WHERE id = ?",
+                                 (row.attempts, next_attempt_at, error, row.id))
+            else:
+                # Delivered or given up: history keeps every attempt, so the row has done its job.
+                await tx.execute("DELETE FROM alerts_outbox WHERE id = ?", (row.id,))
             await tx.execute(_INSERT_HISTORY, history)
 
-    async def outbox_counts(self) -> dict[str, int]:
-        rows = await self.db.fetch("SELECT status, COUNT(*) AS n FROM alerts_outbox "
-                                   "GROUP BY status")
-        return {r["status"]: int(r["n"]) for r in rows}
+    async def pending_notifications(self) -> int:
+        """Notifications not yet delivered nor given up."""
+        rows = await self.db.fetch("SELECT COUNT(*) AS n FROM alerts_outbox")
+        return int(rows[0]["n"])

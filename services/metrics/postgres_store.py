@@ -154,6 +154,13 @@ DELETE FROM metrics_rollup_queue WHERE start IN (
 RETURNING start, {_COLUMNS}, sketch"""
 
 
+def _expire(table: str, condition: str) -> str:
+    """A retention DELETE that skips rows a writer holds, so compaction never waits on
+    (or deadlocks with) ingest; what it skips goes in the next round."""
+    return (f"DELETE FROM {table} WHERE ctid IN "
+            f"(SELECT ctid FROM {table} WHERE {condition} FOR UPDATE SKIP LOCKED)")
+
+
 def _bucket_rows(prefix: tuple, buckets: dict[int, Bucket]) -> list[tuple]:
     return [(*prefix, start, *bucket_columns(b), b.sketch.to_flat())
             for start, b in sorted(buckets.items())]
@@ -241,11 +248,11 @@ class PostgresMetricsStore(MetricsStore):
             if rolled:
                 await conn.executemany(_UPSERT_BUCKET, rolled)
             for level, keep in sorted(retention.by_level.items()):
-                await conn.execute("DELETE FROM metrics_buckets WHERE level = $1 AND start < $2",
+                await conn.execute(_expire("metrics_buckets", "level = $1 AND start < $2"),
                                    level, int(now) - keep)
             cut = now - PEOPLE_RETENTION
-            await conn.execute("DELETE FROM metrics_sessions "
-                               "WHERE greatest(ended_at, last_seen) < $1", cut)
-            await conn.execute("DELETE FROM metrics_conversations "
-                               "WHERE greatest(completed_at, last_seen) < $1", cut)
+            await conn.execute(_expire("metrics_sessions", "greatest(ended_at, last_seen) < $1"),
+                               cut)
+            await conn.execute(_expire("metrics_conversations",
+                                       "greatest(completed_at, last_seen) < $1"), cut)
         return len(rows)

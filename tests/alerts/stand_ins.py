@@ -11,19 +11,27 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import inspect
+import ipaddress
 import json
 import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 import grpc
 from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from botmon.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 
@@ -34,9 +42,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def eventually(check, timeout: float = 10.0, interval: float = 0.05):
+async def eventually(check, within: float = 10.0, interval: float = 0.05):
     """Await ``check()`` until it returns a truthy value; fail with the last value otherwise."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     last = None
     while time.monotonic() < deadline:
         last = check()
@@ -45,7 +53,7 @@ async def eventually(check, timeout: float = 10.0, interval: float = 0.05):
         if last:
             return last
         await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+    raise AssertionError(f"condition not met within {within}s; last value: {last!r}")
 
 
 @dataclass
@@ -118,14 +126,43 @@ class _Recorder:
         return "250 Message accepted for delivery"
 
 
-class Mailbox:
-    """A real SMTP server on a free port; with ``login`` it requires AUTH with those credentials."""
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as PEM files (the certificate is its own CA)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "smtp.crt", directory / "smtp.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
 
-    def __init__(self, login: tuple[str, str] | None = None):
+
+class Mailbox:
+    """A real SMTP server on a free port; with ``login`` it requires AUTH with those credentials.
+
+    With ``tls`` (certificate, key) it requires STARTTLS before anything else.
+    """
+
+    def __init__(self, login: tuple[str, str] | None = None,
+                 tls: tuple[Path, Path] | None = None):
         self.port = free_port()
         self.recorder = _Recorder()
         self.logins: list[str] = []
         kwargs: dict[str, Any] = {}
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls)
+            kwargs.update(tls_context=context, require_starttls=True)
         if login is not None:
             def authenticate(server, session, envelope, mechanism, auth_data):
                 ok = isinstance(auth_data, LoginPassword) and \
@@ -133,8 +170,8 @@ class Mailbox:
                 if ok:
                     self.logins.append(auth_data.login.decode())
                 return AuthResult(success=ok)
-            kwargs = {"authenticator": authenticate, "auth_required": True,
-                      "auth_require_tls": False}
+            kwargs.update(authenticator=authenticate, auth_required=True,
+                          auth_require_tls=tls is not None)
         self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port,
                                      **kwargs)
 

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,27 +23,31 @@ CPU = dict(name="cpu_hot", metric="cpu.usage_percent", condition="greater_than",
            severity="critical")
 
 
+def _log(path: Path):
+    return open(path, "wb")  # noqa: SIM115 - the caller closes it
+
+
 @contextlib.asynccontextmanager
 async def replica(env: dict[str, str], tmp_path: Path):
     """``python -m services.alerts`` in its own process, with a stub to call it."""
     port = free_port()
-    log = open(tmp_path / f"alerts-{port}.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "services.alerts"], cwd=ROOT,
-                            env={**os.environ, **env, "BOTMON_ALERTS_ADDR": f"127.0.0.1:{port}"},
-                            stdout=log, stderr=subprocess.STDOUT)
+    log = _log(tmp_path / f"alerts-{port}.log")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.alerts", cwd=ROOT, stdout=log, stderr=log,
+        env={**os.environ, **env, "BOTMON_ALERTS_ADDR": f"127.0.0.1:{port}"})
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
         await asyncio.wait_for(channel.channel_ready(), 30)
         yield proc, Running(None, channel, alerts_service_pb2_grpc.AlertsServiceStub(channel))
     finally:
         await channel.close()
-        if proc.poll() is None:
+        if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
                 proc.kill()
-                proc.wait()
+                await proc.wait()
         log.close()
 
 
@@ -112,13 +115,13 @@ async def test_outbox_delivers_once_after_a_kill_between_firing_and_sending(
     async with replica(env, tmp_path) as (proc, first):
         await first.configure(**CPU, notify={"webhook": receiver.url("/hook")})
         metrics.values["cpu.usage_percent"] = 91
-        alert = await eventually(lambda: first.alert_of("cpu_hot", "firing"), timeout=15)
+        alert = await eventually(lambda: first.alert_of("cpu_hot", "firing"), within=15)
         proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
+        await asyncio.wait_for(proc.wait(), 10)
     assert receiver.at("/hook") == []
 
     async with serve(settings) as svc:
-        [request] = await eventually(lambda: receiver.at("/hook"), timeout=10)
+        [request] = await eventually(lambda: receiver.at("/hook"), within=10)
         assert request.json["status"] == "firing"
         assert request.json["alerts"][0]["annotations"]["alert_id"] == alert.alert_id
         await asyncio.sleep(1.0)
@@ -127,6 +130,7 @@ async def test_outbox_delivers_once_after_a_kill_between_firing_and_sending(
         deliveries = [h.delivery for h in await svc.history(alert_id=alert.alert_id)
                       if h.kind == "delivery"]
         assert [(d.kind, d.attempt, d.success) for d in deliveries] == [("firing", 1, True)]
+        assert await svc.server.engine.store.pending_notifications() == 0
 
 
 @pytest.fixture(params=["postgresql", "redis"])
@@ -143,14 +147,14 @@ async def test_failover_between_replicas_notifies_once_per_transition(
     async with replica(_env(settings), tmp_path) as (proc, first):
         await first.configure(**CPU, notify={"webhook": receiver.url("/hook")})
         metrics.values["cpu.usage_percent"] = 91
-        await eventually(lambda: receiver.at("/hook"), timeout=15)  # the subprocess leads
+        await eventually(lambda: receiver.at("/hook"), within=15)  # the subprocess leads
         async with serve(settings) as second:
             await asyncio.sleep(5 * INTERVAL)
             assert not second.server.engine.leading  # a follower while the leader lives
             proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
             killed = time.monotonic()
-            await eventually(lambda: second.server.engine.leading, timeout=5, interval=0.01)
+            await asyncio.wait_for(proc.wait(), 10)
+            await eventually(lambda: second.server.engine.leading, within=5, interval=0.01)
             takeover = time.monotonic() - killed
             assert takeover <= 2 * INTERVAL + 0.25, takeover  # two intervals, plus scheduling
             await asyncio.sleep(5 * INTERVAL)
@@ -177,7 +181,7 @@ async def test_two_live_replicas_elect_exactly_one_leader(alert_settings, metric
         await eventually(lambda: receiver.at("/hook"))
         leader, follower = (a, b) if a.server.engine.leading else (b, a)
         await leader.server.stop(0)  # a clean stop releases the lock at once
-        await eventually(lambda: follower.server.engine.leading, timeout=2 * INTERVAL + 0.5)
+        await eventually(lambda: follower.server.engine.leading, within=2 * INTERVAL + 0.5)
         metrics.values["cpu.usage_percent"] = 10
         await eventually(lambda: len(receiver.at("/hook")) == 2)
         await asyncio.sleep(3 * INTERVAL)

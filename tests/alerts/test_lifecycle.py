@@ -25,7 +25,7 @@ async def test_pending_then_firing_after_duration_then_resolved(alert_settings, 
         listed = await svc.alerts()
         assert (listed.active_count, listed.pending_count, listed.critical_count) == (0, 1, 0)
 
-        firing = await eventually(lambda: svc.alert_of("cpu_hot", "firing"), timeout=5)
+        firing = await eventually(lambda: svc.alert_of("cpu_hot", "firing"), within=5)
         held = firing.fired_at.ToNanoseconds() - firing.triggered_at.ToNanoseconds()
         # Fires on the first cycle after the condition held for 1 s: within one interval more.
         assert 1e9 <= held <= (1 + 2 * INTERVAL) * 1e9
@@ -88,7 +88,7 @@ async def test_keep_firing_holds_the_alert_after_the_condition_clears(alert_sett
         metrics.values["cpu.usage_percent"] = 10
         await eventually(lambda: _value_is(svc, 10))
         assert (await svc.alert_of("cpu_hot")).state == "firing"
-        await eventually(lambda: svc.gone("cpu_hot"), timeout=5)
+        await eventually(lambda: svc.gone("cpu_hot"), within=5)
         resolved = [h for h in await svc.history(rule="cpu_hot") if h.to_state == "resolved"][0]
         cleared = [h for h in await svc.history(rule="cpu_hot") if h.to_state == "firing"][0]
         assert resolved.time.ToNanoseconds() - cleared.time.ToNanoseconds() >= 1e9

@@ -12,7 +12,7 @@ import pytest
 
 from botmon.alerts.v1 import alerts_service_pb2 as pb
 from tests.alerts.conftest import fast, serve
-from tests.alerts.stand_ins import Mailbox, eventually
+from tests.alerts.stand_ins import Mailbox, eventually, self_signed
 
 CPU = dict(name="cpu_hot", metric="cpu.usage_percent", condition="greater_than", threshold=80,
            severity="critical", labels={"team": "infra"})
@@ -229,6 +229,38 @@ async def test_email_with_smtp_auth(alert_settings, metrics):
         box.stop()
 
 
+async def test_email_over_starttls_with_auth(alert_settings, metrics, tmp_path):
+    cert, key = self_signed(tmp_path)
+    box = Mailbox(login=("botmon", "pa55word"), tls=(cert, key))
+    box.start()
+    try:
+        settings = alert_settings(smtp_port=box.port, smtp_user="botmon",
+                                  smtp_password="pa55word", smtp_starttls=True)
+        async with serve(settings, fast(smtp_ca_file=cert)) as svc:
+            await svc.configure(**CPU, notify={"email": ["ops@example.com"]})
+            metrics.values["cpu.usage_percent"] = 91
+            [(_, message)] = await eventually(lambda: box.messages)
+            assert message["Subject"].startswith("[FIRING] cpu_hot") and box.logins == ["botmon"]
+    finally:
+        box.stop()
+
+
+async def test_starttls_refused_by_an_untrusted_certificate_is_recorded(alert_settings, metrics,
+                                                                        tmp_path):
+    box = Mailbox(tls=self_signed(tmp_path))
+    box.start()
+    try:
+        async with serve(alert_settings(smtp_port=box.port, smtp_starttls=True)) as svc:
+            await svc.configure(**CPU, notify={"email": ["ops@example.com"]})
+            metrics.values["cpu.usage_percent"] = 91
+            alert = await eventually(lambda: svc.alert_of("cpu_hot", "firing"))
+            [first] = await eventually(lambda: _n_deliveries(svc, alert.alert_id, 1))
+            assert not first.success and "CERTIFICATE_VERIFY_FAILED" in first.error
+            assert box.messages == []
+    finally:
+        box.stop()
+
+
 async def test_retries_after_the_receiver_fails_twice(alert_settings, metrics, receiver):
     receiver.fail("/flaky", 500, 503)
     async with serve(alert_settings()) as svc:
@@ -276,7 +308,7 @@ async def test_hanging_channel_does_not_delay_the_others(alert_settings, metrics
         # Slack was delivered while the webhook attempt was still waiting for its answer.
         assert [d.channel for d in deliveries] == ["slack"]
         assert receiver.at("/hang")
-        hung = await eventually(lambda: _n_deliveries(svc, alert.alert_id, 2), timeout=8)
+        hung = await eventually(lambda: _n_deliveries(svc, alert.alert_id, 2), within=8)
         assert hung[1].channel == "webhook" and "no answer within 3s" in hung[1].error
         await eventually(lambda: len(receiver.at("/hang")) == 2)
 
@@ -287,7 +319,7 @@ async def test_repeat_interval_until_acknowledged(alert_settings, metrics, recei
                             notify={"webhook": receiver.url("/hook")})
         metrics.values["cpu.usage_percent"] = 91
         alert = await eventually(lambda: svc.alert_of("cpu_hot", "firing"))
-        await eventually(lambda: len(receiver.at("/hook")) >= 3, timeout=6)
+        await eventually(lambda: len(receiver.at("/hook")) >= 3, within=6)
         times = [r.time for r in receiver.at("/hook")]
         assert all(0.9 <= b - a <= 1.6 for a, b in zip(times, times[1:], strict=False)), times
         kinds = [d.kind for d in await _deliveries(svc, alert_id=alert.alert_id)]

@@ -101,3 +101,26 @@ async def test_a_command_that_cannot_start_gives_exit_1():
                         http_probe(f"http://127.0.0.1:{free_port()}/"))
     assert await asyncio.wait_for(Supervisor([missing], FAST, out=out).run(), 30) == 1
     assert "cannot start missing" in out.getvalue()
+
+
+async def test_stages_stop_in_order():
+    out = io.StringIO()
+    first, second = free_port(), free_port()
+    supervisor = Supervisor([
+        _component("edge", _http_server(first, ignore_sigterm=True), first),
+        Component("backend", _http_server(second), f"127.0.0.1:{second}",
+                  http_probe(f"http://127.0.0.1:{second}/", timeout=0.5), stop_stage=1),
+    ], FAST, out=out)
+    running = asyncio.create_task(supervisor.run())
+    deadline = time.monotonic() + 30
+    while "all 2 components ready" not in out.getvalue():
+        assert time.monotonic() < deadline and not running.done(), out.getvalue()
+        await asyncio.sleep(0.05)
+    edge, backend = supervisor.processes["edge"], supervisor.processes["backend"]
+    stopped = time.monotonic()
+    supervisor.stop()
+    await backend.wait()
+    # The backend got SIGTERM only once the edge had been killed after its grace period.
+    assert time.monotonic() - stopped >= FAST.grace
+    assert edge.returncode == -9 and backend.returncode == -15
+    assert await asyncio.wait_for(running, 10) == 0

@@ -83,11 +83,12 @@ def test_up_runs_restarts_and_stops_the_whole_suite(botmon, suite_env):
     pids["logs"] = new_pid
 
     # SIGTERM stops every child within the grace period and leaves none behind.
-    started = time.monotonic()
+    started, offset = time.monotonic(), len(run.stdout)
     run.proc.send_signal(signal.SIGTERM)
     assert run.proc.wait(20) == 0, run.output()
     assert time.monotonic() - started < 15
     assert "botmon: stopped (exit code 0)" in run.stdout
+    assert "SIGKILL" not in run.stdout[offset:], "a component did not stop on SIGTERM"
     run.wait_for(lambda: _gone(list(pids.values())), "children to exit", timeout=5,
                  running=False)
 

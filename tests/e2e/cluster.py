@@ -250,17 +250,18 @@ class Cluster:
 
     # ------------------------------------------------------------------ diagnostics
 
-    def tail(self, replica: Replica, lines: int = 30) -> str:
+    def tail(self, replica: Replica, lines: int = 15, width: int = 400) -> str:
         try:
             text = replica.log_path.read_text(errors="replace")
         except OSError:
             return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        # Long lines are mostly tracebacks: their head says enough in a failure report.
+        return "\n".join(line[:width] for line in text.splitlines()[-lines:])
 
     def log_text(self, component: str, index: int) -> str:
         return self.replicas[(component, index)].log_path.read_text(errors="replace")
 
-    def tails(self, lines: int = 30) -> str:
+    def tails(self, lines: int = 15) -> str:
         """The last ``lines`` of every process's output."""
         return "\n\n".join(f"===== {r.name} (port {r.port}, "
                            f"{'running' if r.running else 'stopped'}) =====\n{self.tail(r, lines)}"

@@ -207,7 +207,12 @@ async def test_killing_the_leading_alerts_replica_hands_evaluation_over(fault_cl
         # The survivor takes the lock once PostgreSQL sees the dead session go.
         await eventually(lambda: receiver.at("/hook"), timeout=15)
         survivor = cluster.ports[("alerts", 1 - index)]
-        assert await eventually(leader_port, timeout=10, interval=0.3) == survivor
+
+        async def survivor_leads() -> bool:
+            # The dead replica stays listed as running until its heartbeat lapses.
+            return await leader_port() == survivor
+
+        await eventually(survivor_leads, timeout=10, interval=0.3)
     finally:
         await _restart(cluster, "alerts", index)
         await http.delete(f"{cluster.base(0)}/alerts/rules/{name}",
@@ -264,8 +269,14 @@ async def test_503_naming_the_service_only_while_no_replica_is_up(fault_cluster,
         assert down.status_code == 503, down.text
         error = down.json()["error"]
         assert error["status"] == "UNAVAILABLE" and "logs" in error["message"]
-        ready = await http.get(f"{cluster.base(1)}/health/ready")
-        assert ready.status_code == 503 and ready.json()["not_ready"] == ["logs"]
+
+
+        async def not_ready() -> list[str]:
+            # Readiness is cached for a second, so it may take that long to notice.
+            reply = await http.get(f"{cluster.base(1)}/health/ready")
+            return reply.status_code == 503 and reply.json()["not_ready"]
+
+        assert await eventually(not_ready, timeout=5, interval=0.2) == ["logs"]
     finally:
         await _restart(cluster, "logs", 1)
     back = await http.post(f"{cluster.base(0)}/logs", json=body,
@@ -295,9 +306,16 @@ async def test_postgres_outage_gives_unhealthy_and_503_then_recovers(fault_clust
     await asyncio.to_thread(own_postgres.stop)
     try:
         await eventually(unhealthy, timeout=10, interval=0.3)
-        detailed = await http.get(f"{cluster.base(1)}/health/detailed",
-                                  headers=cluster.headers())
-        assert detailed.json()["components"]["database"]["status"] == "unhealthy"
+
+
+        async def database_unhealthy() -> bool:
+            # Each health replica probes on its own round; both must have noticed.
+            replies = [await http.get(f"{cluster.base(i % 2)}/health/detailed",
+                                      headers=cluster.headers()) for i in range(4)]
+            return all(r.json()["components"]["database"]["status"] == "unhealthy"
+                       for r in replies)
+
+        await eventually(database_unhealthy, timeout=10, interval=0.3)
         for attempt in range(4):
             reply = await ingest(attempt % 2, f"during outage {attempt}")
             assert reply.status_code == 503, reply.text
@@ -396,7 +414,8 @@ async def test_redis_outage_fails_open_and_degrades_fanout_then_recovers(fault_c
             for index in range(2):
                 await _write_directly(cluster, index, service, f"{marker} r{index}")
             wanted = {f"{marker} r{index}" for index in range(2)}
-            return all(wanted <= await _drain(tail, 1) for tail in tails)
+            seen = [await _drain(tail, 1) for tail in tails]
+            return all(wanted <= got for got in seen)
 
         await eventually(fanout_back, timeout=20, interval=0.2)
 
@@ -406,9 +425,17 @@ async def test_redis_outage_fails_open_and_degrades_fanout_then_recovers(fault_c
                 int(reply.headers["X-RateLimit-Remaining"]) < 20
 
         await eventually(counted, timeout=10, interval=0.5)
-        detailed = await http.get(f"{cluster.base(1)}/health/detailed",
-                                  headers=cluster.headers())
-        assert not any("fail-open" in note for note in detailed.json().get("notes", []))
+
+        async def no_longer_failing_open() -> bool:
+            # Both gateways, including one that has had no rate-limited request since.
+            for gateway in range(2):
+                detailed = await http.get(f"{cluster.base(gateway)}/health/detailed",
+                                          headers=cluster.headers())
+                if any("fail-open" in note for note in detailed.json().get("notes", [])):
+                    return False
+            return True
+
+        await eventually(no_longer_failing_open, timeout=5, interval=0.5)
     finally:
         for tail in tails:
             await tail.close()

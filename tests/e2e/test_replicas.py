@@ -135,9 +135,9 @@ async def test_one_alert_evaluator_notifies_once(cluster, http):
         await receiver.stop()
 
 
-async def _frames(socket, count: int, timeout: float) -> list[dict]:
+async def _frames(socket, count: int, seconds: float) -> list[dict]:
     frames = []
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(seconds):
         while len(frames) < count:
             frames.append(json.loads(await socket.recv()))
     return frames
@@ -161,7 +161,7 @@ async def test_log_tails_on_one_gateway_see_entries_posted_through_the_other(clu
                                                     "message": message}]})
             assert reply.status_code == 202, reply.text
         for tail in tails:
-            frames = await _frames(tail, len(messages), timeout=10)
+            frames = await _frames(tail, len(messages), seconds=10)
             assert [f["type"] for f in frames] == ["log"] * len(messages)
             assert sorted(f["log"]["message"] for f in frames) == sorted(messages)
     finally:

@@ -46,14 +46,15 @@ class Smtp:
     """The configured SMTP server; each send opens its own connection, bounded by a timeout."""
 
     def __init__(self, host: str, port: int, *, user: str | None, password: str | None,
-                 starttls: bool, sender: str):
+                 starttls: bool, sender: str, ca_file: str | None = None):
         self.host, self.port = host, port
         self.user, self.password = user, password
         self.starttls, self.sender = starttls, sender
+        self.ca_file = ca_file
 
     async def send(self, message: EmailMessage, recipients: list[str], deadline: float) -> Outcome:
         client = aiosmtplib.SMTP(hostname=self.host, port=self.port, timeout=deadline,
-                                 start_tls=self.starttls)
+                                 start_tls=self.starttls, cert_bundle=self.ca_file)
         try:
             async with client:
                 if self.user:
