@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,7 @@ __all__ = ["main"]
 ROOT = Path(__file__).resolve().parents[1]
 CONNECTIONS = 50
 SECONDS = float(os.environ.get("BOTMON_BENCH_SECONDS", "6"))
+ROUNDS = 3
 WARMUP_SECONDS = 1.0
 TOKEN = "bench-viewer-token-0123456789abcdef"
 FIXED = {"status": "healthy", "timestamp": "2024-01-15T10:00:00Z", "version": "1.0.0"}
@@ -236,11 +238,25 @@ def _aiohttp_load(url: str, seconds: float) -> Load:
     return Load(**json.loads(out.strip().splitlines()[-1]))
 
 
-def measure(url: str) -> Load:
-    """Warm up, then load ``url`` at 50 connections for ``SECONDS``."""
+def measure(urls: dict[str, str]) -> dict[str, Load]:
+    """Load each URL at 50 connections for ``SECONDS`` in all, in interleaved rounds.
+
+    Interleaving spreads any change in the machine's other load over every figure
+    alike, so the ratios stay fair. Per figure: requests/s over all rounds, the median
+    of the rounds' p50 and the worst of their p99.
+    """
     load = _wrk if shutil.which("wrk") else _aiohttp_load
-    load(url, WARMUP_SECONDS)
-    return load(url, SECONDS)
+    for url in urls.values():
+        load(url, WARMUP_SECONDS)
+    rounds: dict[str, list[Load]] = {name: [] for name in urls}
+    for _ in range(ROUNDS):
+        for name, url in urls.items():
+            rounds[name].append(load(url, SECONDS / ROUNDS))
+    return {name: Load(rps=statistics.fmean(r.rps for r in runs),
+                       p50_ms=statistics.median(r.p50_ms for r in runs),
+                       p99_ms=max(r.p99_ms for r in runs),
+                       requests=sum(r.requests for r in runs), bad=sum(r.bad for r in runs))
+            for name, runs in rounds.items()}
 
 
 def _suite_env(data_dir: Path, health_port: int, http_port: int, **extra: str) -> dict[str, str]:
@@ -282,6 +298,7 @@ def _figure(name: str, value: float, unit: str, baseline: float) -> None:
 def main() -> None:
     """Run every figure of issue 2 in one run and print them with their ratios."""
     py = sys.executable
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="botmon-bench-") as tmp, \
             Processes(Path(tmp)) as procs:
         work = Path(tmp)
@@ -307,13 +324,13 @@ def main() -> None:
         _wait_http(f"http://127.0.0.1:{gw_off}{API}/health", procs, "gateway-off", off)
         _wait_http(f"http://127.0.0.1:{gw_on}{API}/status", procs, "gateway-on", on)
 
-        runs = {
-            "sanic_fixed_json": measure(f"http://127.0.0.1:{bare}/"),
-            "sanic_one_grpc_call": measure(f"http://127.0.0.1:{via_grpc}/"),
-            "gateway_health": measure(f"http://127.0.0.1:{gw_off}{API}/health"),
-            "gateway_status": measure(f"http://127.0.0.1:{gw_off}{API}/status"),
-            "gateway_status_redis_limiter": measure(f"http://127.0.0.1:{gw_on}{API}/status"),
-        }
+        runs = measure({
+            "sanic_fixed_json": f"http://127.0.0.1:{bare}/",
+            "sanic_one_grpc_call": f"http://127.0.0.1:{via_grpc}/",
+            "gateway_health": f"http://127.0.0.1:{gw_off}{API}/health",
+            "gateway_status": f"http://127.0.0.1:{gw_off}{API}/status",
+            "gateway_status_redis_limiter": f"http://127.0.0.1:{gw_on}{API}/status",
+        })
     a, b = runs["sanic_fixed_json"], runs["sanic_one_grpc_call"]
     baselines = {"sanic_fixed_json": a, "sanic_one_grpc_call": a, "gateway_health": a,
                  "gateway_status": b, "gateway_status_redis_limiter": runs["gateway_status"]}
@@ -331,9 +348,10 @@ def main() -> None:
         ratio = runs[name].rps / runs[base].rps
         verdict = "met" if ratio >= want else "NOT met"
         print(f"# target {name} >= {want:.2f}x {base} (req/s): {ratio:.2f} {verdict}")
-    print(f"# {CONNECTIONS} connections, {SECONDS:g}s per figure after {WARMUP_SECONDS:g}s "
-          f"warm-up, load by {'wrk' if shutil.which('wrk') else 'aiohttp'}, "
-          f"{os.cpu_count()} CPUs")
+    print(f"# {CONNECTIONS} connections, {SECONDS:g}s per figure in {ROUNDS} interleaved rounds "
+          f"after {WARMUP_SECONDS:g}s warm-up, load by {'wrk' if shutil.which('wrk') else 'aiohttp'}, "
+          f"{os.cpu_count()} CPUs, 1-min load average {load_before:.1f} before and "
+          f"{os.getloadavg()[0]:.1f} after (other work on the machine skews the figures)")
 
 
 if __name__ == "__main__":

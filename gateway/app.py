@@ -76,15 +76,16 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     _add(app, handlers.ready, f"{BASE}/health/ready", "GET", f"{BASE}/health/ready",
          name="ready")
     for prefix in ("", BASE):
+        # A browser opens the docs page by URL, so these two also take ?access_token=.
         _add(app, openapi.openapi_json, f"{prefix}/openapi.json", "GET", f"{prefix}/openapi.json",
-             name=f"openapi{'_base' if prefix else ''}", public=True)
+             name=f"openapi{'_base' if prefix else ''}", query_token=True)
         _add(app, openapi.docs_page, f"{prefix}/docs", "GET", f"{prefix}/docs",
-             name=f"docs{'_base' if prefix else ''}", public=True)
+             name=f"docs{'_base' if prefix else ''}", query_token=True)
         for stream, bridge in (("metrics", ws.metrics_socket), ("logs", ws.logs_socket)):
             path = f"{prefix}/ws/{stream}"
             app.add_websocket_route(bridge, path, name=f"ws_{stream}{'_base' if prefix else ''}",
                                     ctx_template=path, ctx_role="viewer", ctx_public=False,
-                                    ctx_rate_class=stream, ctx_websocket=True)
+                                    ctx_rate_class=stream, ctx_query_token=True)
 
     @app.before_server_start
     async def open_clients(app: Sanic) -> None:
@@ -101,11 +102,10 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
 
 
 def _add(app: Sanic, handler, path: str, method: str, template: str, *, name: str,
-         public: bool | None = None) -> None:
+         query_token: bool = False) -> None:
     app.add_route(handler, path, methods=[method], name=name, ctx_template=template,
-                  ctx_role=required_role(method, template),
-                  ctx_public=template in PUBLIC_PATHS if public is None else public,
-                  ctx_rate_class=rate_class(method, template), ctx_websocket=False)
+                  ctx_role=required_role(method, template), ctx_public=template in PUBLIC_PATHS,
+                  ctx_rate_class=rate_class(method, template), ctx_query_token=query_token)
 
 
 async def _before(request: Request) -> None:
@@ -123,7 +123,7 @@ async def _before(request: Request) -> None:
     app = request.app
     if not ctx.public:
         token = bearer_token(request.headers.get("authorization"))
-        if token is None and ctx.websocket:
+        if token is None and ctx.query_token:
             token = request.args.get("access_token")
         principal = app.ctx.authenticator.authenticate(token)
         request.ctx.principal = principal

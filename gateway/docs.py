@@ -29,15 +29,30 @@ pre { background: #f4f4f4; padding: .5rem; overflow: auto; max-height: 30rem; }
 <header>
   <h1>botmon Monitoring API</h1>
   <label>Bearer token <input id="token" type="password" autocomplete="off"></label>
-  <a href="openapi.json">openapi.json</a>
+  <button id="reload">Load with this token</button>
+  <a id="openapi-link" href="openapi.json">openapi.json</a>
 </header>
 <p id="intro">Loading the OpenAPI document&hellip;</p>
 <main id="routes"></main>
 <script>
 "use strict";
 const tokenInput = document.getElementById("token");
-tokenInput.value = sessionStorage.getItem("botmon-token") || "";
+// A token given as ?access_token= (how a browser opens this page) is taken once and then
+// dropped from the address bar, so it stays out of the history and of bookmarks.
+const pageParams = new URLSearchParams(location.search);
+const pageToken = pageParams.get("access_token");
+if (pageToken) {
+  pageParams.delete("access_token");
+  const rest = pageParams.toString();
+  history.replaceState(null, "", location.pathname + (rest ? "?" + rest : "") + location.hash);
+  sessionStorage.setItem("botmon-token", pageToken);
+}
+tokenInput.value = pageToken || sessionStorage.getItem("botmon-token") || "";
 tokenInput.addEventListener("change", () => sessionStorage.setItem("botmon-token", tokenInput.value));
+
+function authHeaders() {
+  return tokenInput.value ? {"Authorization": "Bearer " + tokenInput.value} : {};
+}
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -76,8 +91,7 @@ function operation(path, verb, op) {
       else query.append(name, input.value);
     }
     if ([...query].length) url += "?" + query;
-    const headers = {};
-    if (tokenInput.value) headers["Authorization"] = "Bearer " + tokenInput.value;
+    const headers = authHeaders();
     if (body) headers["Content-Type"] = "application/json";
     out.textContent = "\\u2026";
     try {
@@ -97,13 +111,36 @@ function operation(path, verb, op) {
   return box;
 }
 
-fetch("openapi.json").then(r => r.json()).then(doc => {
-  document.getElementById("intro").textContent = doc.info.description;
+// openapi.json needs a viewer token like every GET: the page's own access_token is passed
+// on as the same query parameter, a pasted token as the Authorization header.
+async function load(query) {
+  const intro = document.getElementById("intro");
   const routes = document.getElementById("routes");
-  for (const [path, ops] of Object.entries(doc.paths).sort()) {
-    for (const [verb, op] of Object.entries(ops)) routes.append(operation(path, verb, op));
+  routes.replaceChildren();
+  try {
+    const resp = await fetch("openapi.json" + query, {headers: authHeaders()});
+    const doc = await resp.json();
+    if (!resp.ok) {
+      intro.textContent = "Cannot load openapi.json (" + resp.status + "): " +
+        (doc.error ? doc.error.message : resp.statusText) + ". Paste a token above.";
+      return;
+    }
+    intro.textContent = doc.info.description;
+    for (const [path, ops] of Object.entries(doc.paths).sort()) {
+      for (const [verb, op] of Object.entries(ops)) routes.append(operation(path, verb, op));
+    }
+  } catch (e) {
+    intro.textContent = "Cannot load openapi.json: " + e;
   }
-}).catch(e => { document.getElementById("intro").textContent = "Cannot load openapi.json: " + e; });
+}
+
+const pageQuery = pageToken ? "?access_token=" + encodeURIComponent(pageToken) : "";
+document.getElementById("openapi-link").href = "openapi.json" + pageQuery;
+document.getElementById("reload").addEventListener("click", () => {
+  sessionStorage.setItem("botmon-token", tokenInput.value);
+  load("");
+});
+load(pageQuery);
 </script>
 </body>
 </html>

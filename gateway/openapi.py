@@ -68,11 +68,28 @@ _ERROR = {
 _ERRORS = {"400": "Bad input; the message names the field and what to fix",
            "401": "Missing or bad credentials (WWW-Authenticate: Bearer)",
            "403": "The caller's role is too low",
-           "404": "Not found", "413": "Request body over 1 MiB",
+           "404": "Not found",
+           "409": "Already exists (ALREADY_EXISTS or ABORTED)",
+           "412": "A precondition does not hold, e.g. the resource is not configured",
+           "413": "Request body over 1 MiB",
            "429": "Rate limit exceeded (Retry-After)",
            "501": "Not implemented yet by its service",
            "503": "A backend service is unavailable (the message names it)",
            "504": "A backend service did not answer in time"}
+
+
+#: Fields a special handler adds to an RPC's response (see ``gateway.handlers``).
+_EXTRA_FIELDS = {"botmon.health.v1.HealthService.GetHealth": {
+    "reason": {"type": "string", "description": "why the status is unhealthy, when it is"}}}
+#: Other representations a special handler serves, by the Accept header.
+_EXTRA_CONTENT = {"botmon.health.v1.HealthService.GetDetailedHealth": {
+    "application/health+json": {"schema": {
+        "type": "object", "required": ["status"],
+        "description": "IETF health-check response format (Accept: application/health+json)",
+        "properties": {"status": {"type": "string", "enum": ["pass", "warn", "fail"]}}}}}}
+_ACCESS_TOKEN = {"name": "access_token", "in": "query", "schema": {"type": "string"},
+                 "description": "the bearer token, for clients that cannot set the "
+                                "Authorization header (browsers, WebSocket clients)"}
 
 
 class _Schemas:
@@ -106,9 +123,11 @@ class _Schemas:
             return dict(_WELL_KNOWN[name])
         if name not in self.components:
             self.components[name] = {}  # placeholder first: messages may be recursive
+            # Closed: the gateway refuses unknown request fields and renders only proto fields.
             self.components[name] = {
                 "type": "object",
                 "properties": {fd.name: self.field(fd) for fd in descriptor.fields},
+                "additionalProperties": False,
             }
         return {"$ref": f"#/components/schemas/{name}"}
 
@@ -184,6 +203,12 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
             content = {"application/json": {"schema": schemas.field(fd)}}
     else:
         content = {"application/json": {"schema": schemas.message(response_type)}}
+    content.update(_EXTRA_CONTENT.get(route.rpc, {}))
+    if route.rpc in _EXTRA_FIELDS:
+        schemas.message(response_type)
+        own = schemas.components[response_type.full_name]
+        content["application/json"]["schema"] = {
+            **own, "properties": {**own["properties"], **_EXTRA_FIELDS[route.rpc]}}
     responses: dict[str, Any] = {success: {"description": "OK", "content": content}}
     if route.rpc == "botmon.alerts.v1.AlertsService.ConfigureAlertRule":
         responses["201"] = {"description": "Created", "content": content}
@@ -198,6 +223,7 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
 def _gateway_paths() -> dict[str, Any]:
     error = {"$ref": "#/components/responses/E503"}
     probe = {"type": "object", "additionalProperties": True}
+    denied = {code: {"$ref": f"#/components/responses/E{code}"} for code in ("401", "403", "429")}
     paths: dict[str, Any] = {
         f"{BASE}/health/live": {"get": {
             "operationId": "Live", "tags": ["gateway"], "security": [],
@@ -209,12 +235,20 @@ def _gateway_paths() -> dict[str, Any]:
             "summary": "Readiness: every backend's grpc.health.v1 Check says SERVING",
             "responses": {"200": {"description": "ready", "content": {
                 "application/json": {"schema": probe}}}, "503": error}}},
-        "/openapi.json": {"get": {"operationId": "OpenApi", "tags": ["gateway"], "security": [],
-                                  "summary": "This document (also under the base path)",
-                                  "responses": {"200": {"description": "OpenAPI 3"}}}},
-        "/docs": {"get": {"operationId": "Docs", "tags": ["gateway"], "security": [],
-                          "summary": "A page to read and try the API (also under the base path)",
-                          "responses": {"200": {"description": "HTML"}}}},
+        "/openapi.json": {"get": {
+            "operationId": "OpenApi", "tags": ["gateway"],
+            "summary": "This document (also under the base path); role viewer",
+            "parameters": [_ACCESS_TOKEN],
+            "responses": {"200": {"description": "OpenAPI 3", "content": {
+                "application/json": {"schema": {"type": "object"}}}}, **denied}}},
+        "/docs": {"get": {
+            "operationId": "Docs", "tags": ["gateway"],
+            "summary": "A page to read and try the API (also under the base path); role viewer",
+            "description": "Open it as /docs?access_token=<token>: the page loads this document "
+                           "with that token and lets you paste one for trying routes.",
+            "parameters": [_ACCESS_TOKEN],
+            "responses": {"200": {"description": "HTML", "content": {
+                "text/html": {"schema": {"type": "string"}}}}, **denied}}},
     }
     streams = {
         "metrics": ("StreamMetrics", "Query: `metrics=cpu_usage,memory_usage` (all when "
@@ -234,11 +268,8 @@ def _gateway_paths() -> dict[str, Any]:
                 "description": text + " Authenticate with the Authorization header or the "
                                "`access_token` query parameter. Bad parameters close the "
                                "socket with 1008 after a JSON error frame.",
-                "parameters": [{"name": "access_token", "in": "query",
-                                "schema": {"type": "string"}}],
-                "responses": {"101": {"description": "Switching Protocols"},
-                              "401": {"$ref": "#/components/responses/E401"},
-                              "429": {"$ref": "#/components/responses/E429"}},
+                "parameters": [_ACCESS_TOKEN],
+                "responses": {"101": {"description": "Switching Protocols"}, **denied},
             }}
     return paths
 
@@ -277,4 +308,5 @@ async def openapi_json(request: Request) -> HTTPResponse:
 
 
 async def docs_page(request: Request) -> HTTPResponse:
-    return html(DOCS_HTML)
+    # The page may be opened with ?access_token=: keep that URL out of caches and Referers.
+    return html(DOCS_HTML, headers={"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"})

@@ -1,5 +1,6 @@
 """botmon's Python SDK for applications that report to the suite."""
 
 from botmon.client.events import EventRecorder, RecorderStats
+from botmon.client.logging_handler import BotmonLogHandler
 
-__all__ = ["EventRecorder", "RecorderStats"]
+__all__ = ["BotmonLogHandler", "EventRecorder", "RecorderStats"]

@@ -44,10 +44,10 @@ class Alert:
 
     @classmethod
     def raise_for(cls, rule: Rule, now: float, value: float | None) -> Alert:
-        fingerprint = rule.fingerprint()
+        fingerprint = rule.fingerprint
         return cls(alert_id=alert_id_for(fingerprint, now), rule=rule, state="",
                    triggered_at=now, current_value=value, message=rule.message(value),
-                   labels=rule.alert_labels(), fingerprint=fingerprint)
+                   labels=rule.alert_labels, fingerprint=fingerprint)
 
     @property
     def acknowledged(self) -> bool:

@@ -22,6 +22,7 @@ __all__ = ["Backoff", "Dispatcher", "delivery_record"]
 log = logging.getLogger("botmon.alerts.dispatcher")
 
 MAX_IN_FLIGHT = 200
+_OUTCOMES = {"done": "delivered", "pending": "will retry", "failed": "gave up"}
 
 
 class Backoff:
@@ -109,8 +110,8 @@ class Dispatcher:
                 status, next_at = "failed", now
             record = delivery_record(row.channel, row.target, row.kind, row.attempts, outcome, now)
             history = history_row(now, row.alert_id, row.rule, row.severity, "delivery",
-                                  value=row.payload.get("current_value"), detail=status,
-                                  delivery=record)
+                                  value=row.payload.get("current_value"),
+                                  detail=_OUTCOMES[status], delivery=record)
             await self.store.record_attempt(row, status=status, next_attempt_at=next_at,
                                             error=outcome.error, history=history)
             if not outcome.success:

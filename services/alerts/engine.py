@@ -73,7 +73,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         next_eval = loop.time()
         while True:
-            if await self.leadership.acquire():
+            if await self._acquire():
                 if not self.leading:
                     self._become_leader()
                     next_eval = loop.time()
@@ -90,6 +90,14 @@ class Engine:
             if self.leading:
                 wake = min(wake, next_eval)
             await asyncio.sleep(max(0.0, wake - loop.time()))
+
+    async def _acquire(self) -> bool:
+        try:
+            return await self.leadership.acquire()
+        except Exception:
+            # Leadership that cannot be confirmed is not held: better no evaluator than two.
+            log.exception("leadership check failed")
+            return False
 
     def _become_leader(self) -> None:
         log.info("leading: evaluating rules and sending notifications",

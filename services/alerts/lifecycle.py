@@ -111,7 +111,10 @@ class Evaluator:
         if synthetic is not None:
             self._end(synthetic, now, changes, "metrics service reachable again")
         for rule in self.rules.values():
-            self._step(rule, values.get(rule.metric), now, changes)
+            value = values.get(rule.metric)
+            if value is not None and value != value:  # NaN carries no information: no data
+                value = None
+            self._step(rule, value, now, changes)
         return changes
 
     def _step(self, rule: Rule, value: float | None, now: float, changes: Changes) -> None:
@@ -127,9 +130,10 @@ class Evaluator:
         if alert is None:
             if holding:
                 alert = self.active[rule.name] = Alert.raise_for(rule, now, value)
-                changes.move(alert, "pending", now)
                 if rule.duration_seconds == 0:
-                    self._fire(alert, now, changes)
+                    self._fire(alert, now, changes)  # straight to firing, as Prometheus's for: 0
+                else:
+                    changes.move(alert, "pending", now)
             return
         self._observe(alert, value, changes)
         if alert.state == "pending":
@@ -182,7 +186,7 @@ class Evaluator:
         alert.notified = True
         alert.last_notified_at = due_at
         changes.touch(alert)
-        if alert.rule.targets():
+        if alert.rule.targets:
             changes.notices.append(Notice.of(alert, kind, due_at))
 
     def _end(self, alert: Alert, now: float, changes: Changes, detail: str) -> None:
@@ -193,9 +197,8 @@ class Evaluator:
             changes.move(alert, "inactive", now, detail)
             return
         changes.move(alert, "resolved", now, detail)
-        if alert.notified:
-            if alert.rule.targets():
-                changes.notices.append(Notice.of(alert, "resolved", now))
+        if alert.notified and alert.rule.targets:
+            changes.notices.append(Notice.of(alert, "resolved", now))
 
     def _silenced(self, alert: Alert, now: float) -> bool:
         return any(s.mutes(alert.labels, now) for s in self.silences)
@@ -213,13 +216,12 @@ class Evaluator:
                     description="botmon cannot read the metrics service; no rule can fire "
                                 "or resolve until it is reachable again")
         alert = self.active[UNREACHABLE_RULE] = Alert.raise_for(rule, self.unreachable_since, None)
-        changes.move(alert, "pending", now)
         self._fire(alert, now, changes)
 
     def _everyone(self) -> Notify:
         """Every channel of every rule: they are all blind while metrics cannot be read."""
         seen: dict[tuple[str, str], tuple[str, object, str]] = {}
         for rule in self.rules.values():
-            for channel, target, secret in rule.targets():
+            for channel, target, secret in rule.targets:
                 seen.setdefault((channel, repr(target)), (channel, target, secret))
         return Notify(extra=tuple(seen.values()))

@@ -74,7 +74,8 @@ class Rule:
     create_time: float = 0.0
     update_time: float = 0.0
 
-    def targets(self) -> list[tuple[str, Any, str]]:
+    @functools.cached_property
+    def targets(self) -> tuple[tuple[str, Any, str], ...]:
         """(channel, target, secret): one e-mail to every address, one SMS per number."""
         notify = self.notify
         out: list[tuple[str, Any, str]] = []
@@ -86,7 +87,7 @@ class Rule:
                             self.secret if channel == "webhook" else ""))
         out.extend(("sms", number, "") for number in notify.sms)
         out.extend((channel, target, secret) for channel, target, secret in notify.extra)
-        return out
+        return tuple(out)
 
     def holds(self, value: float) -> bool:
         """True when ``value`` meets the condition."""
@@ -98,15 +99,18 @@ class Rule:
             return self.holds(value)
         return CONDITIONS[self.condition](value, self.recovery_threshold)
 
+    # Cached because a cycle may raise thousands of alerts; shared, so never mutate them.
+    @functools.cached_property
     def alert_labels(self) -> dict[str, str]:
         """The rule's labels plus ``alertname`` and ``severity``, as Alertmanager has them."""
         return {**self.labels, "alertname": self.name, "severity": self.severity}
 
     @functools.cached_property
     def labels_json(self) -> str:
-        """:meth:`alert_labels` as canonical JSON."""
-        return json.dumps(self.alert_labels(), sort_keys=True, separators=(",", ":"))
+        """:attr:`alert_labels` as canonical JSON."""
+        return json.dumps(self.alert_labels, sort_keys=True, separators=(",", ":"))
 
+    @functools.cached_property
     def fingerprint(self) -> str:
         """Hash of the rule name and its labels: the identity of its alerts' series."""
         return hashlib.sha256(self.labels_json.encode()).hexdigest()[:16]

@@ -106,7 +106,7 @@ class AlertsServicer(alerts_service_pb2_grpc.AlertsServiceServicer):
     async def TestAlertRule(self, request, context):
         check_rule_name(request.name)
         rule = await self.store.get_rule(request.name)
-        targets = rule.targets()
+        targets = rule.targets
         if not targets:
             raise FailedPrecondition(f"rule {rule.name!r} has no notify channels to test")
         now = self.clock()

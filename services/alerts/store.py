@@ -100,7 +100,7 @@ def outbox_rows(notice: Notice, channels: Sequence[str] | None = None) -> list[t
     payload = json.dumps(notice.payload)
     return [(notice.alert_id, rule.name, rule.severity, notice.kind, channel,
              json.dumps(target), secret, payload, notice.due_at, notice.due_at)
-            for channel, target, secret in rule.targets()
+            for channel, target, secret in rule.targets
             if channels is None or channel in channels]
 
 

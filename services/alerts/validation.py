@@ -10,6 +10,7 @@ from collections.abc import Collection
 from urllib.parse import urlsplit
 
 from botmon.runtime.errors import FailedPrecondition, InvalidArgument
+from services.alerts.lifecycle import UNREACHABLE_RULE
 from services.alerts.rule import CONDITIONS, DEFAULT_REPEAT_SECONDS, NO_DATA, SEVERITIES, Rule
 
 __all__ = ["check_metric", "check_rule", "check_rule_name"]
@@ -43,6 +44,8 @@ def check_rule(rule: Rule, *, has_recovery: bool, smtp_configured: bool,
     if not NAME.match(rule.name):
         problems.append("name must be 1 to 128 letters, digits, '_', '-' or '.'"
                         + (f", got {rule.name!r}" if rule.name else " (it is required)"))
+    elif rule.name == UNREACHABLE_RULE:
+        problems.append(f"name {UNREACHABLE_RULE!r} is reserved for botmon's own alert")
     if rule.type not in ("", "threshold"):
         problems.append(f"type must be 'threshold', got {rule.type!r}")
     if not rule.metric:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 
 from botmon.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
@@ -29,12 +30,16 @@ async def create_server(settings: Settings, *, address: str | None = None,
     store = open_store(settings, logs_settings)
     await store.open()
     hub = TailHub(logs_settings.tail_buffer)
+    retention = Retention(store, logs_settings)
     fanout = None
     if settings.redis_url:
-        fanout = RedisFanout(settings.redis_url, logs_settings.fanout_channel, hub, instance_id,
+        # Unique per server, not per process: tests run several replicas in one process.
+        origin = f"{instance_id}/{secrets.token_hex(4)}"
+        fanout = RedisFanout(settings.redis_url, logs_settings.fanout_channel, hub, origin,
                              timeout=settings.grpc_deadline)
 
     def committed(entries: list[NewEntry], ids: Sequence[int]) -> None:
+        retention.added(len(entries), sum(e[5] for e in entries))
         # Rows are built only when someone tails: ingest stays cheap otherwise.
         remote = fanout is not None and fanout.wanted
         if len(hub) or remote:
@@ -45,7 +50,6 @@ async def create_server(settings: Settings, *, address: str | None = None,
 
     committer = GroupCommitter(store, max_rows=logs_settings.commit_max_rows,
                                on_commit=committed)
-    retention = Retention(store, logs_settings)
 
     def details() -> dict:
         return {"store": store.kind, "retention": retention.report(), "tails": len(hub),

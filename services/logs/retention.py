@@ -3,7 +3,8 @@
 Runs in the background every ``retention_interval`` seconds. Deletes happen in
 transactions of at most ``retention_batch`` entries, with a yield to the event
 loop between them, so a commit of new entries never waits behind more than one
-small delete. The figures of the last run are kept for ``/status``.
+small delete. The figures of the last run are kept for ``/status``, with the
+stored totals measured at each run and advanced by this replica's commits.
 """
 
 from __future__ import annotations
@@ -95,6 +96,11 @@ class Retention:
         if dropped or any(expired.values()):
             log.info("retention deleted entries", extra=self.last_run)
         return self.last_run
+
+    def added(self, entries: int, size: int) -> None:
+        """Count entries this replica committed since the last run into the stored figures."""
+        self.stored_entries += entries
+        self.stored_bytes += size
 
     def report(self) -> dict[str, Any]:
         """The ``Retention`` message's fields as plain data, for the status heartbeat."""

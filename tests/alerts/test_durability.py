@@ -99,7 +99,7 @@ async def test_everything_survives_a_restart(store_settings, metrics, receiver):
         assert [s.silence_id for s in silences] == [silence.silence_id]
         await asyncio.sleep(4 * INTERVAL)  # several cycles after the restart
         assert [h.id for h in (await svc.history())[:len(history)]] == [h.id for h in history]
-        assert await svc.transitions("cpu_hot") == [("", "pending"), ("pending", "firing")]
+        assert await svc.transitions("cpu_hot") == [("", "firing")]
         assert len(receiver.at("/hook")) == 1  # the restart notified no one again
         metrics.values["cpu.usage_percent"] = 10
         await eventually(lambda: svc.gone("cpu_hot"))
@@ -126,7 +126,7 @@ async def test_outbox_delivers_once_after_a_kill_between_firing_and_sending(
         assert request.json["alerts"][0]["annotations"]["alert_id"] == alert.alert_id
         await asyncio.sleep(1.0)
         assert len(receiver.at("/hook")) == 1
-        assert await svc.transitions("cpu_hot") == [("", "pending"), ("pending", "firing")]
+        assert await svc.transitions("cpu_hot") == [("", "firing")]
         deliveries = [h.delivery for h in await svc.history(alert_id=alert.alert_id)
                       if h.kind == "delivery"]
         assert [(d.kind, d.attempt, d.success) for d in deliveries] == [("firing", 1, True)]
@@ -165,7 +165,7 @@ async def test_failover_between_replicas_notifies_once_per_transition(
             await asyncio.sleep(5 * INTERVAL)
             assert [r.json["status"] for r in receiver.at("/hook")] == ["firing", "resolved"]
             assert await second.transitions("cpu_hot") == [
-                ("", "pending"), ("pending", "firing"), ("firing", "resolved")]
+                ("", "firing"), ("firing", "resolved")]
 
 
 async def test_two_live_replicas_elect_exactly_one_leader(alert_settings, metrics, receiver,

@@ -51,6 +51,15 @@ async def test_pending_that_stops_holding_never_fires(alert_settings, metrics):
         assert await svc.transitions("cpu_hot") == [("", "pending"), ("pending", "inactive")]
 
 
+async def test_zero_duration_fires_at_once(alert_settings, metrics):
+    async with serve(alert_settings()) as svc:
+        await svc.configure(**CPU)
+        metrics.values["cpu.usage_percent"] = 91
+        alert = await eventually(lambda: svc.alert_of("cpu_hot", "firing"))
+        assert alert.fired_at == alert.triggered_at
+        assert await svc.transitions("cpu_hot") == [("", "firing")]
+
+
 async def test_recurrence_after_resolution_is_a_new_alert(alert_settings, metrics):
     async with serve(alert_settings()) as svc:
         await svc.configure(**CPU)
@@ -119,7 +128,7 @@ async def test_metrics_outage_resolves_nothing_and_raises_its_own_alert(alert_se
         firing = await eventually(lambda: svc.alert_of("cpu_hot", "firing"))
         metrics.down = True
         outage = await eventually(lambda: svc.alert_of("botmon_metrics_unreachable", "firing"),
-                                  timeout=5)
+                                  within=5)
         assert outage.severity == "critical"
         still = await svc.alert_of("cpu_hot")
         assert still.state == "firing" and still.alert_id == firing.alert_id
@@ -127,7 +136,7 @@ async def test_metrics_outage_resolves_nothing_and_raises_its_own_alert(alert_se
         await eventually(lambda: svc.gone("botmon_metrics_unreachable"))
         assert (await svc.alert_of("cpu_hot")).alert_id == firing.alert_id
         assert await svc.transitions("botmon_metrics_unreachable") == [
-            ("", "pending"), ("pending", "firing"), ("firing", "resolved")]
+            ("", "firing"), ("firing", "resolved")]
 
 
 async def test_replacing_or_deleting_a_rule_resolves_its_alert(alert_settings, metrics):

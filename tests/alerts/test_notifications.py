@@ -293,7 +293,7 @@ async def test_client_error_is_not_retried(alert_settings, metrics, receiver):
         await asyncio.sleep(0.5)
         assert len(receiver.at("/gone")) == 1
         [entry] = [h for h in await svc.history(alert_id=alert.alert_id) if h.kind == "delivery"]
-        assert entry.detail == "failed"
+        assert entry.detail == "gave up"
 
 
 async def test_hanging_channel_does_not_delay_the_others(alert_settings, metrics, receiver):

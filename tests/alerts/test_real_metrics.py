@@ -29,7 +29,7 @@ async def test_slow_requests_fire_the_latency_rule(alert_settings, receiver):
                                       status=200, duration_ms=900) for _ in range(20)]),
                     timeout=10)
                 alert = await eventually(lambda: svc.alert_of("slow_requests", "firing"),
-                                         timeout=15)
+                                         within=15)
                 assert alert.current_value >= 500 and alert.metric == "requests.average_latency_ms"
                 [request] = await eventually(lambda: receiver.at("/hook"))
                 assert request.json["alerts"][0]["labels"]["alertname"] == "slow_requests"

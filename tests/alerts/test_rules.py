@@ -77,6 +77,7 @@ BAD = [
     ({"notify": {"pagerduty": "bad key!"}}, "routing key"),
     ({"notify": {"sms": ["5551234"]}}, "must be an E.164 number"),
     ({"secret": "abc"}, "secret signs webhook payloads"),
+    ({"name": "botmon_metrics_unreachable"}, "is reserved"),
 ]
 
 

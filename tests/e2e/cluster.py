@@ -30,7 +30,9 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-__all__ = ["SERVICES", "Cluster", "free_port", "wait_until"]
+from tests.e2e.waiting import wait_until
+
+__all__ = ["SERVICES", "Cluster", "free_port"]
 
 SERVICES = ("health", "metrics", "alerts", "logs")
 ROLES = ("viewer", "operator", "admin")
@@ -41,27 +43,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_until(predicate, what: str, timeout: float, interval: float = 0.1):
-    """Call ``predicate()`` until it returns a truthy value; raise naming ``what`` after ``timeout``.
-
-    Any exception counts as "not yet", except an ``AssertionError``, which ends the wait.
-    """
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            last = predicate()
-        except AssertionError:
-            raise
-        except Exception as exc:  # the thing waited for is not up yet
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what} not reached within {timeout}s (last: {last!r})")
-        time.sleep(interval)
 
 
 def _command(component: str) -> list[str]:

@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from tests.e2e.cluster import Cluster
+from tests.e2e.receiver import Receiver
 
 #: Limits high enough for polling tests; ``default`` stays small for the budget tests,
 #: which use subjects of their own (the class is keyed by user).
@@ -96,3 +97,10 @@ async def http():
     """An HTTP client with a bounded wait on every request."""
     async with httpx.AsyncClient(timeout=10) as client:
         yield client
+
+
+@pytest.fixture
+async def receiver():
+    """A started notification receiver; add paths to ``receiver.hang`` to make them hang."""
+    async with Receiver() as running:
+        yield running

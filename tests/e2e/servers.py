@@ -16,7 +16,8 @@ from pathlib import Path
 import redis
 
 from tests.conftest import _start_postgres
-from tests.e2e.cluster import free_port, wait_until
+from tests.e2e.cluster import free_port
+from tests.e2e.waiting import wait_until
 
 __all__ = ["OwnPostgres", "OwnRedis"]
 

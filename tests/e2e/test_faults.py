@@ -18,10 +18,10 @@ import pytest
 import websockets
 
 from botmon.logs.v1 import log_entry_pb2, logs_service_pb2, logs_service_pb2_grpc
-from tests.alerts.stand_ins import Receiver, eventually
 from tests.e2e.cluster import Cluster
 from tests.e2e.conftest import BUDGET_SUBJECTS, cluster_env
 from tests.e2e.servers import OwnPostgres, OwnRedis
+from tests.e2e.waiting import eventually
 
 DEADLINE = 2.0
 
@@ -86,11 +86,9 @@ async def _restart(cluster: Cluster, component: str, index: int) -> None:
 # --------------------------------------------------------------- a hanging receiver
 
 
-async def test_a_hanging_receiver_does_not_hold_up_the_others(fault_cluster, http):
+async def test_a_hanging_receiver_does_not_hold_up_the_others(fault_cluster, http, receiver):
     cluster = fault_cluster
-    receiver = Receiver()
-    receiver.fail("/hang", *["hang"] * 50)
-    await receiver.start()
+    receiver.hang.add("/hang")
     names = [_tag().replace("-", "_") for _ in range(2)]
     try:
         started = time.monotonic()
@@ -103,16 +101,15 @@ async def test_a_hanging_receiver_does_not_hold_up_the_others(fault_cluster, htt
             reply = await http.post(f"{cluster.base(0)}/alerts/configure", json=rule,
                                     headers=cluster.headers("operator"))
             assert reply.status_code == 201, reply.text
-        await eventually(lambda: receiver.at("/hang"), timeout=10)
+        await eventually(lambda: receiver.at("/hang"), within=10)
         # The same rule's other channel and another rule's channel go out while /hang hangs.
-        await eventually(lambda: receiver.at("/slack") and receiver.at("/other"), timeout=10)
+        await eventually(lambda: receiver.at("/slack") and receiver.at("/other"), within=10)
         assert time.monotonic() - started < 10
-        assert all(r.status == -1 for r in receiver.at("/hang"))
+        assert not any(r.answered for r in receiver.at("/hang"))
     finally:
         for name in names:
             await http.delete(f"{cluster.base(0)}/alerts/rules/{name}",
                               headers=cluster.headers("operator"))
-        await receiver.stop()
 
 
 # --------------------------------------------------------------- replicas killed
@@ -173,7 +170,7 @@ async def test_killing_a_metrics_replica_under_load_loses_no_acknowledged_event(
     acknowledged = sum(1 for _, status in results if status == 202)
     assert acknowledged >= 20
     # Every acknowledged event is counted (a retried one may at worst be counted twice).
-    await eventually(lambda: _at_least(http, cluster, before + acknowledged), timeout=15,
+    await eventually(lambda: _at_least(http, cluster, before + acknowledged), within=15,
                      interval=0.5)
     assert await _requests_total(http, cluster) <= before + len(results)
 
@@ -182,7 +179,8 @@ async def _at_least(http, cluster, expected: int) -> bool:
     return await _requests_total(http, cluster) >= expected
 
 
-async def test_killing_the_leading_alerts_replica_hands_evaluation_over(fault_cluster, http):
+async def test_killing_the_leading_alerts_replica_hands_evaluation_over(fault_cluster, http,
+                                                                       receiver):
     cluster = fault_cluster
 
     async def leader_port() -> int | None:
@@ -191,10 +189,8 @@ async def test_killing_the_leading_alerts_replica_hands_evaluation_over(fault_cl
                  and s["status"] == "running" and (s.get("details") or {}).get("leader")]
         return ports[0] if len(ports) == 1 else None
 
-    port = await eventually(leader_port, timeout=10, interval=0.3)
+    port = await eventually(leader_port, within=10, interval=0.3)
     index = next(i for i in range(2) if cluster.ports[("alerts", i)] == port)
-    receiver = Receiver()
-    await receiver.start()
     name = _tag().replace("-", "_")
     try:
         await asyncio.to_thread(cluster.kill, "alerts", index)
@@ -205,19 +201,18 @@ async def test_killing_the_leading_alerts_replica_hands_evaluation_over(fault_cl
                                 headers=cluster.headers("operator"))
         assert reply.status_code == 201, reply.text
         # The survivor takes the lock once PostgreSQL sees the dead session go.
-        await eventually(lambda: receiver.at("/hook"), timeout=15)
+        await eventually(lambda: receiver.at("/hook"), within=15)
         survivor = cluster.ports[("alerts", 1 - index)]
 
         async def survivor_leads() -> bool:
             # The dead replica stays listed as running until its heartbeat lapses.
             return await leader_port() == survivor
 
-        await eventually(survivor_leads, timeout=10, interval=0.3)
+        await eventually(survivor_leads, within=10, interval=0.3)
     finally:
         await _restart(cluster, "alerts", index)
         await http.delete(f"{cluster.base(0)}/alerts/rules/{name}",
                           headers=cluster.headers("operator"))
-        await receiver.stop()
 
 
 async def test_killing_a_health_replica_keeps_health_answering(fault_cluster, http):
@@ -276,13 +271,18 @@ async def test_503_naming_the_service_only_while_no_replica_is_up(fault_cluster,
             reply = await http.get(f"{cluster.base(1)}/health/ready")
             return reply.status_code == 503 and reply.json()["not_ready"]
 
-        assert await eventually(not_ready, timeout=5, interval=0.2) == ["logs"]
+        assert await eventually(not_ready, within=5, interval=0.2) == ["logs"]
     finally:
         await _restart(cluster, "logs", 1)
-    back = await http.post(f"{cluster.base(0)}/logs", json=body,
-                           headers=cluster.headers("operator"))
-    assert back.status_code == 202, back.text
-    await _restart(cluster, "logs", 0)
+
+    async def accepted() -> bool:
+        reply = await http.post(f"{cluster.base(0)}/logs", json=body,
+                                headers=cluster.headers("operator"))
+        return reply.status_code == 202
+
+    # Back as soon as the gateway's channel reconnects: within its longest reconnect
+    # backoff (2 s, botmon/runtime/channels.py) plus a second of slack.
+    await eventually(accepted, within=3, interval=0.1)
 
 
 # --------------------------------------------------------------- PostgreSQL outage
@@ -305,7 +305,7 @@ async def test_postgres_outage_gives_unhealthy_and_503_then_recovers(fault_clust
 
     await asyncio.to_thread(own_postgres.stop)
     try:
-        await eventually(unhealthy, timeout=10, interval=0.3)
+        await eventually(unhealthy, within=10, interval=0.3)
 
 
         async def database_unhealthy() -> bool:
@@ -315,7 +315,7 @@ async def test_postgres_outage_gives_unhealthy_and_503_then_recovers(fault_clust
             return all(r.json()["components"]["database"]["status"] == "unhealthy"
                        for r in replies)
 
-        await eventually(database_unhealthy, timeout=10, interval=0.3)
+        await eventually(database_unhealthy, within=10, interval=0.3)
         for attempt in range(4):
             reply = await ingest(attempt % 2, f"during outage {attempt}")
             assert reply.status_code == 503, reply.text
@@ -332,8 +332,8 @@ async def test_postgres_outage_gives_unhealthy_and_503_then_recovers(fault_clust
         replies = [await ingest(i % 2, f"after outage {i}") for i in range(4)]
         return all(r.status_code == 202 for r in replies)
 
-    await eventually(recovered, timeout=20, interval=0.5)
-    await eventually(lambda: _status_is(http, cluster, 200), timeout=15, interval=0.3)
+    await eventually(recovered, within=20, interval=0.5)
+    await eventually(lambda: _status_is(http, cluster, 200), within=15, interval=0.3)
     listed = await http.get(f"{cluster.base(1)}/logs", params={"service": service, "limit": 100},
                             headers=cluster.headers())
     messages = {e["message"] for e in listed.json()["logs"]}
@@ -417,28 +417,38 @@ async def test_redis_outage_fails_open_and_degrades_fanout_then_recovers(fault_c
             seen = [await _drain(tail, 1) for tail in tails]
             return all(wanted <= got for got in seen)
 
-        await eventually(fanout_back, timeout=20, interval=0.2)
+        await eventually(fanout_back, within=20, interval=0.2)
 
         async def counted() -> bool:
             reply = await http.get(f"{cluster.base(0)}/status", headers=headers)
             return reply.status_code == 200 and \
                 int(reply.headers["X-RateLimit-Remaining"]) < 20
 
-        await eventually(counted, timeout=10, interval=0.5)
+        await eventually(counted, within=10, interval=0.5)
 
-        async def no_longer_failing_open() -> bool:
-            # Both gateways, including one that has had no rate-limited request since.
+        async def failing_open() -> list[int]:
+            """Gateways whose /health/detailed still says the limiter fails open."""
+            stale = []
             for gateway in range(2):
                 detailed = await http.get(f"{cluster.base(gateway)}/health/detailed",
                                           headers=cluster.headers())
                 if any("fail-open" in note for note in detailed.json().get("notes", [])):
-                    return False
-            return True
+                    stale.append(gateway)
+            return stale
 
-        await eventually(no_longer_failing_open, timeout=5, interval=0.5)
+        # Both gateways, including one that has had no rate-limited request since.
+        try:
+            await eventually(lambda: _empty(failing_open()), within=5, interval=0.5)
+        except AssertionError:
+            pytest.fail(f"Redis is back, yet gateways {await failing_open()} still report "
+                        "failing open in /health/detailed")
     finally:
         for tail in tails:
             await tail.close()
+
+
+async def _empty(items) -> bool:
+    return not await items
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ import grpc
 import websockets
 
 from botmon.logs.v1 import log_entry_pb2, logs_service_pb2, logs_service_pb2_grpc
-from tests.alerts.stand_ins import Receiver, eventually
+from tests.e2e.waiting import eventually
 
 
 def _tag() -> str:
@@ -34,7 +34,7 @@ async def test_every_gateway_is_ready_and_lists_every_replica(cluster, http):
         running = [s["port"] for s in reply.json()["services"] if s["status"] == "running"]
         return all(port in running for port in cluster.ports.values())
 
-    await eventually(listed, timeout=10, interval=0.3)
+    await eventually(listed, within=10, interval=0.3)
 
 
 async def test_rate_limit_budget_is_shared_by_both_gateways(cluster, http):
@@ -102,37 +102,30 @@ async def test_logs_posted_through_one_gateway_are_read_through_the_other(cluste
         assert body["total"] == posted and len(body["logs"]) == posted
 
 
-async def test_one_alert_evaluator_notifies_once(cluster, http):
-    receiver = Receiver()
-    await receiver.start()
-    try:
-        name = _tag().replace("-", "_")
-        rule = {"name": name, "type": "threshold", "metric": "memory.usage_percent",
-                "condition": "greater_than", "threshold": 0, "duration_seconds": 0,
-                "severity": "warning", "notify": {"webhook": receiver.url("/hook")}}
-        created = await http.post(f"{cluster.base(0)}/alerts/configure", json=rule,
-                                  headers=cluster.headers("operator"))
-        assert created.status_code == 201, created.text
-        await eventually(lambda: receiver.at("/hook"), timeout=15)
-        # Many evaluation intervals (0.5 s) later there is still one alert and one notification.
-        await asyncio.sleep(3)
-        firing = [r for r in receiver.at("/hook") if r.json["status"] == "firing"]
-        assert len(firing) == 1, [r.json for r in receiver.at("/hook")]
-        for gateway in range(2):
-            listed = await http.get(f"{cluster.base(gateway)}/alerts",
-                                    headers=cluster.headers())
-            ours = [a for a in listed.json()["alerts"] if a["rule"] == name]
-            assert len(ours) == 1 and ours[0]["state"] == "firing", listed.json()
-        status = (await http.get(f"{cluster.base(0)}/status", headers=cluster.headers())).json()
-        leaders = [s for s in status["services"]
-                   if s["name"] == "alerts" and s["status"] == "running"
-                   and (s.get("details") or {}).get("leader")]
-        assert len(leaders) == 1, status
-        deleted = await http.delete(f"{cluster.base(1)}/alerts/rules/{name}",
-                                    headers=cluster.headers("operator"))
-        assert deleted.status_code == 200, deleted.text
-    finally:
-        await receiver.stop()
+async def test_one_alert_evaluator_notifies_once(cluster, http, receiver):
+    name = _tag().replace("-", "_")
+    rule = {"name": name, "type": "threshold", "metric": "memory.usage_percent",
+            "condition": "greater_than", "threshold": 0, "duration_seconds": 0,
+            "severity": "warning", "notify": {"webhook": receiver.url("/hook")}}
+    created = await http.post(f"{cluster.base(0)}/alerts/configure", json=rule,
+                              headers=cluster.headers("operator"))
+    assert created.status_code == 201, created.text
+    await eventually(lambda: receiver.at("/hook"), within=15)
+    # Many evaluation intervals (0.5 s) later there is still one alert and one notification.
+    await asyncio.sleep(3)
+    firing = [r for r in receiver.at("/hook") if r.json["status"] == "firing"]
+    assert len(firing) == 1, [r.json for r in receiver.at("/hook")]
+    for gateway in range(2):
+        listed = await http.get(f"{cluster.base(gateway)}/alerts", headers=cluster.headers())
+        ours = [a for a in listed.json()["alerts"] if a["rule"] == name]
+        assert len(ours) == 1 and ours[0]["state"] == "firing", listed.json()
+    status = (await http.get(f"{cluster.base(0)}/status", headers=cluster.headers())).json()
+    leaders = [s for s in status["services"] if s["name"] == "alerts"
+               and s["status"] == "running" and (s.get("details") or {}).get("leader")]
+    assert len(leaders) == 1, status
+    deleted = await http.delete(f"{cluster.base(1)}/alerts/rules/{name}",
+                                headers=cluster.headers("operator"))
+    assert deleted.status_code == 200, deleted.text
 
 
 async def _frames(socket, count: int, seconds: float) -> list[dict]:
@@ -171,7 +164,7 @@ async def test_log_tails_on_one_gateway_see_entries_posted_through_the_other(clu
 
 async def test_metric_streams_on_one_gateway_see_events_ingested_through_the_other(cluster, http):
     async def active_sessions(socket) -> float:
-        frame = (await _frames(socket, 1, timeout=10))[0]
+        frame = (await _frames(socket, 1, seconds=10))[0]
         assert frame["type"] == "metric_update" and frame["metric"] == "active_sessions"
         return frame["value"]
 
@@ -189,4 +182,4 @@ async def test_metric_streams_on_one_gateway_see_events_ingested_through_the_oth
         async def grown():
             return await active_sessions(socket) >= before + 3
 
-        await eventually(grown, timeout=10, interval=0)
+        await eventually(grown, within=10, interval=0)

@@ -1,0 +1,84 @@
+"""An acknowledged batch survives ``kill -9`` of the service process right after the ack."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+import grpc
+import pytest
+
+from botmon.logs.v1 import logs_service_pb2 as pb
+from botmon.logs.v1 import logs_service_pb2_grpc
+from tests.conftest import free_port
+from tests.logs.support import entry
+
+
+class Process:
+    """``python -m services.logs`` with the given environment."""
+
+    def __init__(self, env: dict[str, str]):
+        self.port = free_port()
+        self.env = {**os.environ, **env, "BOTMON_LOGS_ADDR": f"127.0.0.1:{self.port}",
+                    "BOTMON_HEALTH_TARGET": "127.0.0.1:9", "BOTMON_LOG_LEVEL": "warning"}
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> logs_service_pb2_grpc.LogsServiceStub:
+        self.proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.logs",
+                                                         env=self.env, cwd=os.getcwd())
+        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.port}")
+        await asyncio.wait_for(self.channel.channel_ready(), 30)
+        return logs_service_pb2_grpc.LogsServiceStub(self.channel)
+
+    async def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(self.proc.wait(), 10)
+        await self.channel.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def env(request, tmp_path) -> dict[str, str]:
+    env = {"BOTMON_DATA_DIR": str(tmp_path)}
+    if request.param == "postgresql":
+        env["BOTMON_STORE_URL"] = request.getfixturevalue("postgres_url")
+    return env
+
+
+async def test_acknowledged_batches_survive_kill_9(env):
+    process = Process(env)
+    acknowledged: list[str] = []
+    try:
+        for round_ in range(3):
+            stub = await process.start()
+            batch = [entry(message=f"round {round_} entry {i}") for i in range(2000)]
+            reply = await stub.WriteLogs(pb.WriteLogsRequest(logs=batch), timeout=30)
+            await process.kill()  # at once: nothing after the ack may be needed
+            assert reply.accepted == 2000
+            acknowledged += [e.message for e in batch]
+
+        async def stream():
+            for b in range(3):
+                yield pb.IngestLogsRequest(logs=[entry(message=f"stream {b} {i}")
+                                                 for i in range(1000)])
+
+        stub = await process.start()
+        reply = await stub.IngestLogs(stream(), timeout=30)
+        await process.kill()
+        assert reply.accepted == 3000
+        acknowledged += [f"stream {b} {i}" for b in range(3) for i in range(1000)]
+
+        stub = await process.start()
+        stored, cursor = [], ""
+        while True:
+            page = await stub.ListLogs(pb.ListLogsRequest(limit=1000, cursor=cursor), timeout=30)
+            stored += [e.message for e in page.logs]
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        assert page.total == len(acknowledged)
+        assert sorted(stored) == sorted(acknowledged)
+    finally:
+        if process.proc and process.proc.returncode is None:
+            await process.kill()
