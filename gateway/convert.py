@@ -14,7 +14,9 @@ import base64
 import binascii
 import math
 import re
+import time
 from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf import json_format
@@ -114,7 +116,7 @@ def parse_timestamp(value: Any, path: str) -> tuple[int, int]:
 
 
 def _format_timestamp(msg: Message) -> str:
-    when = datetime.fromtimestamp(msg.seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    when = "%04d-%02d-%02dT%02d:%02d:%02d" % time.gmtime(msg.seconds)[:6]
     if msg.nanos:
         digits = f"{msg.nanos:09d}"
         digits = digits[:3] if digits[3:] == "000000" else digits[:6] if digits[6:] == "000" \
@@ -356,55 +358,108 @@ def _only_one(values: list[str], path: str) -> None:
 
 def message_to_json(message: Message) -> Any:
     """Render ``message`` as JSON-ready Python values (see the module docstring)."""
-    name = message.DESCRIPTOR.full_name
+    return _renderer(message.DESCRIPTOR)(message)
+
+
+# Each message type gets a renderer built once from its descriptor, so a response
+# costs one closure call per field instead of a descriptor inspection per field.
+_RENDERERS: dict[str, Callable[[Message], Any]] = {}
+
+
+def _renderer(descriptor: Descriptor) -> Callable[[Message], Any]:
+    name = descriptor.full_name
+    render = _RENDERERS.get(name)
+    if render is None:
+        render = _RENDERERS[name] = _build_renderer(descriptor)
+    return render
+
+
+def _build_renderer(descriptor: Descriptor) -> Callable[[Message], Any]:
+    name = descriptor.full_name
     if name == "google.protobuf.Timestamp":
-        return _format_timestamp(message)
-    if name in _JSON_TYPES:
-        return _plain(json_format.MessageToDict(message))
+        return _format_timestamp
+    if name == "google.protobuf.Struct":
+        return lambda m: {k: _json_value(v) for k, v in m.fields.items()}
+    if name == "google.protobuf.ListValue":
+        return lambda m: [_json_value(v) for v in m.values]
+    if name == "google.protobuf.Value":
+        return _json_value
     if name in _WRAPPERS:
-        return _value(message.DESCRIPTOR.fields_by_name["value"], message.value)
+        convert = _converter(descriptor.fields_by_name["value"])
+        return lambda m: convert(m.value)
     if name in _SPECIAL:
-        return json_format.MessageToDict(message, preserving_proto_field_name=True)
-    out: dict[str, Any] = {}
-    for fd in message.DESCRIPTOR.fields:
-        value = getattr(message, fd.name)
+        return lambda m: json_format.MessageToDict(m, preserving_proto_field_name=True)
+    fields = []
+    for fd in descriptor.fields:
         if _is_map(fd):
-            value_fd = fd.message_type.fields_by_name["value"]
-            out[fd.name] = {str(k): _value(value_fd, v) for k, v in value.items()}
+            convert = _converter(fd.message_type.fields_by_name["value"])
+            fields.append((fd.name, "map", convert))
         elif _is_repeated(fd):
-            out[fd.name] = [_value(fd, v) for v in value]
-        elif fd.has_presence and not message.HasField(fd.name):
-            out[fd.name] = None
+            fields.append((fd.name, "list", _converter(fd)))
         else:
-            out[fd.name] = _value(fd, value)
-    return out
+            kind = "optional" if fd.has_presence else "plain"
+            fields.append((fd.name, kind, _converter(fd)))
+
+    def render(message: Message) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for field_name, kind, convert in fields:
+            value = getattr(message, field_name)
+            if kind == "plain":
+                out[field_name] = convert(value)
+            elif kind == "list":
+                out[field_name] = [convert(v) for v in value]
+            elif kind == "map":
+                out[field_name] = {str(k): convert(v) for k, v in value.items()}
+            else:
+                out[field_name] = convert(value) if message.HasField(field_name) else None
+        return out
+
+    return render
 
 
-def _value(fd: FieldDescriptor, value: Any) -> Any:
+def _same(value: Any) -> Any:
+    return value
+
+
+def _converter(fd: FieldDescriptor) -> Callable[[Any], Any]:
+    """How one value of field ``fd`` becomes JSON."""
     t = fd.type
     if t == _T.TYPE_MESSAGE:
-        return message_to_json(value)
+        return _renderer(fd.message_type)
     if t == _T.TYPE_ENUM:
-        enum_value = fd.enum_type.values_by_number.get(value)
-        return enum_value.name if enum_value else value
+        names = {v.number: v.name for v in fd.enum_type.values}
+        return lambda value: names.get(value, value)
     if t == _T.TYPE_BYTES:
-        return base64.b64encode(value).decode("ascii")
-    if t in (_T.TYPE_DOUBLE, _T.TYPE_FLOAT):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
-        if t == _T.TYPE_FLOAT:
-            return float(f"{value:.7g}")
-    return value
+        return lambda value: base64.b64encode(value).decode("ascii")
+    if t == _T.TYPE_DOUBLE:
+        return _double
+    if t == _T.TYPE_FLOAT:
+        return lambda value: _double(value) if not math.isfinite(value) \
+            else float(f"{value:.7g}")
+    return _same
 
 
-def _plain(value: Any) -> Any:
-    """Struct numbers are doubles; show whole ones as integers, as the API document does."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+def _double(value: float) -> Any:
+    if math.isfinite(value):
+        return value
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def _json_value(value: Message) -> Any:
+    """A ``google.protobuf.Value`` as plain JSON; whole numbers shown as integers, as the
+    API document shows them (Struct numbers are doubles)."""
+    kind = value.WhichOneof("kind")
+    if kind == "number_value":
+        number = value.number_value
+        return int(number) if number.is_integer() and abs(number) < 2**53 else _double(number)
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return {k: _json_value(v) for k, v in value.struct_value.fields.items()}
+    if kind == "list_value":
+        return [_json_value(v) for v in value.list_value.values]
+    return None

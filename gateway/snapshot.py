@@ -82,6 +82,10 @@ class HealthSnapshot:
             except TimeoutError:
                 self.error = f"no health update within {self.stale_after:g}s"
             except grpc.aio.AioRpcError as exc:
+                # Cancelling this task mid-read surfaces as a CANCELLED call: stop, don't retry.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError from exc
                 reason = f"health service unreachable: {exc.code().name}: {exc.details()}"
                 if reason != self.error:
                     log.warning("health snapshot stream failed",

@@ -51,7 +51,7 @@ _USAGE = ("INSERT INTO logs_usage (shard, entries, bytes) VALUES ($1, $2, $3) "
           "bytes = logs_usage.bytes + excluded.bytes")
 
 
-class _Postgres:
+class PostgresDialect:
     """The SQL that differs from SQLite's."""
 
     def placeholder(self, index: int) -> str:
@@ -85,7 +85,7 @@ class PostgresLogStore(LogStore):
         self.pool_size = pool_size
         self.timeout = timeout
         self._pool: asyncpg.Pool | None = None
-        self._dialect = _Postgres()
+        self._dialect = PostgresDialect()
 
     @property
     def pool(self) -> asyncpg.Pool:

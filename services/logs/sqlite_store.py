@@ -59,7 +59,7 @@ _USAGE = ("INSERT INTO logs_usage (shard, entries, bytes) VALUES (?, ?, ?) "
           "bytes = bytes + excluded.bytes")
 
 
-class _Sqlite:
+class SqliteDialect:
     """The SQL that differs from PostgreSQL's."""
 
     def placeholder(self, index: int) -> str:
@@ -97,7 +97,7 @@ class SqliteLogStore(LogStore):
         self._writer = SqliteDatabase(path, synchronous="FULL")
         self._readers = [SqliteDatabase(path) for _ in range(readers)]
         self._next_reader = itertools.cycle(self._readers)
-        self._dialect = _Sqlite()
+        self._dialect = SqliteDialect()
 
     async def open(self) -> None:
         def create(conn: sqlite3.Connection) -> None:
