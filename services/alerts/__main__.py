@@ -59,7 +59,7 @@ async def create_server(settings: Settings, *, address: str | None = None,
     notifiers = Notifiers(
         context=Context((extra.external_url or f"http://{settings.http_addr}").rstrip("/")),
         timeout=extra.notify_timeout, smtp=smtp, pagerduty_url=settings.pagerduty_url,
-        sms_gateway_url=settings.sms_gateway_url)
+        sms_gateway_url=settings.sms_gateway_url, destinations=extra.webhook_allow)
     server = AlertsServer("alerts", settings, [], address=address, extra_settings=(extra,))
     source = MetricsSource(server.backends)
     dispatcher = Dispatcher(store, notifiers, attempts=extra.notify_attempts,

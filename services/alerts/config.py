@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from botmon.runtime.config import EnvSettings, parse_bool, positive_float, positive_int, setting
+from services.alerts.destinations import DestinationPolicy
 
 __all__ = ["AlertsSettings"]
 
@@ -51,6 +52,10 @@ class AlertsSettings(EnvSettings):
     smtp_ca_file: Path | None = setting(
         "BOTMON_SMTP_CA_FILE", None, Path,
         doc="PEM bundle that verifies the SMTP server's STARTTLS certificate (default: system CAs)")
+    webhook_allow: DestinationPolicy = setting(
+        "BOTMON_WEBHOOK_ALLOW", DestinationPolicy(), DestinationPolicy.parse,
+        doc="destinations rules may notify beyond public addresses: CIDRs, host names, "
+            "*.domain; a leading ! denies (see services/alerts/destinations.py)")
     external_url: str | None = setting(
         "BOTMON_ALERT_EXTERNAL_URL", None,
         doc="base URL put in webhook payloads (externalURL, generatorURL); default the gateway's")

@@ -86,7 +86,8 @@ class AlertsServicer(alerts_service_pb2_grpc.AlertsServiceServicer):
             raise InvalidArgument("rule is required: send the rule's fields as the body")
         rule = check_rule(rule_from_message(request.rule),
                           has_recovery=request.rule.HasField("recovery_threshold"),
-                          smtp_configured=self.smtp_configured, sms_configured=self.sms_configured)
+                          smtp_configured=self.smtp_configured, sms_configured=self.sms_configured,
+                          destinations=self.notifiers.destinations)
         # Only a metric the metrics service reports can ever be evaluated, so ask it now.
         check_metric(rule.metric, await self.source.values())
         stored, created = await self.store.put_rule(rule, self.clock())

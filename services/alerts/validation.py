@@ -10,6 +10,7 @@ from collections.abc import Collection
 from urllib.parse import urlsplit
 
 from botmon.runtime.errors import FailedPrecondition, InvalidArgument
+from services.alerts.destinations import DestinationPolicy
 from services.alerts.lifecycle import UNREACHABLE_RULE
 from services.alerts.rule import CONDITIONS, DEFAULT_REPEAT_SECONDS, NO_DATA, SEVERITIES, Rule
 
@@ -38,7 +39,7 @@ def check_metric(metric: str, known: Collection[str]) -> None:
 
 
 def check_rule(rule: Rule, *, has_recovery: bool, smtp_configured: bool,
-               sms_configured: bool) -> Rule:
+               sms_configured: bool, destinations: DestinationPolicy) -> Rule:
     """Return ``rule`` with defaults filled in, or raise with every problem found."""
     problems: list[str] = []
     if not NAME.match(rule.name):
@@ -71,7 +72,7 @@ def check_rule(rule: Rule, *, has_recovery: bool, smtp_configured: bool,
     problems.extend(_description_problems(rule.description))
     if len(rule.secret) > 256:
         problems.append("secret must be at most 256 characters")
-    problems.extend(_notify_problems(rule))
+    problems.extend(_notify_problems(rule, destinations))
     if problems:
         raise InvalidArgument("invalid rule: " + "; ".join(problems))
     if rule.notify.email and not smtp_configured:
@@ -128,7 +129,7 @@ def _description_problems(description: str) -> list[str]:
     return []
 
 
-def _notify_problems(rule: Rule) -> list[str]:
+def _notify_problems(rule: Rule, destinations: DestinationPolicy) -> list[str]:
     notify = rule.notify
     problems = []
     for address in notify.email:
@@ -138,6 +139,8 @@ def _notify_problems(rule: Rule) -> list[str]:
         value = getattr(notify, channel)
         if value and not _http_url(value):
             problems.append(f"notify.{channel} must be an http:// or https:// URL, got {value!r}")
+        elif value and (problem := destinations.problem(value)):
+            problems.append(f"notify.{channel}: {problem}")
     if notify.pagerduty and not ROUTING_KEY.match(notify.pagerduty):
         problems.append("notify.pagerduty must be a PagerDuty Events v2 routing key "
                         "(1 to 64 letters and digits)")

@@ -15,13 +15,16 @@ from botmon.alerts.v1 import alerts_service_pb2 as pb
 from botmon.runtime.config import Settings
 from services.alerts.__main__ import create_server
 from services.alerts.config import AlertsSettings
+from services.alerts.destinations import DestinationPolicy
 from tests.alerts.stand_ins import Mailbox, MetricsStandIn, Receiver, free_port
 
 #: Small intervals so the lifecycle runs in fractions of a second.
 INTERVAL = 0.2
+#: The receivers listen on loopback, which rules may notify only when allowed.
+LOOPBACK = DestinationPolicy.parse("127.0.0.0/8")
 FAST = AlertsSettings(default_rules=False, notify_timeout=2.0, notify_attempts=5,
                       retry_initial=0.05, retry_max=0.2, dispatch_poll=0.1,
-                      unreachable_grace=0.6)
+                      unreachable_grace=0.6, webhook_allow=LOOPBACK)
 
 
 @dataclass

@@ -60,7 +60,7 @@ def _env(settings, **extra: str) -> dict[str, str]:
         "BOTMON_HEARTBEAT_INTERVAL": "60", "BOTMON_LOG_LEVEL": "warning",
         "BOTMON_ALERT_DEFAULT_RULES": "false", "BOTMON_ALERT_DISPATCH_POLL": "0.1",
         "BOTMON_ALERT_RETRY_INITIAL": "0.05", "BOTMON_ALERT_RETRY_MAX": "0.2",
-        "BOTMON_HTTP_ADDR": "127.0.0.1:8080",
+        "BOTMON_HTTP_ADDR": "127.0.0.1:8080", "BOTMON_WEBHOOK_ALLOW": "127.0.0.0/8",
     }
     if settings.redis_url:
         env["BOTMON_REDIS_URL"] = settings.redis_url

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from services.alerts.destinations import DestinationPolicy, PolicyResolver
 from services.alerts.notifiers import email, pagerduty, slack, sms, teams, webhook
 from services.alerts.notifiers.http import post_json
 from services.alerts.notifiers.outcome import Outcome
@@ -39,19 +40,22 @@ class Notifiers:
     """Sends one notification to one channel target; open on the loop that uses it."""
 
     def __init__(self, *, context: Context, timeout: float, smtp: email.Smtp | None,
-                 pagerduty_url: str, sms_gateway_url: str | None):
+                 pagerduty_url: str, sms_gateway_url: str | None,
+                 destinations: DestinationPolicy):
         self.context = context
         self.timeout = timeout
         self.smtp = smtp
         self.pagerduty_url = pagerduty_url
         self.sms_gateway_url = sms_gateway_url
+        self.destinations = destinations
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 headers={"User-Agent": "botmon-alerts/1"},
-                connector=aiohttp.TCPConnector(limit=0, limit_per_host=20))
+                connector=aiohttp.TCPConnector(limit=0, limit_per_host=20,
+                                               resolver=PolicyResolver(self.destinations)))
         return self._session
 
     async def send(self, channel: str, target: Any, secret: str,
@@ -66,6 +70,11 @@ class Notifiers:
     async def _send(self, channel: str, target: Any, secret: str,
                     payload: dict[str, Any]) -> Outcome:
         ctx, timeout = self.context, self.timeout
+        # Rule-controlled URLs are judged again now: a literal address never reaches the
+        # resolver, and the policy may have changed since the rule was stored.
+        if channel in ("webhook", "slack", "teams") \
+                and (problem := self.destinations.problem(target)):
+            return Outcome.failure(problem, retryable=False)
         if channel == "email":
             if self.smtp is None:
                 return Outcome.failure("BOTMON_SMTP_HOST is not set", retryable=False)

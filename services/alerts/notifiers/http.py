@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
+from services.alerts.destinations import DestinationRefused
 from services.alerts.notifiers.outcome import Outcome
 
 __all__ = ["post_json"]
@@ -21,4 +22,7 @@ async def post_json(session: aiohttp.ClientSession, url: str, body: bytes, deadl
     except TimeoutError:
         return Outcome.failure(f"no answer within {deadline:g}s")
     except (aiohttp.ClientError, OSError) as exc:
+        refused = getattr(exc, "os_error", exc)
+        if isinstance(refused, DestinationRefused):
+            return Outcome.failure(str(refused), retryable=False)
         return Outcome.failure(f"{type(exc).__name__}: {exc}".rstrip(": "))
