@@ -57,12 +57,14 @@ class Suite:
 
     def __init__(self, settings: Settings, components: tuple[str, ...] = COMPONENTS, *,
                  servicers: dict[str, Any] | None = None, gateway: bool = True,
-                 rate_limited: bool = False):
+                 rate_limited: bool = False, options: dict[str, dict[str, Any]] | None = None):
         unknown = set(components) - set(COMPONENTS) or set(servicers or ()) - set(COMPONENTS)
         if unknown:
             raise ValueError(f"unknown components {sorted(unknown)}; choose from {COMPONENTS}")
         self.components = tuple(dict.fromkeys((*components, *(servicers or {}))))
         self.servicers = dict(servicers or {})
+        #: Extra keyword arguments of each component's ``create_server`` (its own settings).
+        self.options = dict(options or {})
         self.with_gateway = gateway
         self.tokens = {role: f"test-{role}-{secrets.token_hex(16)}" for role in ROLES}
         self.ports = {name: _free_port() for name in COMPONENTS}
@@ -98,7 +100,8 @@ class Suite:
                                 address=address)
         else:
             module = importlib.import_module(f"services.{name}.__main__")
-            server = await module.create_server(self.settings, address=address)
+            server = await module.create_server(self.settings, address=address,
+                                                **self.options.get(name, {}))
         await server.start()
         self.servers[name] = server
         return server

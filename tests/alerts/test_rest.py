@@ -7,6 +7,7 @@ import time
 import httpx
 import pytest
 
+from tests.alerts.conftest import fast
 from tests.alerts.stand_ins import MetricsStandIn, eventually, free_port
 from tests.harness import Suite
 
@@ -23,7 +24,8 @@ async def suite(make_settings):
     metrics = MetricsStandIn({"memory.usage_percent": 40.0, "disk.free_percent": 50.0})
     settings = make_settings(alert_eval_interval=0.2, grpc_deadline=2.0, heartbeat_interval=60.0,
                              health_target=f"127.0.0.1:{free_port()}")
-    async with Suite(settings, components=("alerts",), servicers={"metrics": metrics}) as s:
+    async with Suite(settings, components=("alerts",), servicers={"metrics": metrics},
+                     options={"alerts": {"alerts_settings": fast()}}) as s:
         s.metrics = metrics
         async with httpx.AsyncClient(timeout=10) as http:
             s.http = http
