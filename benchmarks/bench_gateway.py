@@ -14,25 +14,22 @@ fallback load generator; ``main()`` orchestrates them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.processes import ROOT, Processes, figure, free_port, wait_http, wait_port
+
 __all__ = ["main"]
 
-ROOT = Path(__file__).resolve().parents[1]
 CONNECTIONS = 50
 SECONDS = float(os.environ.get("BOTMON_BENCH_SECONDS", "6"))
 ROUNDS = 3
@@ -146,67 +143,6 @@ def generate_load(url: str, seconds: float, connections: int, token: str) -> Non
 
 # ---- orchestration ------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Processes(contextlib.ExitStack):
-    """Child processes that are all stopped (SIGTERM, then SIGKILL) on exit."""
-
-    def __init__(self, logdir: Path):
-        super().__init__()
-        self.logdir = logdir
-
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None):
-        log = (self.logdir / f"{name}.log").open("wb")
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT)
-        self.callback(_stop, proc, log)
-        return proc
-
-    def tail(self, name: str) -> str:
-        return (self.logdir / f"{name}.log").read_text(errors="replace")[-2000:]
-
-
-def _stop(proc: subprocess.Popen, log) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-    log.close()
-
-
-def _wait_http(url: str, procs: Processes, name: str, proc, timeout: float = 60.0) -> None:
-    """Wait until ``GET url`` answers 200 (with the bench token)."""
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited ({proc.returncode}):\n{procs.tail(name)}")
-        try:
-            with urllib.request.urlopen(request, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer 200 within {timeout:g}s:\n{procs.tail(name)}")
-
-
-def _wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on port {port} after {timeout:g}s")
-
-
 _WRK_TIME = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
@@ -271,7 +207,7 @@ def _suite_env(data_dir: Path, health_port: int, http_port: int, **extra: str) -
         "PYTHONUNBUFFERED": "1",
     })
     for name in ("metrics", "alerts", "logs"):  # not started: nothing listens there
-        env[f"BOTMON_{name.upper()}_ADDR"] = f"127.0.0.1:{_free_port()}"
+        env[f"BOTMON_{name.upper()}_ADDR"] = f"127.0.0.1:{free_port()}"
     env.update(extra)
     return env
 
@@ -283,16 +219,11 @@ def _start_redis(procs: Processes, workdir: Path) -> str:
         if not url:
             raise RuntimeError("needs redis-server on PATH or BOTMON_BENCH_REDIS_URL")
         return url
-    port = _free_port()
+    port = free_port()
     procs.start("redis", [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                           "--appendonly", "no", "--dir", str(workdir)])
-    _wait_port(port)
+    wait_port(port)
     return f"redis://127.0.0.1:{port}/0"
-
-
-def _figure(name: str, value: float, unit: str, baseline: float) -> None:
-    print(f"{name}: {value:.2f} {unit} (baseline: {baseline:.2f}, ratio: {value / baseline:.2f})",
-          flush=True)
 
 
 def main() -> None:
@@ -302,8 +233,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="botmon-bench-") as tmp, \
             Processes(Path(tmp)) as procs:
         work = Path(tmp)
-        noop, bare, via_grpc = _free_port(), _free_port(), _free_port()
-        health, gw_off, gw_on = _free_port(), _free_port(), _free_port()
+        noop, bare, via_grpc = free_port(), free_port(), free_port()
+        health, gw_off, gw_on = free_port(), free_port(), free_port()
         me = [py, "-m", "benchmarks.bench_gateway"]
         procs.start("noop-grpc", [*me, "noop-grpc", str(noop)])
         sanic_json = procs.start("sanic-json", [*me, "sanic", str(bare)])
@@ -318,11 +249,11 @@ def main() -> None:
         on = procs.start("gateway-on", [py, "-m", "gateway"], _suite_env(
             work / "on", health, gw_on, BOTMON_REDIS_URL=redis_url,
             BOTMON_RATE_LIMITS=f"default={huge}"))
-        _wait_port(noop)
-        _wait_http(f"http://127.0.0.1:{bare}/", procs, "sanic-json", sanic_json)
-        _wait_http(f"http://127.0.0.1:{via_grpc}/", procs, "sanic-grpc", sanic_grpc)
-        _wait_http(f"http://127.0.0.1:{gw_off}{API}/health", procs, "gateway-off", off)
-        _wait_http(f"http://127.0.0.1:{gw_on}{API}/status", procs, "gateway-on", on)
+        wait_port(noop)
+        wait_http(f"http://127.0.0.1:{bare}/", procs, "sanic-json", sanic_json, TOKEN)
+        wait_http(f"http://127.0.0.1:{via_grpc}/", procs, "sanic-grpc", sanic_grpc, TOKEN)
+        wait_http(f"http://127.0.0.1:{gw_off}{API}/health", procs, "gateway-off", off, TOKEN)
+        wait_http(f"http://127.0.0.1:{gw_on}{API}/status", procs, "gateway-on", on, TOKEN)
 
         runs = measure({
             "sanic_fixed_json": f"http://127.0.0.1:{bare}/",
@@ -336,9 +267,9 @@ def main() -> None:
                  "gateway_status": b, "gateway_status_redis_limiter": runs["gateway_status"]}
     for name, load in runs.items():
         base = baselines[name]
-        _figure(f"{name}_rps", load.rps, "req/s", base.rps)
-        _figure(f"{name}_p50", load.p50_ms, "ms", base.p50_ms)
-        _figure(f"{name}_p99", load.p99_ms, "ms", base.p99_ms)
+        figure(f"{name}_rps", load.rps, "req/s", base.rps)
+        figure(f"{name}_p50", load.p50_ms, "ms", base.p50_ms)
+        figure(f"{name}_p99", load.p99_ms, "ms", base.p99_ms)
         if load.bad:
             print(f"# warning: {name}: {load.bad} of {load.requests} responses were not 2xx")
     targets = (("gateway_health", "sanic_fixed_json", 0.5),

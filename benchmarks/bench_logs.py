@@ -12,7 +12,7 @@
   baselines: the same SQL statements run directly on the database (for gRPC),
   and the gRPC figure (for the gateway).
 
-``BOTMON_BENCH_LOG_LINES`` sets the ingest size (default 150 000). PostgreSQL:
+``BOTMON_BENCH_LOG_LINES`` sets the ingest size (default 100 000). PostgreSQL:
 ``BOTMON_BENCH_DATABASE_URL`` (else ``BOTMON_TEST_DATABASE_URL``, else
 postgresql://postgres@127.0.0.1:5432/postgres); a scratch database is created and dropped.
 """
@@ -40,13 +40,13 @@ import httpx
 from botmon.logs.v1 import log_entry_pb2, logs_service_pb2, logs_service_pb2_grpc
 from botmon.runtime.store import SqliteDatabase
 from services.logs.query import build_filter, build_query
-from services.logs.sql import list_sql
+from services.logs.sql import list_sql, span_sql
 from services.logs.sqlite_store import SCHEMA, SqliteDialect, SqliteLogStore
 
-LINES = int(os.environ.get("BOTMON_BENCH_LOG_LINES", "150000"))
+LINES = int(os.environ.get("BOTMON_BENCH_LOG_LINES", "100000"))
 PER_MESSAGE = 5000
 STORED = 1_000_000
-QUERIES = 200
+QUERIES = 150
 HOUR_NS = 3600 * 10**9
 SPAN_NS = 24 * HOUR_NS
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,9 +260,12 @@ async def _sql_latency(path: Path, shapes: list[dict]) -> list[float]:
                                              shape.get("q", ""), {}),
                                 start=shape.get("start"), end=shape.get("end"), order="desc",
                                 limit=100, cursor="")
-            sql = list_sql(query, STORED, SqliteDialect(), "logs_entries")
-
-            def run(conn, sql=sql):
+            def run(conn, query=query):
+                id_span = None
+                if query.filter.terms and query.filter.service:
+                    id_span = conn.execute(*span_sql(query, STORED, SqliteDialect(),
+                                                     "logs_entries")).fetchone()
+                sql = list_sql(query, STORED, SqliteDialect(), "logs_entries", id_span)
                 conn.execute(sql.count, sql.count_params).fetchone()
                 conn.execute(sql.page, sql.page_params).fetchall()
             started = time.perf_counter()
