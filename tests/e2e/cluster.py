@@ -7,6 +7,8 @@
     cluster.restart("logs", 0)           # same port, waits until it serves
     cluster.stop()                       # SIGTERM, then SIGKILL after a bound
 
+``env`` applies to every process, ``replica_env[(component, index)]`` to one of them.
+
 Gateways dial each service through one multi-address target
 (``ipv4:127.0.0.1:p1,127.0.0.1:p2``) balanced round-robin by gRPC itself.
 Every process writes its output to ``<workdir>/logs/<name>.log``; :meth:`tails`
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -47,8 +48,6 @@ def free_port() -> int:
 
 def _command(component: str) -> list[str]:
     """``botmon serve <component>`` from the environment running the tests."""
-    if component == "gateway" and not Path("gateway/__main__.py").exists():  # DEVHACK
-        return [sys.executable, "/tmp/e2e_dev/gw.py"]  # DEVHACK
     script = Path(sys.executable).with_name("botmon")
     if script.exists():
         return [str(script), "serve", component]
@@ -97,9 +96,10 @@ class Replica:
         except subprocess.TimeoutExpired:
             self.signal(signal.SIGKILL)
             self.process.wait(5)
-        self._kill_leftovers()
+        self.kill_group()
 
-    def _kill_leftovers(self) -> None:
+    def kill_group(self) -> None:
+        """SIGKILL whatever is left of the replica's process group."""
         # A worker the component forked outlives a SIGKILLed parent; its group does not.
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
@@ -112,11 +112,12 @@ class Cluster:
 
     def __init__(self, workdir: Path, *, store_url: str, redis_url: str | None,
                  replicas: int = 2, gateways: int = 2, env: dict[str, str] | None = None,
+                 replica_env: dict[tuple[str, int], dict[str, str]] | None = None,
                  extra_tokens: dict[str, str] | None = None):
         self.workdir = Path(workdir)
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
         self.tokens = {role: f"e2e-{role}-{secrets.token_hex(12)}" for role in ROLES}
-        # Extra viewer tokens with subjects of their own: separate per-user rate budgets.
+        # Extra tokens (subject -> role) with subjects of their own: separate per-user budgets.
         self.extra_tokens = {subject: f"e2e-{subject}-{secrets.token_hex(12)}"
                              for subject in (extra_tokens or {})}
         token_spec = [f"{t}:{role}:e2e-{role}" for role, t in self.tokens.items()]
@@ -149,6 +150,7 @@ class Cluster:
                 own["BOTMON_HTTP_ADDR"] = address
             else:
                 own[f"BOTMON_{component.upper()}_ADDR"] = address
+            own.update((replica_env or {}).get((component, index), {}))
             self.replicas[(component, index)] = Replica(
                 component, index, port, {**inherited, **common, **own},
                 self.workdir / "logs" / f"{component}-{index}.log")
@@ -189,6 +191,9 @@ class Cluster:
         try:
             for component, index in self.replicas:
                 self.wait_serving(component, index, timeout)
+        except TimeoutError as exc:
+            self.stop()
+            raise TimeoutError(f"{exc}\n{self.tails()}") from None
         except BaseException:
             self.stop()
             raise
@@ -206,7 +211,7 @@ class Cluster:
         replica = self.replicas[(component, index)]
         replica.signal(sig)
         replica.process.wait(10)
-        replica._kill_leftovers()
+        replica.kill_group()
 
     def restart(self, component: str, index: int, timeout: float = 30.0) -> None:
         """Start a stopped replica again on its port; return once it serves."""
@@ -247,9 +252,6 @@ class Cluster:
         return "\n\n".join(f"===== {r.name} (port {r.port}, "
                            f"{'running' if r.running else 'stopped'}) =====\n{self.tail(r, lines)}"
                            for r in self.replicas.values())
-
-    def remove(self) -> None:
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _grpc_serving(address: str) -> bool:

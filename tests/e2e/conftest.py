@@ -14,26 +14,8 @@ import pytest
 import redis
 
 from tests.e2e.cluster import Cluster
+from tests.e2e.environment import BUDGET_SUBJECTS, cluster_env
 from tests.e2e.receiver import Receiver
-
-#: Limits high enough for polling tests; ``default`` stays small for the budget tests,
-#: which use subjects of their own (the class is keyed by user).
-RATE_LIMITS = ("metrics=100000/minute,logs=100000/minute,alerts=100000/minute,"
-               "ingest=100000/minute,default=20/minute")
-#: Viewer tokens with their own subjects, one per budget test.
-BUDGET_SUBJECTS = {"budget-shared": "viewer", "budget-concurrent": "viewer",
-                   "budget-outage": "viewer"}
-ALERTS_ENV = {
-    "BOTMON_ALERT_DEFAULT_RULES": "false",
-    "BOTMON_ALERT_NOTIFY_TIMEOUT": "2",
-    "BOTMON_ALERT_RETRY_INITIAL": "0.2",
-    "BOTMON_ALERT_RETRY_MAX": "1",
-    "BOTMON_ALERT_DISPATCH_POLL": "0.2",
-}
-
-
-def cluster_env(**extra: str) -> dict[str, str]:
-    return {"BOTMON_RATE_LIMITS": RATE_LIMITS, **ALERTS_ENV, **extra}
 
 
 async def _admin(url: str, sql: str) -> None:

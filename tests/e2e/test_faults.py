@@ -19,7 +19,7 @@ import websockets
 
 from botmon.logs.v1 import log_entry_pb2, logs_service_pb2, logs_service_pb2_grpc
 from tests.e2e.cluster import Cluster
-from tests.e2e.conftest import BUDGET_SUBJECTS, cluster_env
+from tests.e2e.environment import BUDGET_SUBJECTS, cluster_env
 from tests.e2e.servers import OwnPostgres, OwnRedis
 from tests.e2e.waiting import eventually
 
@@ -49,10 +49,23 @@ def fault_cluster(tmp_path_factory, own_postgres, own_redis):
     running = Cluster(tmp_path_factory.mktemp("faults"), store_url=own_postgres.url,
                       redis_url=own_redis.url, extra_tokens=BUDGET_SUBJECTS,
                       env=cluster_env(BOTMON_GRPC_DEADLINE=str(DEADLINE),
-                                      BOTMON_PROBE_TIMEOUT="0.5"))
+                                      BOTMON_PROBE_TIMEOUT="0.5"),
+                      # Gateway 0 keeps the default (fail open), gateway 1 refuses instead.
+                      replica_env={("gateway", 1): {"BOTMON_RATE_LIMIT_FAIL": "closed"}})
     running.start()
     yield running
     running.stop()
+
+
+@pytest.fixture(autouse=True)
+def _whole_cluster_after(request):
+    """Every replica runs again after a fault test, whatever the test did."""
+    yield
+    if "fault_cluster" in request.fixturenames:
+        running: Cluster = request.getfixturevalue("fault_cluster")
+        for (component, index), replica in running.replicas.items():
+            if not replica.running:
+                running.restart(component, index)
 
 
 async def _under_load(send, fault, *, workers: int = 4, before: float = 1.0,
@@ -324,6 +337,17 @@ async def test_postgres_outage_gives_unhealthy_and_503_then_recovers(fault_clust
                                  json={"events": [{"type": "session_started",
                                                    "session_id": service}]})
         assert events.status_code == 503, events.text
+        loki = await http.post(f"{cluster.url(1)}/loki/api/v1/push", headers=operator,
+                               json={"streams": [{"stream": {"service": service},
+                                                  "values": [[str(time.time_ns()), "loki"]]}]})
+        assert loki.status_code == 503, loki.text
+        # Reads fail the same way: unavailable, not an internal error.
+        reads = {path: await http.get(f"{cluster.base(0)}{path}", headers=cluster.headers())
+                 for path in ("/logs", "/errors/summary", "/alerts", "/alerts/rules",
+                              "/metrics/application", "/metrics/performance")}
+        # Checked last, so that recovery is exercised whatever the reads did.
+        failed_reads = {path: f"{r.status_code} {r.json()['error']['message']}"
+                        for path, r in reads.items() if r.status_code not in (200, 503)}
     finally:
         await asyncio.to_thread(own_postgres.start)
 
@@ -339,6 +363,7 @@ async def test_postgres_outage_gives_unhealthy_and_503_then_recovers(fault_clust
     messages = {e["message"] for e in listed.json()["logs"]}
     assert not any(m.startswith("during outage") for m in messages)
     assert {f"after outage {i}" for i in range(4)} <= messages
+    assert not failed_reads, f"reads during the outage answered 500: {failed_reads}"
 
 
 async def _status_is(http, cluster, code: int) -> bool:
@@ -371,8 +396,13 @@ async def _drain(socket, seconds: float) -> set[str]:
     return got
 
 
-async def test_redis_outage_fails_open_and_degrades_fanout_then_recovers(fault_cluster,
-                                                                         own_redis, http):
+async def _notes(http: httpx.AsyncClient, cluster: Cluster, gateway: int) -> list[str]:
+    reply = await http.get(f"{cluster.base(gateway)}/health/detailed", headers=cluster.headers())
+    return reply.json().get("notes", [])
+
+
+async def test_redis_outage_fails_open_or_closed_and_degrades_fanout_then_recovers(
+        fault_cluster, own_redis, http):
     cluster = fault_cluster
     headers = cluster.headers("budget-outage")
     for _ in range(20):
@@ -382,18 +412,27 @@ async def test_redis_outage_fails_open_and_degrades_fanout_then_recovers(fault_c
     service = _tag()
     url = f"{cluster.ws(0)}/ws/logs?service={service}&access_token={cluster.tokens['viewer']}"
     tails = [await websockets.connect(url, open_timeout=5) for _ in range(2)]
+    # Checked last, so that recovery is exercised whatever these say.
+    problems: list[str] = []
     try:
         await asyncio.sleep(0.5)
         await asyncio.to_thread(own_redis.stop)
 
-        # Rate limiting fails open (the default), and the gateway says so.
-        allowed = await http.get(f"{cluster.base(1)}/status", headers=headers)
+        # Gateway 0 fails open (the default): the exhausted budget no longer refuses.
+        allowed = await http.get(f"{cluster.base(0)}/status", headers=headers)
         assert allowed.status_code == 200, allowed.text
-        detailed = await http.get(f"{cluster.base(1)}/health/detailed",
-                                  headers=cluster.headers())
-        assert any("fail-open" in note for note in detailed.json().get("notes", [])), \
-            detailed.json()
-        assert "rate limiter cannot use Redis" in cluster.log_text("gateway", 1)
+        assert any("fail-open" in note for note in await _notes(http, cluster, 0))
+        assert "failing open until it answers" in cluster.log_text("gateway", 0)
+        # Gateway 1 fails closed, as configured: refused, with when to retry.
+        refused = await http.get(f"{cluster.base(1)}/status", headers=cluster.headers())
+        assert refused.status_code == 429, refused.text
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert "failing closed until it answers" in cluster.log_text("gateway", 1)
+        closed_notes = await _notes(http, cluster, 1)
+        if not any("Redis" in note for note in closed_notes) or \
+                any("let through" in note for note in closed_notes):
+            problems.append(f"gateway 1 fails closed, yet /health/detailed notes say "
+                            f"{closed_notes}")
 
         # Fan-out degrades to per replica: a tail sees exactly what its own replica wrote.
         written = {index: {f"outage r{index} {i}" for i in range(3)} for index in range(2)}
@@ -426,22 +465,18 @@ async def test_redis_outage_fails_open_and_degrades_fanout_then_recovers(fault_c
 
         await eventually(counted, within=10, interval=0.5)
 
-        async def failing_open() -> list[int]:
-            """Gateways whose /health/detailed still says the limiter fails open."""
-            stale = []
-            for gateway in range(2):
-                detailed = await http.get(f"{cluster.base(gateway)}/health/detailed",
-                                          headers=cluster.headers())
-                if any("fail-open" in note for note in detailed.json().get("notes", [])):
-                    stale.append(gateway)
-            return stale
+        async def still_degraded() -> list[int]:
+            """Gateways whose /health/detailed still says Redis is unreachable."""
+            return [gateway for gateway in range(2)
+                    if any("Redis" in note for note in await _notes(http, cluster, gateway))]
 
-        # Both gateways, including one that has had no rate-limited request since.
+        # Gateway 1 has had no rate-limited request since Redis came back.
         try:
-            await eventually(lambda: _empty(failing_open()), within=5, interval=0.5)
+            await eventually(lambda: _empty(still_degraded()), within=5, interval=0.5)
         except AssertionError:
-            pytest.fail(f"Redis is back, yet gateways {await failing_open()} still report "
-                        "failing open in /health/detailed")
+            problems.append(f"Redis is back, yet gateways {await still_degraded()} still say "
+                            "it is unreachable in /health/detailed")
+        assert not problems, problems
     finally:
         for tail in tails:
             await tail.close()
@@ -449,15 +484,3 @@ async def test_redis_outage_fails_open_and_degrades_fanout_then_recovers(fault_c
 
 async def _empty(items) -> bool:
     return not await items
-
-
-@pytest.fixture(autouse=True)
-def _whole_cluster_after(request):
-    """Every replica runs again after a fault test, whatever the test did."""
-    yield
-    if "fault_cluster" in request.fixturenames:
-        running: Cluster = request.getfixturevalue("fault_cluster")
-        for (component, index), replica in running.replicas.items():
-            if not replica.running:
-                running.restart(component, index)
-
