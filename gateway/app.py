@@ -33,12 +33,14 @@ from gateway.limits import client_ip, rate_class, rate_key
 from gateway.telemetry import Telemetry
 from gateway.transcoding import load_routes
 
-__all__ = ["MAX_BODY_BYTES", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "MAX_HEAD_BYTES", "create_app"]
 
 log = logging.getLogger("botmon.gateway")
 
 #: Request bodies above this size are refused with 413.
 MAX_BODY_BYTES = 1024 * 1024
+#: A request line plus headers above this size is refused with 431.
+MAX_HEAD_BYTES = 16 * 1024
 BASE = "/api/v1/monitoring"
 _RID = re.compile(r"^[\w.:/+=@-]{1,128}$")
 _names = itertools.count(1)
@@ -53,6 +55,8 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     app = Sanic(name or f"botmon_gateway_{next(_names)}", configure_logging=False)
     app.config.update({
         "REQUEST_MAX_SIZE": MAX_BODY_BYTES,
+        # Sanic's ceiling (default 8 KiB): room for large JWTs from identity providers.
+        "REQUEST_MAX_HEADER_SIZE": MAX_HEAD_BYTES,
         "WEBSOCKET_MAX_SIZE": MAX_BODY_BYTES,
         "MOTD": False,
         "ACCESS_LOG": False,

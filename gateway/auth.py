@@ -21,6 +21,7 @@ from botmon.runtime.config import ROLES, ApiToken, Settings
 from gateway.errors import GatewayError
 
 __all__ = [
+    "MAX_SUBJECT_CHARS",
     "PUBLIC_PATHS",
     "Authenticator",
     "Principal",
@@ -34,6 +35,8 @@ BASE = "/api/v1/monitoring"
 #: Answered without credentials, for load balancers and probes.
 PUBLIC_PATHS = frozenset({f"{BASE}/health", f"{BASE}/health/live", f"{BASE}/health/ready"})
 ADMIN_TOKEN_FILE = "admin-token"
+#: Longest JWT ``sub`` accepted.
+MAX_SUBJECT_CHARS = 256
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,12 @@ class Authenticator:
         role = claims.get("role")
         if role not in ROLES:
             raise _challenge(f"JWT 'role' claim must be one of {', '.join(ROLES)}", True)
-        return Principal(str(claims["sub"]), role)
+        subject = str(claims["sub"])
+        # The subject travels in gRPC metadata and rate-limit keys, both of bounded size.
+        if not subject or len(subject) > MAX_SUBJECT_CHARS:
+            raise _challenge(f"JWT 'sub' claim must be 1 to {MAX_SUBJECT_CHARS} characters",
+                             True)
+        return Principal(subject, role)
 
 
 def bearer_token(authorization: str | None) -> str | None:

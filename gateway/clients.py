@@ -34,8 +34,9 @@ class Clients:
         self._callables: dict[str, grpc.aio.UnaryUnaryMultiCallable] = {}
 
     def _details(self) -> dict:
-        return {"rate_limiter": getattr(self.limiter, "backend", "unknown"),
-                "rate_limit_fail_open": bool(getattr(self.limiter, "fail_open_active", False))}
+        return {"rate_limiter": self.limiter.backend,
+                "rate_limit_backend_down": self.limiter.backend_down,
+                "rate_limit_fail_open": self.limiter.fail_open_active}
 
     def callable(self, route: Route) -> grpc.aio.UnaryUnaryMultiCallable:
         """The cached unary callable of ``route`` on its backend's channel."""

@@ -15,8 +15,8 @@ import binascii
 import math
 import re
 import time
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from google.protobuf import json_format
@@ -116,7 +116,9 @@ def parse_timestamp(value: Any, path: str) -> tuple[int, int]:
 
 
 def _format_timestamp(msg: Message) -> str:
-    when = "%04d-%02d-%02dT%02d:%02d:%02d" % time.gmtime(msg.seconds)[:6]
+    t = time.gmtime(msg.seconds)
+    when = (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+            f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}")
     if msg.nanos:
         digits = f"{msg.nanos:09d}"
         digits = digits[:3] if digits[3:] == "000000" else digits[:6] if digits[6:] == "000" \

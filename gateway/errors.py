@@ -39,6 +39,7 @@ _HTTP_CODE_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMI
                     404: "NOT_FOUND", 405: "UNIMPLEMENTED", 408: "DEADLINE_EXCEEDED",
                     409: "ALREADY_EXISTS", 412: "FAILED_PRECONDITION", 413: "INVALID_ARGUMENT",
                     415: "INVALID_ARGUMENT", 416: "OUT_OF_RANGE", 429: "RESOURCE_EXHAUSTED",
+                    431: "INVALID_ARGUMENT",
                     501: "UNIMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
 
 
@@ -93,6 +94,12 @@ def render_exception(request: Request, exc: Exception) -> HTTPResponse:
             message = f"no route for {request.method} {request.path}"
         elif status == 405:
             message = f"method {request.method} is not allowed on {request.path}"
+        elif status == 413 and "header" in message.lower():
+            # Sanic says 413 for an oversized head too; RFC 6585 has its own status for it.
+            status = 431
+            message = (f"request line and headers too large; the limit is "
+                       f"{request.app.config.REQUEST_MAX_HEADER_SIZE} bytes for both together: "
+                       "shorten the URL, the token or the other headers")
         elif status == 413:
             message = (f"request body too large; the limit is "
                        f"{request.app.config.REQUEST_MAX_SIZE} bytes")

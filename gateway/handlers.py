@@ -109,9 +109,11 @@ async def health(request: Request, **_: str) -> HTTPResponse:
 
 def _detailed(request: Request, route: Route, reply: Message, status: int) -> HTTPResponse:
     limiter = request.app.ctx.clients.limiter
-    if getattr(limiter, "fail_open_active", False):
-        reply.notes.append("rate limiter: Redis is unreachable; requests are let through "
-                           "(fail-open)")
+    if limiter.backend_down:
+        reply.notes.append(
+            "rate limiter: Redis is unreachable; limited requests are refused with 429 "
+            "(fail-closed)" if limiter.fails_closed else
+            "rate limiter: Redis is unreachable; requests are let through uncounted (fail-open)")
     if wants_health_json(request.headers.get("accept")):
         doc = health_json(reply)
         return json(doc, status=http_status(doc), content_type=CONTENT_TYPE)

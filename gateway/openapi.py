@@ -14,6 +14,8 @@ from sanic import Request
 from sanic.response import HTTPResponse, html, json
 
 from botmon import __version__
+from botmon.debug.v1 import debug_service_pb2
+from botmon.health.v1 import health_service_pb2
 from gateway.auth import PUBLIC_PATHS, required_role
 from gateway.docs import DOCS_HTML
 from gateway.handlers import ACCEPTED
@@ -72,15 +74,70 @@ _ERRORS = {"400": "Bad input; the message names the field and what to fix",
            "409": "Already exists (ALREADY_EXISTS or ABORTED)",
            "412": "A precondition does not hold, e.g. the resource is not configured",
            "413": "Request body over 1 MiB",
+           "431": "Request line and headers over 16 KiB together",
            "429": "Rate limit exceeded (Retry-After)",
            "501": "Not implemented yet by its service",
            "503": "A backend service is unavailable (the message names it)",
            "504": "A backend service did not answer in time"}
 
 
-#: Fields a special handler adds to an RPC's response (see ``gateway.handlers``).
-_EXTRA_FIELDS = {"botmon.health.v1.HealthService.GetHealth": {
-    "reason": {"type": "string", "description": "why the status is unhealthy, when it is"}}}
+def _extended(schemas: _Schemas, message: Descriptor, extra: dict[str, Any]) -> dict[str, Any]:
+    """``message``'s schema with the fields a special handler adds."""
+    schemas.message(message)
+    own = schemas.components[message.full_name]
+    return {**own, "properties": {**own["properties"], **extra}}
+
+
+def _health_body(schemas: _Schemas) -> dict[str, Any]:
+    return _extended(schemas, health_service_pb2.GetHealthResponse.DESCRIPTOR, {
+        "reason": {"type": "string", "description": "why the status is unhealthy, when it is"}})
+
+
+def _debug_body(schemas: _Schemas) -> dict[str, Any]:
+    """What ``gateway.debuginfo`` gathers: the sum over processes, and each process."""
+    debug = _extended(schemas, debug_service_pb2.DebugInfo.DESCRIPTOR, {
+        "processes": {"type": "integer", "description": "processes that answered"}})
+    error = _ERROR["properties"]["error"]
+    unreachable = {"type": "object", "required": ["error"], "additionalProperties": False,
+                   "properties": {"error": {**error, "required": ["code", "status", "message"]}}}
+    process = schemas.message(debug_service_pb2.GetDebugInfoResponse.DESCRIPTOR)
+    return {"type": "object", "required": ["debug", "services"], "additionalProperties": False,
+            "properties": {
+                "debug": debug,
+                "services": {"type": "object", "description": "by component: its figures, or "
+                                                              "why it did not answer",
+                             "additionalProperties": {"oneOf": [process, unreachable]}}}}
+
+
+#: A valid request body per write route: the docs page shows it, fuzzers start from it.
+_REQUEST_EXAMPLES: dict[str, Any] = {
+    "botmon.logs.v1.LogsService.WriteLogs": {"logs": [{
+        "timestamp": "2024-01-15T10:00:00Z", "level": "info", "service": "web_server",
+        "message": "Request processed successfully",
+        "metadata": {"request_id": "req_123", "user_id": "user_456", "duration_ms": 150}}]},
+    "botmon.logs.v1.LogsService.PushLoki": {"streams": [{
+        "stream": {"job": "web_server", "env": "prod"},
+        "values": [["1705312800000000000", "Request processed successfully"]]}]},
+    "botmon.metrics.v1.MetricsService.RecordEvents": {"events": [
+        {"type": "request", "method": "POST", "route": "/api/chat", "status": 200,
+         "duration_ms": 150.5, "bytes": 2048},
+        {"type": "session_started", "session_id": "sess_1"},
+        {"type": "conversation_completed", "conversation_id": "conv_1", "messages": 12}]},
+    "botmon.alerts.v1.AlertsService.ConfigureAlertRule": {
+        "name": "high_memory_usage", "type": "threshold", "metric": "memory.usage_percent",
+        "condition": "greater_than", "threshold": 90, "duration_seconds": 300,
+        "severity": "warning", "notify": {"email": ["admin@example.com"],
+                                          "webhook": "https://hooks.example.com/botmon"}},
+    "botmon.alerts.v1.AlertsService.AcknowledgeAlert": {
+        "acknowledged_by": "admin", "notes": "Investigating the issue"},
+    "botmon.alerts.v1.AlertsService.CreateSilence": {
+        "matchers": [{"name": "alertname", "value": "high_memory_usage"}],
+        "ends_at": "2030-01-01T00:00:00Z", "comment": "maintenance window"},
+}
+
+#: Responses that a special handler (``gateway.handlers.SPECIAL``) shapes itself.
+_SPECIAL_BODIES = {"botmon.health.v1.HealthService.GetHealth": _health_body,
+                   "botmon.debug.v1.DebugService.GetDebugInfo": _debug_body}
 #: Other representations a special handler serves, by the Accept header.
 _EXTRA_CONTENT = {"botmon.health.v1.HealthService.GetDetailedHealth": {
     "application/health+json": {"schema": {
@@ -188,8 +245,10 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
             and not fd.message_type.GetOptions().map_entry
         body_schema = schemas.single(fd) if plain else schemas.field(fd)
     if route.body:
-        op["requestBody"] = {"required": True,
-                             "content": {"application/json": {"schema": body_schema}}}
+        media: dict[str, Any] = {"schema": body_schema}
+        if route.rpc in _REQUEST_EXAMPLES:
+            media["example"] = _REQUEST_EXAMPLES[route.rpc]
+        op["requestBody"] = {"required": True, "content": {"application/json": media}}
     params.extend(_query_parameters(request_type, bound))
     if params:
         op["parameters"] = params
@@ -204,11 +263,9 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
     else:
         content = {"application/json": {"schema": schemas.message(response_type)}}
     content.update(_EXTRA_CONTENT.get(route.rpc, {}))
-    if route.rpc in _EXTRA_FIELDS:
-        schemas.message(response_type)
-        own = schemas.components[response_type.full_name]
-        content["application/json"]["schema"] = {
-            **own, "properties": {**own["properties"], **_EXTRA_FIELDS[route.rpc]}}
+    special = _SPECIAL_BODIES.get(route.rpc)
+    if special:
+        content["application/json"]["schema"] = special(schemas)
     responses: dict[str, Any] = {success: {"description": "OK", "content": content}}
     if route.rpc == "botmon.alerts.v1.AlertsService.ConfigureAlertRule":
         responses["201"] = {"description": "Created", "content": content}

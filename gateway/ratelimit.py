@@ -156,10 +156,18 @@ class RateLimiter:
         """Checks of limited classes: allowed, limited, and decided without the backend."""
         return dict(self._counters)
 
+    #: True when checks are refused while the shared backend is failing.
+    fails_closed = False
+
     @property
-    def fail_open_active(self) -> bool:
+    def backend_down(self) -> bool:
         """True while the shared backend is failing and checks are decided without it."""
         return False
+
+    @property
+    def fail_open_active(self) -> bool:
+        """True while requests are let through uncounted because the backend is failing."""
+        return self.backend_down and not self.fails_closed
 
     def rate(self, rate_class: str) -> Rate:
         """The class's rate, or the ``default`` class's for an unknown one."""
@@ -315,7 +323,7 @@ class RedisLimiter(RateLimiter):
         super().__init__(rates)
         self._client = client
         self._script = PipelinedScript(client, SLIDING_WINDOW_LUA)
-        self._fail_closed = fail_closed
+        self.fails_closed = fail_closed
         self._retry_interval = retry_interval
         self._clock = clock
         self._member_prefix = uuid.uuid4().hex[:12]
@@ -323,6 +331,7 @@ class RedisLimiter(RateLimiter):
         self._outage_since: float | None = None
         self._outage_checks = 0
         self._next_attempt = 0.0
+        self._recovery: asyncio.Task | None = None
 
     @classmethod
     def from_url(cls, url: str, rates: Mapping[str, Rate], **options) -> RedisLimiter:
@@ -338,7 +347,7 @@ class RedisLimiter(RateLimiter):
         return cls(aioredis.Redis.from_pool(pool), rates, **options)
 
     @property
-    def fail_open_active(self) -> bool:
+    def backend_down(self) -> bool:
         return self._outage_since is not None
 
     async def _decide(self, rate_class: str, rate: Rate, key: str) -> Decision:
@@ -362,7 +371,7 @@ class RedisLimiter(RateLimiter):
 
     def _without_redis(self, rate_class: str, rate: Rate) -> Decision:
         self._outage_checks += 1
-        if not self._fail_closed:
+        if not self.fails_closed:
             return Decision(True, rate.limit, rate.limit, 0.0, 0, rate_class,
                             rate.window_seconds, degraded=True)
         wait = max(self._next_attempt - time.monotonic(), 0.0)
@@ -374,7 +383,20 @@ class RedisLimiter(RateLimiter):
             self._outage_since = time.monotonic()
             self._outage_checks = 0
             log.warning("rate limiter cannot use Redis (%s: %s); failing %s until it answers",
-                        type(exc).__name__, exc, "closed" if self._fail_closed else "open")
+                        type(exc).__name__, exc, "closed" if self.fails_closed else "open")
+            # Recovery is noticed even by a replica that gets no limited traffic meanwhile.
+            self._recovery = asyncio.create_task(self._await_recovery(),
+                                                 name="ratelimit-redis-recovery")
+
+    async def _await_recovery(self) -> None:
+        while self._outage_since is not None:
+            await asyncio.sleep(self._retry_interval)
+            started = time.monotonic()
+            try:
+                await self._client.ping()
+            except (RedisError, OSError):
+                continue
+            self._record_success(started)
 
     def _record_success(self, started: float) -> None:
         # A reply to a call sent before the outage began says nothing about recovery.
@@ -384,6 +406,9 @@ class RedisLimiter(RateLimiter):
             self._outage_since = None
 
     async def close(self) -> None:
+        if self._recovery is not None:
+            self._recovery.cancel()
+            await asyncio.gather(self._recovery, return_exceptions=True)
         await self._script.close()
         await self._client.aclose()
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncpg
 import grpc
+import redis.exceptions
 
 __all__ = [
     "AlreadyExists",
@@ -14,6 +16,7 @@ __all__ = [
     "PermissionDenied",
     "ResourceExhausted",
     "Unauthenticated",
+    "UNREACHABLE",
     "Unavailable",
 ]
 
@@ -63,3 +66,17 @@ class Unavailable(BotmonError):
 
 class DeadlineExceeded(BotmonError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+#: Exceptions meaning a dependency (the store, Redis) cannot be reached right now. The
+#: interceptor answers them with UNAVAILABLE, so callers retry instead of reporting a bug.
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,  # connection refused or reset, timeouts, name resolution
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)

@@ -8,7 +8,7 @@ import logging
 import grpc
 
 from botmon.runtime.context import REQUEST_ID_HEADER, new_request_id, request_id
-from botmon.runtime.errors import BotmonError
+from botmon.runtime.errors import UNREACHABLE, BotmonError
 
 __all__ = ["ServerInterceptor"]
 
@@ -37,6 +37,11 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 async def _fail(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
     if isinstance(exc, BotmonError):
         await context.abort(exc.code, exc.message)
+    if isinstance(exc, UNREACHABLE):
+        log.warning("dependency unreachable in %s: %s: %s", method, type(exc).__name__, exc)
+        await context.abort(grpc.StatusCode.UNAVAILABLE,
+                            f"a dependency of {method} is unreachable ({type(exc).__name__}); "
+                            "retry later")
     if isinstance(exc, NotImplementedError):
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")
     log.exception("unhandled error in %s", method)

@@ -15,7 +15,7 @@ import asyncpg
 
 from services.logs.levels import ERROR
 from services.logs.query import LogQuery, Matcher
-from services.logs.row import NewEntry, Row
+from services.logs.row import NewEntry, Row, metadata_text
 from services.logs.sql import list_sql, oldest_sql
 from services.logs.store import ErrorCount, Freed, LogStore, Page, usage_shard
 
@@ -57,7 +57,8 @@ class PostgresDialect:
     def placeholder(self, index: int) -> str:
         return f"${index}"
 
-    def text_search(self, terms, add) -> str:
+    def text_search(self, terms, add, id_span) -> str:
+        # PostgreSQL's planner combines the GIN and btree indexes itself (bitmap AND).
         return (f"to_tsvector('simple', message) @@ "
                 f"plainto_tsquery('simple', {add(' '.join(terms))})")
 
@@ -114,7 +115,8 @@ class PostgresLogStore(LogStore):
                 "FROM generate_series(1, $1)", len(entries))]
             await conn.copy_records_to_table(
                 "logs_entries", columns=_COLUMNS,
-                records=[(i, *e) for i, e in zip(ids, entries, strict=True)])
+                records=[(i, e[0], e[1], e[2], e[3], metadata_text(e[4]), e[5])
+                         for i, e in zip(ids, entries, strict=True)])
             await conn.execute(_USAGE, usage_shard(), len(entries), sum(e[5] for e in entries))
         return ids
 

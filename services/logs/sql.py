@@ -21,7 +21,7 @@ fewer to maintain on every insert).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from services.logs.levels import NAMES
@@ -39,8 +39,9 @@ class Dialect(Protocol):
     def placeholder(self, index: int) -> str:
         """The placeholder of the ``index``-th (1-based) parameter."""
 
-    def text_search(self, terms: tuple[str, ...], add: Callable[[Any], str]) -> str:
-        """A condition matching messages that contain every term."""
+    def text_search(self, terms: tuple[str, ...], add: Callable[[Any], str],
+                    id_span: tuple[int, int] | None) -> str:
+        """A condition matching messages that contain every term (ids within ``id_span``)."""
 
     def metadata(self, matcher: Matcher, add: Callable[[Any], str]) -> str:
         """A condition matching entries whose metadata satisfies ``matcher``."""
@@ -67,7 +68,8 @@ class ListSql:
 
 
 def _conditions(query: LogQuery, high_id: int, params: _Params, dialect: Dialect,
-                levels: tuple[int, ...], keyset: bool) -> str:
+                levels: tuple[int, ...], keyset: bool,
+                id_span: tuple[int, int] | None = None) -> str:
     f = query.filter
     where: list[str] = []
     if f.service:
@@ -87,25 +89,31 @@ def _conditions(query: LogQuery, high_id: int, params: _Params, dialect: Dialect
         where.append(f"ts {inclusive} {ts} AND (ts {op} {ts2} OR id {op} {last})")
     where.append(f"id <= {params.add(high_id)}")
     if f.terms:
-        where.append(dialect.text_search(f.terms, params.add))
+        where.append(dialect.text_search(f.terms, params.add, id_span))
     for matcher in f.matchers:
         where.append(dialect.metadata(matcher, params.add))
     return " AND ".join(where)
 
 
-def list_sql(query: LogQuery, high_id: int, dialect: Dialect, table: str) -> ListSql:
-    """Count and page statements for ``query`` over entries with id ≤ ``high_id``."""
+def list_sql(query: LogQuery, high_id: int, dialect: Dialect, table: str,
+             id_span: tuple[int, int] | None = None) -> ListSql:
+    """Count and page statements for ``query`` over entries with id ≤ ``high_id``.
+
+    ``id_span`` (the least and greatest id the other filters allow, see
+    :func:`span_sql`) lets the text search skip the parts of the full-text index
+    outside it.
+    """
     levels = query.filter.levels
     count_params = _Params(dialect)
     count = (f"SELECT count(*) FROM {table} WHERE "
-             f"{_conditions(query, high_id, count_params, dialect, levels, keyset=False)}")
+             f"{_conditions(query, high_id, count_params, dialect, levels, False, id_span)}")
     direction = "DESC" if query.order == "desc" else "ASC"
     order = f"ORDER BY ts {direction}, id {direction}"
     page_params = _Params(dialect)
     n = query.limit + 1  # one more than asked tells whether there is a next page
     if len(levels) == 1 or query.filter.terms:
         page = (f"SELECT {COLUMNS} FROM {table} WHERE "
-                f"{_conditions(query, high_id, page_params, dialect, levels, keyset=True)} "
+                f"{_conditions(query, high_id, page_params, dialect, levels, True, id_span)} "
                 f"{order} LIMIT {n}")
     else:
         parts = [f"SELECT * FROM (SELECT {COLUMNS} FROM {table} WHERE "
@@ -113,6 +121,20 @@ def list_sql(query: LogQuery, high_id: int, dialect: Dialect, table: str) -> Lis
                  f"{order} LIMIT {n}) AS l{level}" for level in levels]
         page = " UNION ALL ".join(parts) + f" {order} LIMIT {n}"
     return ListSql(count, count_params.values, page, page_params.values)
+
+
+def span_sql(query: LogQuery, high_id: int, dialect: Dialect,
+             table: str) -> tuple[str, list[Any]]:
+    """Least and greatest id allowed by the indexed filters (service, level, time).
+
+    A common word matches a large share of the full-text index; bounding its
+    scan by this id span (ids follow insertion, so a time range is a narrow
+    span) keeps a filtered search proportional to the filtered rows.
+    """
+    params = _Params(dialect)
+    bare = LogQuery(replace(query.filter, terms=(), matchers=()), query.start, query.end)
+    where = _conditions(bare, high_id, params, dialect, query.filter.levels, keyset=False)
+    return f"SELECT min(id), max(id) FROM {table} WHERE {where}", params.values
 
 
 def oldest_sql(table: str, limit: str) -> str:

@@ -111,7 +111,7 @@ async def test_redis_outage_fails_closed_when_configured(own_redis, make_setting
         assert refused.retry_after >= 1
         assert refused.headers()["Retry-After"] == str(refused.retry_after)
         assert refused.headers()["X-RateLimit-Remaining"] == "0"
-        assert limiter.fail_open_active is True
+        assert limiter.backend_down is True and limiter.fail_open_active is False
         assert not (await limiter.check("logs", "bob")).allowed
         assert limiter.counters == {"allowed": 1, "limited": 0, "errors": 2}
         assert "failing closed" in messages(caplog)[0]
@@ -119,7 +119,24 @@ async def test_redis_outage_fails_closed_when_configured(own_redis, make_setting
         await own_redis.start()
         await asyncio.sleep(RETRY)
         assert (await limiter.check("logs", "alice")).allowed
-        assert limiter.fail_open_active is False
+        assert limiter.backend_down is False
+    finally:
+        await limiter.close()
+
+
+async def test_recovery_is_noticed_without_traffic(own_redis, make_settings):
+    """A replica that gets no limited request during the outage still sees Redis return."""
+    limiter = create_limiter(make_settings(redis_url=own_redis.url), retry_interval=RETRY)
+    try:
+        await own_redis.kill()
+        assert (await limiter.check("logs", "alice")).degraded
+        assert limiter.backend_down is True
+        await own_redis.start()
+        deadline = asyncio.get_running_loop().time() + 10 * RETRY + 5
+        while limiter.backend_down and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(RETRY / 4)
+        assert limiter.backend_down is False
+        assert limiter.counters["errors"] == 1, "no check was made to notice the recovery"
     finally:
         await limiter.close()
 

@@ -37,6 +37,8 @@ class Servicer(logs_service_pb2_grpc.LogsServiceServicer):
             raise ERRORS[request.service][0](f"{request.service} happened")
         if request.service == "crash":
             raise RuntimeError("boom")
+        if request.service == "store-down":
+            raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
         if request.q == "slow":
             await asyncio.sleep(0.5)
         return logs_service_pb2.ListLogsResponse(next_cursor=request_id.get())
@@ -146,3 +148,11 @@ async def test_graceful_stop_drains_in_flight_calls(make_settings):
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await stub.ListLogs(logs_service_pb2.ListLogsRequest(), timeout=1)
         assert info.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+async def test_an_unreachable_dependency_is_unavailable_not_internal(channel):
+    stub = logs_service_pb2_grpc.LogsServiceStub(channel)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.ListLogs(logs_service_pb2.ListLogsRequest(service="store-down"), timeout=5)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "ConnectionRefusedError" in info.value.details()
