@@ -126,8 +126,7 @@ _REQUEST_EXAMPLES: dict[str, Any] = {
     "botmon.alerts.v1.AlertsService.ConfigureAlertRule": {
         "name": "high_memory_usage", "type": "threshold", "metric": "memory.usage_percent",
         "condition": "greater_than", "threshold": 90, "duration_seconds": 300,
-        "severity": "warning", "notify": {"email": ["admin@example.com"],
-                                          "webhook": "https://hooks.example.com/botmon"}},
+        "severity": "warning", "notify": {"webhook": "https://hooks.example.com/botmon"}},
     "botmon.alerts.v1.AlertsService.AcknowledgeAlert": {
         "acknowledged_by": "admin", "notes": "Investigating the issue"},
     "botmon.alerts.v1.AlertsService.CreateSilence": {

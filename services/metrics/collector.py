@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,13 +87,26 @@ def take_sample(disk_path: Path, period: float) -> SystemSample:
 
 
 class Collector:
-    """Samples the host every ``interval`` seconds; ``latest`` is always a complete sample."""
+    """Samples the host every ``interval`` seconds; ``latest`` is always a complete sample.
+
+    Each new sample is announced to ``listeners`` at once (synchronously, in the
+    event loop), so live streams send it the moment it exists.
+    """
 
     def __init__(self, disk_path: Path, interval: float = 1.0):
         self.disk_path = disk_path
         self.interval = interval
         self.latest: SystemSample | None = None
+        self.listeners: list[Callable[[SystemSample], None]] = []
         self._task: asyncio.Task | None = None
+
+    def _announce(self, sample: SystemSample) -> None:
+        for listener in self.listeners:
+            try:
+                listener(sample)
+            except Exception:
+                # A listener's bug must not stop the sampling everyone else relies on.
+                log.exception("a sample listener failed")
 
     async def start(self) -> None:
         """Take a first sample (CPU over a short interval) and start sampling."""
@@ -113,6 +127,8 @@ class Collector:
                     take_sample, self.disk_path, max(time.time() - previous, 1e-3))
             except OSError as exc:
                 log.warning("sampling failed", extra={"error": str(exc)})
+            else:
+                self._announce(self.latest)
             next_at += self.interval
             # After a long stall, resume the cadence from now instead of catching up.
             if next_at < loop.time():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from botmon.runtime.config import EnvSettings, positive_float, positive_int, setting
+from botmon.runtime.config import ConfigError, EnvSettings, positive_float, positive_int, setting
 
 __all__ = ["MetricsSettings"]
 
@@ -33,11 +33,30 @@ class MetricsSettings(EnvSettings):
         doc="days of daily rollups kept")
     snapshot_ttl: float = setting(
         "BOTMON_METRICS_SNAPSHOT_TTL", 5.0, positive_float,
-        doc="seconds a replica reuses its application figures for streams and rule "
-            "evaluation unless an ingest (here, or on another replica via Redis) invalidates them")
+        doc="seconds the application figures are served without a commit to refresh them; "
+            "a request finding older figures waits for a refresh (streams never wait)")
+    figures_min_refresh: float = setting(
+        "BOTMON_METRICS_MIN_REFRESH", 1.0, positive_float,
+        doc="least seconds between two refreshes of the application figures from the store: "
+            "commits (here, or on another replica via Redis) meanwhile are read by the next one")
+    error_refresh: float = setting(
+        "BOTMON_METRICS_ERROR_REFRESH", 5.0, positive_float,
+        doc="seconds between two reads of the error figures from the logs service, "
+            "in the background")
     stream_queue_size: int = setting(
         "BOTMON_METRICS_STREAM_QUEUE", 16, positive_int,
-        doc="update batches buffered per live subscriber before the oldest are dropped")
+        doc="ticks buffered per live subscriber before the oldest are dropped "
+            "(each counts its updates in dropped)")
+    fanout_channel: str | None = setting(
+        "BOTMON_METRICS_FANOUT_CHANNEL", None, str,
+        doc="Redis pub/sub channel announcing commits to the other replicas; default "
+            "botmon:<db>:metrics:committed, <db> being BOTMON_REDIS_URL's database")
     postgres_pool_size: int = setting(
         "BOTMON_METRICS_PG_POOL", 4, positive_int,
         doc="PostgreSQL connections of one metrics replica")
+
+    def _derived(self) -> MetricsSettings:
+        if self.figures_min_refresh > self.snapshot_ttl:
+            raise ConfigError(f"BOTMON_METRICS_MIN_REFRESH ({self.figures_min_refresh:g}) must not "
+                              f"exceed BOTMON_METRICS_SNAPSHOT_TTL ({self.snapshot_ttl:g})")
+        return self

@@ -1,4 +1,13 @@
-"""Live metric subscriptions: one producer per subscriber, a bounded queue, oldest dropped."""
+"""Live metric subscriptions fed by the host samples as they are taken.
+
+Ticks follow samples: the collector announces each new sample to the
+:class:`StreamHub`, which at once offers it to every subscriber whose interval
+has elapsed, so a tick's timestamp is as old as the delivery only. One
+:class:`Tick` object per selection of metrics and sample is shared by its
+subscribers (and so is the response built from it). Each subscriber has a
+bounded queue; a slow reader loses its oldest ticks, counted per update in
+``dropped``, and never slows the hub or anyone else.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +15,11 @@ import asyncio
 import contextlib
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
 from botmon.runtime.errors import InvalidArgument
 
-__all__ = ["STREAM_METRICS", "Subscription", "Tick", "parse_subscription"]
+__all__ = ["STREAM_METRICS", "StreamHub", "Subscription", "Tick", "parse_subscription"]
 
 #: Stream metric name (CONTRACT.md §9) -> key of GetMetricValues.
 STREAM_METRICS = {
@@ -31,12 +39,16 @@ STREAM_METRICS = {
 _MAX_INTERVAL = 3600.0
 
 
-@dataclass(frozen=True)
 class Tick:
-    """The values of one tick for the subscribed metrics."""
+    """The values of one sample for one selection of metrics; ``rendered`` holds the
+    response built once for every subscriber that has dropped nothing."""
 
-    time: float
-    values: list[tuple[str, float]]
+    __slots__ = ("rendered", "time", "values")
+
+    def __init__(self, time: float, values: list[tuple[str, float]]):
+        self.time = time
+        self.values = values
+        self.rendered: object | None = None
 
 
 def parse_subscription(metrics: Sequence[str], interval: float) -> tuple[list[str], float]:
@@ -60,54 +72,87 @@ def parse_subscription(metrics: Sequence[str], interval: float) -> tuple[list[st
 
 
 class Subscription:
-    """Reads values every ``interval`` into a queue of ``size`` ticks; a slow reader loses
-    the oldest ticks (counted in ``dropped``) and never slows the producer or anyone else."""
+    """One subscriber: its selection, interval and queue of at most ``size`` ticks."""
 
-    def __init__(self, names: list[str], interval: float, size: int,
-                 read: Callable[[], Awaitable[tuple[dict[str, float], float]]]):
+    def __init__(self, names: list[str], interval: float, size: int):
         self.names = names
+        self.key = tuple(names)
         self.interval = interval
-        self.read = read
-        self.queue: deque[Tick] = deque()
         self.size = size
+        self.queue: deque[Tick] = deque()
+        #: Updates (one per metric of a tick) dropped because the reader was too slow.
         self.dropped = 0
+        self.last_time: float | None = None
         self._ready = asyncio.Event()
-        self._task: asyncio.Task | None = None
-        self._failure: BaseException | None = None
 
-    async def _produce(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_at = loop.time()
-        try:
-            while True:
-                values, sample_time = await self.read()
-                if len(self.queue) >= self.size:
-                    self.queue.popleft()
-                    self.dropped += 1
-                self.queue.append(Tick(sample_time, [(n, values[STREAM_METRICS[n]])
-                                                     for n in self.names]))
-                self._ready.set()
-                next_at += self.interval
-                if next_at < loop.time():
-                    next_at = loop.time() + self.interval
-                await asyncio.sleep(next_at - loop.time())
-        except Exception as exc:
-            self._failure = exc
-            self._ready.set()
+    def due(self, sample_time: float, slack: float) -> bool:
+        """Whether a sample taken at ``sample_time`` is the next one to send."""
+        return self.last_time is None or sample_time >= self.last_time + self.interval - slack
+
+    def offer(self, tick: Tick) -> None:
+        if len(self.queue) >= self.size:
+            self.dropped += len(self.queue.popleft().values)
+        self.queue.append(tick)
+        self.last_time = tick.time
+        self._ready.set()
 
     async def ticks(self) -> AsyncIterator[Tick]:
-        """Ticks as the reader takes them (``dropped`` is current while one is handled);
-        the producer stops when the reader goes away."""
-        self._task = asyncio.create_task(self._produce(), name="metrics-subscription")
-        try:
-            while True:
-                await self._ready.wait()
-                if self._failure is not None and not self.queue:
-                    raise self._failure
+        """Ticks as the reader takes them (``dropped`` is current while one is handled)."""
+        while True:
+            while not self.queue:
                 self._ready.clear()
-                while self.queue:
-                    yield self.queue.popleft()
+                await self._ready.wait()
+            yield self.queue.popleft()
+
+
+class StreamHub:
+    """Offers each sample to the subscribers due for it.
+
+    ``read()`` gives every stream metric's value by GetMetricValues key and the
+    time of the sample they go with (None while there are no figures yet); it
+    must not wait, since it runs on the sample's way to every subscriber.
+    ``slack`` (half the sample interval) lets a sample a little early for a
+    subscriber's interval still count, so jitter never skips one.
+    """
+
+    def __init__(self, read: Callable[[], tuple[dict[str, float], float] | None], slack: float):
+        self.read = read
+        self.slack = slack
+        self.subscriptions: set[Subscription] = set()
+
+    @contextlib.contextmanager
+    def subscribe(self, names: list[str], interval: float, size: int) -> Iterator[Subscription]:
+        """A subscription offered the latest sample at once, then each one due."""
+        subscription = Subscription(names, interval, size)
+        current = self.read()
+        if current is not None:
+            subscription.offer(_tick(subscription.key, *current))
+        self.subscriptions.add(subscription)
+        try:
+            yield subscription
         finally:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self.subscriptions.discard(subscription)
+
+    def publish(self) -> int:
+        """Offer the latest sample to every subscriber due for it; how many were."""
+        if not self.subscriptions:
+            return 0
+        current = self.read()
+        if current is None:
+            return 0
+        values, sample_time = current
+        shared: dict[tuple[str, ...], Tick] = {}
+        offered = 0
+        for subscription in self.subscriptions:
+            if not subscription.due(sample_time, self.slack):
+                continue
+            tick = shared.get(subscription.key)
+            if tick is None:
+                tick = shared[subscription.key] = _tick(subscription.key, values, sample_time)
+            subscription.offer(tick)
+            offered += 1
+        return offered
+
+
+def _tick(names: tuple[str, ...], values: dict[str, float], sample_time: float) -> Tick:
+    return Tick(sample_time, [(name, values[STREAM_METRICS[name]]) for name in names])

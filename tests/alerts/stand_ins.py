@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import inspect
 import ipaddress
 import json
 import socket
@@ -40,20 +39,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-async def eventually(check, within: float = 10.0, interval: float = 0.05):
-    """Await ``check()`` until it returns a truthy value; fail with the last value otherwise."""
-    deadline = time.monotonic() + within
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if inspect.isawaitable(last):
-            last = await last
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {within}s; last value: {last!r}")
 
 
 @dataclass

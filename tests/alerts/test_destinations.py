@@ -12,7 +12,7 @@ from botmon.runtime.config import ConfigError
 from services.alerts.config import AlertsSettings
 from services.alerts.destinations import DestinationPolicy
 from tests.alerts.conftest import fast, serve
-from tests.alerts.stand_ins import eventually
+from tests.waiting import eventually
 
 RULE = dict(name="cpu_hot", metric="cpu.usage_percent", condition="greater_than", threshold=80)
 

@@ -16,7 +16,8 @@ import pytest
 from botmon.alerts.v1 import alerts_service_pb2 as pb
 from botmon.alerts.v1 import alerts_service_pb2_grpc
 from tests.alerts.conftest import INTERVAL, Running, fast, serve
-from tests.alerts.stand_ins import eventually, free_port
+from tests.alerts.stand_ins import free_port
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU = dict(name="cpu_hot", metric="cpu.usage_percent", condition="greater_than", threshold=80,

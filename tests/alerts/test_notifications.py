@@ -12,7 +12,8 @@ import pytest
 
 from botmon.alerts.v1 import alerts_service_pb2 as pb
 from tests.alerts.conftest import fast, serve
-from tests.alerts.stand_ins import Mailbox, eventually, self_signed
+from tests.alerts.stand_ins import Mailbox, self_signed
+from tests.waiting import eventually
 
 CPU = dict(name="cpu_hot", metric="cpu.usage_percent", condition="greater_than", threshold=80,
            severity="critical", labels={"team": "infra"})

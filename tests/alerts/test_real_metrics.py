@@ -8,7 +8,7 @@ from botmon.metrics.v1 import metrics_pb2, metrics_service_pb2, metrics_service_
 from services.metrics.__main__ import create_server as create_metrics
 from services.metrics.config import MetricsSettings
 from tests.alerts.conftest import serve
-from tests.alerts.stand_ins import eventually
+from tests.waiting import eventually
 
 
 async def test_slow_requests_fire_the_latency_rule(alert_settings, receiver):

@@ -8,8 +8,9 @@ import httpx
 import pytest
 
 from tests.alerts.conftest import fast
-from tests.alerts.stand_ins import MetricsStandIn, eventually, free_port
+from tests.alerts.stand_ins import MetricsStandIn, free_port
 from tests.harness import Suite
+from tests.waiting import eventually
 
 DOC_RULE = {
     "name": "memory_doc_example", "type": "threshold", "metric": "memory.usage_percent",

@@ -12,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from botmon.alerts.v1 import alert_pb2
 from botmon.alerts.v1 import alerts_service_pb2 as pb
 from tests.alerts.conftest import serve
-from tests.alerts.stand_ins import eventually
+from tests.waiting import eventually
 
 CPU = dict(name="cpu_hot", metric="cpu.usage_percent", condition="greater_than", threshold=80,
            severity="critical", labels={"team": "infra"})

@@ -31,7 +31,7 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.e2e.waiting import wait_until
+from tests.waiting import wait_until
 
 __all__ = ["SERVICES", "Cluster", "free_port"]
 

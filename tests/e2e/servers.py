@@ -17,7 +17,7 @@ import redis
 
 from tests.conftest import _start_postgres
 from tests.e2e.cluster import free_port
-from tests.e2e.waiting import wait_until
+from tests.waiting import wait_until
 
 __all__ = ["OwnPostgres", "OwnRedis"]
 

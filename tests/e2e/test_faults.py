@@ -21,7 +21,7 @@ from botmon.logs.v1 import log_entry_pb2, logs_service_pb2, logs_service_pb2_grp
 from tests.e2e.cluster import Cluster
 from tests.e2e.environment import BUDGET_SUBJECTS, cluster_env
 from tests.e2e.servers import OwnPostgres, OwnRedis
-from tests.e2e.waiting import eventually
+from tests.waiting import eventually
 
 DEADLINE = 2.0
 

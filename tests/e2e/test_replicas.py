@@ -15,7 +15,7 @@ import grpc
 import websockets
 
 from botmon.logs.v1 import log_entry_pb2, logs_service_pb2, logs_service_pb2_grpc
-from tests.e2e.waiting import eventually
+from tests.waiting import eventually
 
 
 def _tag() -> str:
