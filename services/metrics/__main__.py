@@ -25,7 +25,11 @@ async def create_server(settings: Settings, *, address: str | None = None,
     servicer.metrics = metrics
     server.details = lambda: {"store": metrics.store.__class__.__name__,
                               "fanout": "redis" if settings.redis_url else "local",
-                              "ingest_transactions": metrics.ingestor.transactions}
+                              "fanout_channel": metrics.fanout.channel,
+                              "ingest_transactions": metrics.ingestor.transactions,
+                              "figure_refreshes": metrics.snapshot.refreshes,
+                              "error_fetches": metrics.errors.fetches,
+                              "stream_subscribers": len(metrics.hub.subscriptions)}
     await metrics.start()
     server.on_stop.append(metrics.stop)
     return server

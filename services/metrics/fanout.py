@@ -1,11 +1,11 @@
 """Commit announcements between metrics replicas over Redis pub/sub.
 
 Replicas share one store, so the figures are the same everywhere; what each
-replica caches for a few seconds (its :class:`Snapshot`) is what must learn of
-events committed elsewhere. After each commit a replica publishes its id; the
-others drop their cached figures, so their next stream tick reads the new
-events. Without Redis, or while it is down, each replica still sees every
-commit within the snapshot's TTL.
+replica caches (its :class:`Snapshot`) is what must learn of events committed
+elsewhere. After each commit a replica publishes its id; the others mark their
+figures stale and refresh them (at most once per minimum refresh interval), so
+their streams soon show the new events. Without Redis, or while it is down,
+each replica still sees every commit within the snapshot's TTL.
 """
 
 from __future__ import annotations
@@ -17,23 +17,32 @@ import uuid
 from collections.abc import Callable
 
 import redis.asyncio as aioredis
+from redis.connection import parse_url
 from redis.exceptions import RedisError
 
-__all__ = ["CHANNEL", "Fanout"]
+__all__ = ["Fanout", "default_channel"]
 
 log = logging.getLogger("botmon.metrics.fanout")
 
-CHANNEL = "botmon:metrics:committed"
 _TIMEOUT = 2.0
 _MAX_BACKOFF = 5.0
 
 
-class Fanout:
-    """Publishes this replica's commits and calls ``on_remote`` for other replicas' commits."""
+def default_channel(redis_url: str | None) -> str:
+    """``botmon:<db>:metrics:committed``: pub/sub ignores database numbers, so suites
+    sharing one Redis server on different databases would otherwise hear each other."""
+    db = parse_url(redis_url).get("db", 0) if redis_url else 0
+    return f"botmon:{db}:metrics:committed"
 
-    def __init__(self, redis_url: str | None, on_remote: Callable[[], None]):
+
+class Fanout:
+    """Publishes this replica's commits on ``channel`` and calls ``on_remote`` for other
+    replicas' commits."""
+
+    def __init__(self, redis_url: str | None, on_remote: Callable[[], None], channel: str):
         self.redis_url = redis_url
         self.on_remote = on_remote
+        self.channel = channel
         self.replica = uuid.uuid4().hex
         self.client: aioredis.Redis | None = None
         self.connected = False
@@ -63,7 +72,7 @@ class Fanout:
         while True:
             self._again = False
             try:
-                await asyncio.wait_for(self.client.publish(CHANNEL, self.replica), _TIMEOUT)
+                await asyncio.wait_for(self.client.publish(self.channel, self.replica), _TIMEOUT)
             except (RedisError, OSError, TimeoutError) as exc:
                 log.debug("commit announcement lost", extra={"error": repr(exc)})
             if not self._again:
@@ -74,7 +83,7 @@ class Fanout:
         while True:
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
-                await asyncio.wait_for(pubsub.subscribe(CHANNEL), _TIMEOUT)
+                await asyncio.wait_for(pubsub.subscribe(self.channel), _TIMEOUT)
                 if not self.connected:
                     log.info("sharing commits with other replicas over Redis")
                 self.connected, backoff, self._reported_down = True, 0.1, False

@@ -1,4 +1,5 @@
-"""The metrics service's parts (collector, store, ingest, compaction, fan-out) and their lifecycle."""
+"""The metrics service's parts (collector, store, ingest, compaction, fan-out, live streams)
+and their lifecycle."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from services.metrics.collector import Collector
 from services.metrics.config import MetricsSettings
 from services.metrics.error_source import ErrorSource
 from services.metrics.events import EventRules
-from services.metrics.fanout import Fanout
+from services.metrics.fanout import Fanout, default_channel
 from services.metrics.ingest import Ingestor
 from services.metrics.snapshot import Snapshot
 from services.metrics.store import Retention, open_store
+from services.metrics.stream import StreamHub
 
 __all__ = ["Metrics"]
 
@@ -35,10 +37,15 @@ class Metrics:
         self.collector = Collector(settings.probe_storage_path, ms.sample_interval)
         self.retention = Retention.from_settings(ms)
         self.rules = EventRules(max_age_seconds=ms.minute_retention_days * 86400)
-        self.errors = ErrorSource(backends, self.store)
+        self.errors = ErrorSource(backends, self.store, interval=ms.error_refresh,
+                                  on_change=lambda: self.snapshot.invalidate())
         self.snapshot = Snapshot(self.collector, self.store, self.errors,
-                                 ttl=ms.snapshot_ttl, idle=settings.session_idle_timeout)
-        self.fanout = Fanout(settings.redis_url, self.snapshot.invalidate)
+                                 ttl=ms.snapshot_ttl, min_refresh=ms.figures_min_refresh,
+                                 idle=settings.session_idle_timeout, deadline=backends.deadline)
+        self.hub = StreamHub(self.snapshot.stream_values, slack=ms.sample_interval / 2)
+        self.collector.listeners.append(lambda _sample: self.hub.publish())
+        self.fanout = Fanout(settings.redis_url, self.snapshot.invalidate,
+                             ms.fanout_channel or default_channel(settings.redis_url))
         self.ingestor = Ingestor(self.store, max_events=ms.flush_max_events,
                                  on_commit=self._committed)
         self._compactor: asyncio.Task | None = None
@@ -74,4 +81,6 @@ class Metrics:
         await self.ingestor.stop()
         await self.fanout.stop()
         await self.collector.stop()
+        await self.snapshot.stop()
+        await self.errors.stop()
         await self.store.close()

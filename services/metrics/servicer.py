@@ -12,7 +12,7 @@ from services.metrics.events import aggregate
 from services.metrics.messages import application_message, performance_response, timestamp
 from services.metrics.performance import choose, measure
 from services.metrics.service import Metrics
-from services.metrics.stream import Subscription, parse_subscription
+from services.metrics.stream import Tick, parse_subscription
 
 __all__ = ["MetricsServicer"]
 
@@ -20,6 +20,20 @@ __all__ = ["MetricsServicer"]
 MAX_BATCH = 10_000
 #: StreamEvents batches awaiting their commit before the stream reads more.
 _IN_FLIGHT = 8
+
+
+def _response(tick: Tick, dropped: int) -> metrics_service_pb2.StreamMetricsResponse:
+    """The response of ``tick``; built once for all the subscribers that dropped nothing."""
+    if not dropped and tick.rendered is not None:
+        return tick.rendered
+    stamp = timestamp(tick.time)
+    response = metrics_service_pb2.StreamMetricsResponse(updates=[
+        metrics_pb2.MetricUpdate(type="metric_update", metric=name, value=value,
+                                 timestamp=stamp, dropped=dropped)
+        for name, value in tick.values])
+    if not dropped:
+        tick.rendered = response
+    return response
 
 
 def _check_size(events, what: str) -> None:
@@ -42,7 +56,7 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
             sample_period_seconds=round(sample.period, 3))
 
     async def GetApplicationMetrics(self, request, context):
-        figures, errors = await self.metrics.snapshot.fresh()
+        figures, errors = await self.metrics.snapshot.application()
         return metrics_service_pb2.GetApplicationMetricsResponse(
             application=application_message(figures, errors), timestamp=timestamp(figures.now))
 
@@ -90,14 +104,11 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
 
     async def StreamMetrics(self, request, context):
         names, interval = parse_subscription(request.metrics, request.interval_seconds)
-        subscription = Subscription(names, interval, self.metrics.ms.stream_queue_size,
-                                    self.metrics.snapshot.values)
-        async for tick in subscription.ticks():
-            stamp = timestamp(tick.time)
-            yield metrics_service_pb2.StreamMetricsResponse(updates=[
-                metrics_pb2.MetricUpdate(type="metric_update", metric=name, value=value,
-                                         timestamp=stamp, dropped=subscription.dropped)
-                for name, value in tick.values])
+        await self.metrics.snapshot.ready()
+        with self.metrics.hub.subscribe(names, interval,
+                                        self.metrics.ms.stream_queue_size) as subscription:
+            async for tick in subscription.ticks():
+                yield _response(tick, subscription.dropped)
 
     async def GetPrometheusMetrics(self, request, context):
         return await exporter.export(self.metrics, request.format)

@@ -30,3 +30,17 @@ def test_compose_config_is_valid_and_runs_each_component():
                          config, re.M), f"no `serve {name}` service"
     assert config.count("- healthcheck") == len(COMPONENTS)
     assert config.count("condition: service_healthy") >= 2 * len(COMPONENTS)
+
+
+@pytest.mark.skipif(not shutil.which("promtool"), reason="promtool not installed")
+def test_compose_prometheus_config_is_valid(tmp_path):
+    """The scrape config Prometheus gets in docker-compose passes `promtool check config`."""
+    config = (ROOT / "deploy/prometheus/prometheus.yml").read_text()
+    token = tmp_path / "admin-token"
+    token.write_text("a-viewer-token\n")
+    assert "/etc/prometheus/secrets/admin-token" in config
+    checked = tmp_path / "prometheus.yml"
+    checked.write_text(config.replace("/etc/prometheus/secrets/admin-token", str(token)))
+    result = subprocess.run(["promtool", "check", "config", str(checked)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -677,7 +677,11 @@ class MetricUpdate(_message.Message):
     value: _builtins.float
     """Output only. Value."""
     dropped: _builtins.int
-    """Output only. Updates dropped for this subscriber because it read too slowly."""
+    """Output only. Updates dropped so far for this subscriber because it read too
+    slowly, counted one per metric value: a dropped tick of N metrics counts N.
+    The gateway's WebSocket bridge adds the frames it dropped itself (one frame
+    per update), so `dropped` of `/ws/metrics` is in the same unit.
+    """
     @_builtins.property
     def timestamp(self) -> _timestamp_pb2.Timestamp:
         """Output only. Sample time."""
