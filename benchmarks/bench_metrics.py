@@ -5,6 +5,11 @@
   the same events as one row each, in one transaction, on the same database.
 - GetPerformanceMetrics(30d, day) latency with 30 days of minute data in the store;
   baseline: GetSystemMetrics (an RPC that reads nothing) on the same server.
+- GetApplicationMetrics latency while RecordEvents commits continuously (SQLite, the
+  service in its own process, the logs service down); baseline: the same calls on the
+  same server without ingest. The figures are refreshed at most once per
+  BOTMON_METRICS_MIN_REFRESH and served meanwhile, so a call never waits behind the
+  ingest transactions.
 
 PostgreSQL: ``BOTMON_BENCH_DATABASE_URL`` (else ``BOTMON_TEST_DATABASE_URL``, else
 postgresql://postgres@127.0.0.1:5432/postgres); a scratch database is created and dropped.
@@ -13,6 +18,7 @@ postgresql://postgres@127.0.0.1:5432/postgres); a scratch database is created an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import socket
@@ -35,6 +41,8 @@ from services.metrics.config import MetricsSettings
 EVENTS = int(os.environ.get("BOTMON_BENCH_EVENTS", "300000"))
 PER_MESSAGE = 5000
 QUERIES = 200
+APP_BATCH = 1000
+APP_SECONDS = 4.0
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -62,6 +70,10 @@ def _rows(events: list[metrics_pb2.Event]) -> list[tuple]:
             for e in events]
 
 
+def _nearest(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def _line(name: str, value: float, unit: str, baseline: float) -> None:
     print(f"{name}: {value:.1f} {unit} (baseline: {baseline:.1f}, "
           f"ratio: {value / baseline:.2f})", flush=True)
@@ -78,7 +90,9 @@ async def _stream(port: int, messages: list[metrics_service_pb2.StreamEventsRequ
     return EVENTS / elapsed
 
 
-def _ingest_rate(store_url: str, data_dir: str, messages) -> float:
+@contextlib.contextmanager
+def _service(store_url: str, data_dir: str):
+    """A metrics service process on a free port (the other services unreachable)."""
     port = _port()
     closed = f"127.0.0.1:{_port()}"
     env = {**os.environ, "BOTMON_METRICS_ADDR": f"127.0.0.1:{port}", "BOTMON_DATA_DIR": data_dir,
@@ -88,10 +102,53 @@ def _ingest_rate(store_url: str, data_dir: str, messages) -> float:
     proc = subprocess.Popen([sys.executable, "-m", "services.metrics"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        return asyncio.run(_stream(port, messages))
+        yield port
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+def _ingest_rate(store_url: str, data_dir: str, messages) -> float:
+    with _service(store_url, data_dir) as port:
+        return asyncio.run(_stream(port, messages))
+
+
+async def _application_calls(stub, seconds: float) -> list[float]:
+    """Sequential GetApplicationMetrics for ``seconds``; latencies in ms, ascending."""
+    out = []
+    request = metrics_service_pb2.GetApplicationMetricsRequest()
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        started = time.perf_counter()
+        await stub.GetApplicationMetrics(request, timeout=10)
+        out.append((time.perf_counter() - started) * 1000)
+    return sorted(out)
+
+
+async def _application_latency(port: int) -> tuple[list[float], list[float], float]:
+    """Latencies idle and under continuous ingest, and the events/s ingested meanwhile."""
+    batch = metrics_service_pb2.RecordEventsRequest(events=[
+        metrics_pb2.Event(type="request", method="GET", route="/chat", status=200,
+                          duration_ms=float(i % 200), bytes=512) for i in range(APP_BATCH)])
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        await asyncio.wait_for(channel.channel_ready(), 30)
+        stub = metrics_service_pb2_grpc.MetricsServiceStub(channel)
+        idle = await _application_calls(stub, APP_SECONDS)
+        stop, sent = asyncio.Event(), [0]
+
+        async def ingest() -> None:
+            while not stop.is_set():
+                await stub.RecordEvents(batch, timeout=30)
+                sent[0] += APP_BATCH
+
+        writers = [asyncio.create_task(ingest()) for _ in range(2)]
+        await asyncio.sleep(0.5)
+        counted, started = sent[0], time.perf_counter()
+        busy = await _application_calls(stub, APP_SECONDS)
+        rate = (sent[0] - counted) / (time.perf_counter() - started)
+        stop.set()
+        await asyncio.gather(*writers)
+    return idle, busy, rate
 
 
 def _sqlite_baseline(path: Path, rows: list[tuple]) -> float:
@@ -217,6 +274,15 @@ def main() -> None:
         p50, p99, base50, base99 = asyncio.run(_query_latency(str(Path(tmp) / "query")))
         _line("metrics_performance_30d_day_p50", p50, "ms", base50)
         _line("metrics_performance_30d_day_p99", p99, "ms", base99)
+        app_dir = Path(tmp) / "application"
+        app_dir.mkdir()
+        with _service(f"sqlite:///{app_dir / 'botmon.db'}", str(app_dir)) as port:
+            idle, busy, rate = asyncio.run(_application_latency(port))
+        for q in (0.5, 0.99):
+            _line(f"metrics_application_under_ingest_p{round(q * 100)}",
+                  _nearest(busy, q), "ms", _nearest(idle, q))
+        print(f"# GetApplicationMetrics: {len(busy)} calls under ingest of {rate:.0f} events/s "
+              f"(RecordEvents of {APP_BATCH}, 2 writers), {len(idle)} idle", flush=True)
 
 
 if __name__ == "__main__":

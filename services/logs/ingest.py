@@ -29,7 +29,7 @@ __all__ = [
     "Rejected",
     "check_batch_size",
     "make_entry",
-    "metadata_size",
+    "metadata_json",
     "struct_to_python",
     "validate_entries",
 ]
@@ -90,8 +90,8 @@ def struct_to_python(struct: struct_pb2.Struct) -> dict[str, Any]:
     return {k: _value(fields[k]) for k in fields}
 
 
-def metadata_size(metadata: dict[str, Any]) -> int:
-    """Bytes of ``metadata`` as JSON; raises when it is too large or not JSON."""
+def metadata_json(metadata: dict[str, Any]) -> str:
+    """``metadata`` as stored (compact JSON); raises when it is too large or not JSON."""
     try:
         text = _ENCODER.encode(metadata)
     except ValueError as exc:
@@ -99,26 +99,12 @@ def metadata_size(metadata: dict[str, Any]) -> int:
     if len(text) > MAX_METADATA_BYTES:
         raise EntryProblem(f"metadata is {len(text)} bytes serialised; the limit is "
                            f"{MAX_METADATA_BYTES} (16 KiB): move large values elsewhere")
-    return len(text)
+    return text
 
 
-def _struct_metadata(struct: struct_pb2.Struct) -> tuple[dict[str, Any] | None, int]:
-    """Metadata of an entry and its size, without serialising it when it is surely small."""
-    if not struct.fields:
-        return None, 0
-    metadata = struct_to_python(struct)
-    wire = struct.ByteSize()
-    # JSON takes at most ~6 bytes per wire byte (\u escapes), so small Structs are
-    # surely under the limit and their wire size is a fair size estimate; the
-    # stores serialise them in bulk later.
-    if wire * 6 <= MAX_METADATA_BYTES:
-        return metadata, wire
-    return metadata, metadata_size(metadata)
-
-
-def make_entry(ts: int, level: str, service: str, message: str,
-               metadata: dict[str, Any] | None, meta_size: int, now: int) -> NewEntry:
-    """Validate one entry's fields (metadata already measured); raises :class:`EntryProblem`."""
+def make_entry(ts: int, level: str, service: str, message: str, metadata: str | None,
+               now: int) -> NewEntry:
+    """Validate one entry's fields (metadata already JSON text); raises :class:`EntryProblem`."""
     stored_level = LEVELS.get(level)
     if stored_level is None:
         if not level:
@@ -142,8 +128,10 @@ def make_entry(ts: int, level: str, service: str, message: str,
     if ts < MIN_TS or ts > now + FUTURE_SLACK_NS:
         raise EntryProblem("timestamp must lie between 2000-01-01T00:00:00Z and one day "
                            "from now (was it sent in milliseconds instead of seconds?)")
-    size += ROW_OVERHEAD + len(service) + meta_size
-    return (ts, stored_level, service, message, metadata or None, size)
+    if metadata:
+        size += len(metadata)
+    return (ts, stored_level, service, message, metadata or None,
+            size + ROW_OVERHEAD + len(service))
 
 
 def validate_entries(entries: Iterable[log_entry_pb2.LogEntry], now: int | None = None) -> Batch:
@@ -160,10 +148,12 @@ def validate_entries(entries: Iterable[log_entry_pb2.LogEntry], now: int | None 
                 ts = stamp.seconds * 1_000_000_000 + stamp.nanos
             else:
                 ts = now
-            metadata, meta_size = _struct_metadata(entry.metadata) \
-                if entry.HasField("metadata") else (None, 0)
-            append(make_entry(ts, entry.level, entry.service, entry.message, metadata,
-                              meta_size, now))
+            # Serialised here, once: the exact size for the limit and the text the
+            # stores write (no second pass over the entries at commit time).
+            metadata = None
+            if entry.HasField("metadata") and entry.metadata.fields:
+                metadata = metadata_json(struct_to_python(entry.metadata))
+            append(make_entry(ts, entry.level, entry.service, entry.message, metadata, now))
         except EntryProblem as exc:
             batch.errors.append(Rejected(index, str(exc)))
     return batch

@@ -22,7 +22,7 @@ from services.logs.ingest import (
     EntryProblem,
     Rejected,
     make_entry,
-    metadata_size,
+    metadata_json,
     struct_to_python,
 )
 from services.logs.levels import parse_level
@@ -73,8 +73,8 @@ def _line(values: struct_pb2.ListValue, labels: dict[str, str], service: str,
         if items[2].WhichOneof("kind") != "struct_value":
             raise EntryProblem("structured metadata (third element) must be an object")
         metadata.update(struct_to_python(items[2].struct_value))
-    return make_entry(ts, _level(metadata), service, items[1].string_value, metadata,
-                      metadata_size(metadata) if metadata else 0, now)
+    return make_entry(ts, _level(metadata), service, items[1].string_value,
+                      metadata_json(metadata) if metadata else None, now)
 
 
 def read_push(request: logs_service_pb2.PushLokiRequest, now: int | None = None) -> Batch:

@@ -15,7 +15,7 @@ import asyncpg
 
 from services.logs.levels import ERROR
 from services.logs.query import LogQuery, Matcher
-from services.logs.row import NewEntry, Row, metadata_text
+from services.logs.row import NewEntry, Row
 from services.logs.sql import list_sql, oldest_sql
 from services.logs.store import ErrorCount, Freed, LogStore, Page, usage_shard
 
@@ -115,7 +115,7 @@ class PostgresLogStore(LogStore):
                 "FROM generate_series(1, $1)", len(entries))]
             await conn.copy_records_to_table(
                 "logs_entries", columns=_COLUMNS,
-                records=[(i, e[0], e[1], e[2], e[3], metadata_text(e[4]), e[5])
+                records=[(i, e[0], e[1], e[2], e[3], e[4], e[5])
                          for i, e in zip(ids, entries, strict=True)])
             await conn.execute(_USAGE, usage_shard(), len(entries), sum(e[5] for e in entries))
         return ids

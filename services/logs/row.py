@@ -12,23 +12,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ROW_OVERHEAD", "NewEntry", "Row", "metadata_text", "stored_rows"]
+__all__ = ["ROW_OVERHEAD", "NewEntry", "Row", "stored_rows"]
 
 #: Bytes counted per entry beyond its text, for its row and index entries, so
 #: that ``BOTMON_LOG_MAX_BYTES`` approximates the space entries take.
 ROW_OVERHEAD = 64
 
 #: A validated entry not yet stored: (ts ns, level 0-3, service, message,
-#: metadata dict or None, size in bytes as counted for retention). Metadata is
-#: serialised by the store, in bulk where it can.
-NewEntry = tuple[int, int, str, str, dict[str, Any] | None, int]
-
-_ENCODER = json.JSONEncoder(separators=(",", ":"))
-
-
-def metadata_text(metadata: dict[str, Any] | None) -> str | None:
-    """Metadata as stored: compact JSON, or None."""
-    return _ENCODER.encode(metadata) if metadata else None
+#: metadata as compact JSON text or None, size in bytes as counted for retention).
+#: Metadata is serialised once, by validation, which needs its exact size anyway.
+NewEntry = tuple[int, int, str, str, str | None, int]
 
 
 @dataclass(slots=True)
@@ -48,5 +41,5 @@ class Row:
 
 def stored_rows(entries: Sequence[NewEntry], ids: Sequence[int]) -> list[Row]:
     """Rows of newly stored entries, given the ids the store assigned."""
-    return [Row(i, e[0], e[1], e[2], e[3], metadata_text(e[4]))
+    return [Row(i, e[0], e[1], e[2], e[3], e[4])
             for e, i in zip(entries, ids, strict=True)]

@@ -33,8 +33,8 @@ class MetricsSettings(EnvSettings):
         doc="days of daily rollups kept")
     snapshot_ttl: float = setting(
         "BOTMON_METRICS_SNAPSHOT_TTL", 5.0, positive_float,
-        doc="seconds the application figures are served without a commit to refresh them; "
-            "a request finding older figures waits for a refresh (streams never wait)")
+        doc="seconds the application figures may age when no commit refreshes them sooner; "
+            "a request finding older ones waits for a refresh (a stream never does)")
     figures_min_refresh: float = setting(
         "BOTMON_METRICS_MIN_REFRESH", 1.0, positive_float,
         doc="least seconds between two refreshes of the application figures from the store: "
@@ -50,7 +50,7 @@ class MetricsSettings(EnvSettings):
     fanout_channel: str | None = setting(
         "BOTMON_METRICS_FANOUT_CHANNEL", None, str,
         doc="Redis pub/sub channel announcing commits to the other replicas; default "
-            "botmon:<db>:metrics:committed, <db> being BOTMON_REDIS_URL's database")
+            "`botmon:N:metrics:committed`, N being the database number of BOTMON_REDIS_URL")
     postgres_pool_size: int = setting(
         "BOTMON_METRICS_PG_POOL", 4, positive_int,
         doc="PostgreSQL connections of one metrics replica")

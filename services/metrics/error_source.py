@@ -1,7 +1,7 @@
 """Error figures from the logs service's error-level entries, or from requests without it.
 
-The logs service is read in the background, at most every ``interval`` seconds,
-so no refresh of the application figures (let alone a stream tick) waits on it:
+The logs service is read in the background, at most every ``interval`` seconds
+while the figures are read, so no refresh of the application figures (let alone a stream tick) waits on it:
 a refresh takes the figures last fetched, or those counted from requests with
 status >= 500 while there are none. Only the first read of a process waits for
 the logs service, briefly, so a service that just started reports "logs" when
@@ -55,11 +55,15 @@ class ErrorSource:
         self._waited = False
         self._warned = False
 
-    async def figures(self, now: float) -> ErrorFigures:
-        """The figures at hand; starts a fetch when the last one is ``interval`` old."""
+    def poll(self) -> None:
+        """Start a fetch in the background if the last one is ``interval`` old."""
         if time.monotonic() - self._attempted >= self.interval and not self._fetching():
             self._attempted = time.monotonic()
             self._task = asyncio.create_task(self._fetch(), name="metrics-error-figures")
+
+    async def figures(self, now: float) -> ErrorFigures:
+        """The figures at hand (see :meth:`poll`)."""
+        self.poll()
         if self.latest is None and self._fetching() and not self._waited:
             self._waited = True
             await asyncio.wait({self._task}, timeout=_FIRST_WAIT)

@@ -57,7 +57,8 @@ class Snapshot:
         self._failing = False
 
     def invalidate(self) -> None:
-        """New events were committed: refresh soon if anyone reads the figures."""
+        """Events were committed (here or elsewhere) or the error figures changed:
+        refresh soon if anyone reads the figures."""
         self._commits += 1
         # Nobody read them lately: the next reader starts the refresh instead.
         if time.monotonic() - self._read_at < self.ttl:
@@ -120,6 +121,8 @@ class Snapshot:
     def current(self) -> tuple[Figures, ErrorFigures] | None:
         """The figures at hand, never waiting; starts a refresh when they are stale."""
         self._read_at = time.monotonic()
+        # New error figures, when they differ, mark these stale (ErrorSource.on_change).
+        self.errors.poll()
         if self._stale():
             self._want()
         return self._figures

@@ -13,6 +13,7 @@ import math
 import time
 import uuid
 
+import asyncpg
 import grpc
 import pytest
 from google.protobuf import struct_pb2, timestamp_pb2
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 from botmon.logs.v1 import log_entry_pb2, logs_service_pb2, logs_service_pb2_grpc
 from botmon.runtime.config import Settings
 from tests.fuzz.live import ThreadedSuite
+from tests.harness import Suite
 
 LEVELS = ("debug", "info", "warn", "error")
 WORDS = ("alpha", "beta", "gamma")
@@ -75,7 +77,8 @@ def write(stub, service: str, base_ns: int, items, first_index: int = 0) -> None
         assert reply.accepted == len(logs) and not reply.errors, reply.errors
 
 
-def request(service: str, base_ns: int, query: dict, cursor: str = "") -> logs_service_pb2.ListLogsRequest:
+def request(service: str, base_ns: int, query: dict,
+            cursor: str = "") -> logs_service_pb2.ListLogsRequest:
     message = logs_service_pb2.ListLogsRequest(
         service=service, level=query["level"], q=query["q"], order=query["order"],
         limit=query["limit"], cursor=cursor)
@@ -188,3 +191,46 @@ def test_garbage_cursor_is_refused(logs, cursor):
         logs.ListLogs(request("any", 0, query, cursor), timeout=DEADLINE)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "cursor" in refused.value.details()
+
+
+@pytest.mark.xfail(strict=True, reason="bug: services/logs/postgres_store.py takes max(id) as "
+                   "the walk's snapshot, but ids are allocated before commit, so a replica's "
+                   "slower transaction lands below it after the first page")
+async def test_postgres_walk_ignores_a_slower_replica_commit(make_settings, postgres_url):
+    """On PostgreSQL, another replica's insert that commits after page 1 stays out of the walk."""
+    base_s = int(time.time()) - 60
+
+    def entry_(message: str) -> log_entry_pb2.LogEntry:
+        return log_entry_pb2.LogEntry(level="info", service="race", message=message,
+                                      timestamp=timestamp_pb2.Timestamp(seconds=base_s))
+
+    async with Suite(make_settings(store_url=postgres_url), ("logs",), gateway=False) as suite, \
+            grpc.aio.insecure_channel(suite.settings.logs_target) as channel:
+        stub = logs_service_pb2_grpc.LogsServiceStub(channel)
+        await stub.WriteLogs(logs_service_pb2.WriteLogsRequest(logs=[entry_("first")]),
+                             timeout=DEADLINE)
+        # What PostgresLogStore.insert does on a second replica, held open across page 1.
+        replica = await asyncpg.connect(postgres_url, timeout=DEADLINE)
+        try:
+            async with replica.transaction():
+                slow_id = await replica.fetchval(
+                    "SELECT nextval(pg_get_serial_sequence('logs_entries', 'id'))")
+                await replica.execute(
+                    "INSERT INTO logs_entries (id, ts, level, service, message, metadata, size)"
+                    " VALUES ($1, $2, 1, 'race', 'slow replica', NULL, 10)",
+                    slow_id, base_s * 10**9)
+                await stub.WriteLogs(logs_service_pb2.WriteLogsRequest(
+                    logs=[entry_("second")]), timeout=DEADLINE)
+                query = {"service": "race", "limit": 1, "order": "asc"}
+                first = await stub.ListLogs(logs_service_pb2.ListLogsRequest(**query),
+                                            timeout=DEADLINE)
+        finally:
+            await replica.close()
+        seen, total, cursor = [e.message for e in first.logs], first.total, first.next_cursor
+        while cursor:
+            page = await stub.ListLogs(logs_service_pb2.ListLogsRequest(**query, cursor=cursor),
+                                       timeout=DEADLINE)
+            assert page.total == total, "total changed during the walk"
+            seen += [e.message for e in page.logs]
+            cursor = page.next_cursor
+        assert seen == ["first", "second"]
