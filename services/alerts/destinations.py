@@ -100,9 +100,8 @@ class DestinationPolicy:
     def problem(self, url: str) -> str | None:
         """Why ``url`` may not be notified, or None; names are judged by pattern only."""
         host = (urlsplit(url).hostname or "").lower()
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
+        address = _literal_address(host)
+        if address is None:
             verdict = self.host_allowed(host)
             if verdict is False or (verdict is None and not self.allow_all
                                     and (host == "localhost" or host.endswith(".localhost"))):
@@ -113,6 +112,19 @@ class DestinationPolicy:
         if any(address in net for net in self.deny_networks):
             return f"{address} is denied by BOTMON_WEBHOOK_ALLOW"
         return f"{address} is an internal address; allow it in BOTMON_WEBHOOK_ALLOW to notify it"
+
+
+def _literal_address(host: str) -> _Address | None:
+    """The address ``host`` spells, also in the legacy forms a URL library or resolver
+    accepts (``2130706433``, ``0x7f000001``, ``127.1``, ``0177.0.0.1``); else None."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
 
 
 def _matches(pattern: str, host: str) -> bool:

@@ -69,8 +69,6 @@ async def test_internal_addresses_are_refused_by_default(suite, http, channel):
     assert "ssrf_probe" not in [x["name"] for x in r.json()["rules"]]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: services/alerts/destinations.py judges these "
-                   "as host names at configure time; only the send-time resolver refuses them")
 @pytest.mark.parametrize("url", NUMERIC)
 async def test_numeric_spellings_of_internal_addresses_are_refused(suite, http, url):
     r = await http.post(f"{suite.base}/alerts/configure", json=rule("webhook", url),
