@@ -18,6 +18,7 @@ from services.alerts.metrics_source import MetricsSource
 from services.alerts.notifiers import Notifiers
 from services.alerts.notifiers.email import Smtp
 from services.alerts.notifiers.text import Context
+from services.alerts.retention import Pruner
 from services.alerts.servicer import AlertsServicer
 from services.alerts.store import AlertsStore
 
@@ -41,8 +42,11 @@ def _leadership(settings: Settings, extra: AlertsSettings):
     if StoreLocation.parse(settings.store_url).kind == "postgresql":
         return PostgresLeadership(settings.store_url, settings.grpc_deadline)
     if settings.redis_url:
+        # 1.5 intervals: a busy leader gets several renewals per lease, and a dead one's lease
+        # still lapses (plus one renewal period) within the promised two intervals.
         return RedisLeadership(settings.redis_url, settings.store_url,
-                               ttl=settings.alert_eval_interval, timeout=settings.grpc_deadline)
+                               ttl=1.5 * settings.alert_eval_interval,
+                               timeout=settings.grpc_deadline)
     return LocalLeadership()
 
 
@@ -62,13 +66,14 @@ async def create_server(settings: Settings, *, address: str | None = None,
         sms_gateway_url=settings.sms_gateway_url, destinations=extra.webhook_allow)
     server = AlertsServer("alerts", settings, [], address=address, extra_settings=(extra,))
     source = MetricsSource(server.backends)
+    evaluator = Evaluator(group_wait=extra.group_wait, unreachable_grace=extra.unreachable_grace)
     dispatcher = Dispatcher(store, notifiers, attempts=extra.notify_attempts,
                             backoff=Backoff(extra.retry_initial, extra.retry_max),
-                            poll=extra.dispatch_poll)
-    engine = Engine(store, source, dispatcher, _leadership(settings, extra),
-                    Evaluator(group_wait=extra.group_wait,
-                              unreachable_grace=extra.unreachable_grace),
-                    interval=settings.alert_eval_interval,
+                            poll=extra.dispatch_poll, on_unnotified=evaluator.unnotified)
+    pruner = Pruner(store, retention_days=extra.history_retention,
+                    period=settings.alert_eval_interval)
+    engine = Engine(store, source, dispatcher, _leadership(settings, extra), evaluator,
+                    interval=settings.alert_eval_interval, pruner=pruner,
                     metrics_timeout=min(settings.grpc_deadline,
                                         max(settings.alert_eval_interval, 1.0)),
                     install_defaults=extra.default_rules)

@@ -49,6 +49,10 @@ class AlertsSettings(EnvSettings):
     unreachable_grace: float = setting(
         "BOTMON_ALERT_UNREACHABLE_GRACE", 60.0, non_negative_float,
         doc="seconds the metrics service may be unreachable before botmon_metrics_unreachable fires")
+    history_retention: float = setting(
+        "BOTMON_ALERT_HISTORY_RETENTION", 90.0, positive_float,
+        doc="days history entries, resolved alerts and expired silences are kept; fractions "
+            "allowed (0.5 = 12 hours)")
     smtp_ca_file: Path | None = setting(
         "BOTMON_SMTP_CA_FILE", None, Path,
         doc="PEM bundle that verifies the SMTP server's STARTTLS certificate (default: system CAs)")

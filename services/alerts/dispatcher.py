@@ -1,5 +1,11 @@
 """Delivers the outbox: each row on its own task, retried with backoff, recorded in history.
 
+Before every attempt a firing or repeat notice is checked against the silences
+and the alert's acknowledgement as they are now, so a silence mutes what is
+still queued (for group_wait or a retry) and an acknowledgement stops a queued
+repeat, and a notice of an alert that has resolved meanwhile is not sent after its
+resolve; such rows are dropped with the reason in history.
+
 A row is marked done only after its receiver accepted it, so a notification
 written in the same commit as its transition is sent even if the process dies
 right after that commit. Rows run concurrently, so a slow or failing channel
@@ -22,6 +28,8 @@ __all__ = ["Backoff", "Dispatcher", "delivery_record"]
 log = logging.getLogger("botmon.alerts.dispatcher")
 
 MAX_IN_FLIGHT = 200
+#: Notice kinds a silence mutes until sent (and, for repeats, an acknowledgement stops).
+MUTABLE = ("firing", "repeat")
 _OUTCOMES = {"done": "delivered", "pending": "will retry", "failed": "gave up"}
 
 
@@ -49,13 +57,15 @@ class Dispatcher:
     """Runs while this replica leads; ``wake()`` when new rows were committed."""
 
     def __init__(self, store: AlertsStore, notifiers: Notifiers, *, attempts: int,
-                 backoff: Backoff, poll: float, clock: Callable[[], float] = time.time):
+                 backoff: Backoff, poll: float, clock: Callable[[], float] = time.time,
+                 on_unnotified: Callable[[str], None] = lambda alert_id: None):
         self.store = store
         self.notifiers = notifiers
         self.attempts = attempts
         self.backoff = backoff
         self.poll = poll
         self.clock = clock
+        self.on_unnotified = on_unnotified
         self._wake = asyncio.Event()
         self._inflight: dict[int, asyncio.Task] = {}
 
@@ -97,8 +107,41 @@ class Dispatcher:
             return self.poll
         return min(self.poll, upcoming - self.clock())
 
+    async def _suppression(self, row: OutboxRow, now: float) -> str:
+        """Why a queued firing or repeat must not go out now ("" if it must)."""
+        if row.kind not in MUTABLE:
+            return ""  # resolve and acknowledgement notices close what was already announced
+        state, acknowledged = await self.store.alert_state(row.alert_id)
+        if state != "firing":
+            # Sent now, it would arrive after the resolve and leave receivers showing it firing.
+            return "superseded: the alert resolved before delivery"
+        if row.kind == "repeat" and acknowledged:
+            return "suppressed by acknowledgement"
+        labels = row.payload.get("labels") or {}
+        for silence in await self.store.active_silences(now):
+            if silence.mutes(labels, now):
+                return f"suppressed by silence {silence.silence_id}"
+        return ""
+
+    async def _suppress(self, row: OutboxRow, reason: str, now: float) -> None:
+        """Drop the row, saying why in history; a muted first notice is owed again later."""
+        unnotify = row.kind == "firing" and reason.startswith("suppressed by silence")
+        if unnotify:
+            # So the evaluator announces the alert once the silence ends, as Alertmanager does.
+            self.on_unnotified(row.alert_id)
+        record = delivery_record(row.channel, row.target, row.kind, row.attempts,
+                                 Outcome(0, False, reason), now)
+        history = history_row(now, row.alert_id, row.rule, row.severity, "delivery",
+                              value=row.payload.get("current_value"), detail=reason,
+                              delivery=record)
+        await self.store.suppress(row, history=history, unnotify=unnotify)
+
     async def _deliver(self, row: OutboxRow) -> None:
         try:
+            reason = await self._suppression(row, self.clock())
+            if reason:
+                await self._suppress(row, reason, self.clock())
+                return
             outcome = await self.notifiers.send(row.channel, row.target, row.secret, row.payload)
             now = self.clock()
             row.attempts += 1

@@ -1,4 +1,4 @@
-"""The leader's loop: hold leadership, evaluate every interval, run the outbox dispatcher.
+"""The leader's loop: hold leadership, evaluate every interval, run the dispatcher and pruner.
 
 Every replica runs this loop; only the one that holds leadership evaluates and
 notifies. Leadership is checked three times per interval, so a dead leader's
@@ -18,6 +18,7 @@ from services.alerts.dispatcher import Dispatcher
 from services.alerts.leader import Leadership
 from services.alerts.lifecycle import Changes, Evaluator
 from services.alerts.metrics_source import MetricsSource
+from services.alerts.retention import Pruner
 from services.alerts.store import AlertsStore
 
 __all__ = ["Engine"]
@@ -30,7 +31,7 @@ class Engine:
 
     def __init__(self, store: AlertsStore, source: MetricsSource, dispatcher: Dispatcher,
                  leadership: Leadership, evaluator: Evaluator, *, interval: float,
-                 metrics_timeout: float, install_defaults: bool,
+                 metrics_timeout: float, install_defaults: bool, pruner: Pruner | None = None,
                  clock: Callable[[], float] = time.time):
         self.store = store
         self.source = source
@@ -40,6 +41,7 @@ class Engine:
         self.interval = interval
         self.metrics_timeout = metrics_timeout
         self.install_defaults = install_defaults
+        self.pruner = pruner
         self.clock = clock
         self.leading = False
         self.version = -1
@@ -47,6 +49,7 @@ class Engine:
         self.cycles = 0
         self._task: asyncio.Task | None = None
         self._dispatch_task: asyncio.Task | None = None
+        self._prune_task: asyncio.Task | None = None
         self._unreachable_logged = False
 
     async def start(self) -> None:
@@ -105,13 +108,16 @@ class Engine:
         self.leading = True
         self.version = -1
         self._dispatch_task = asyncio.create_task(self.dispatcher.run(), name="alerts-dispatcher")
+        if self.pruner is not None:
+            self._prune_task = asyncio.create_task(self.pruner.run(), name="alerts-pruner")
 
     async def _step_down(self) -> None:
         self.leading = False
-        if self._dispatch_task is not None:
-            self._dispatch_task.cancel()
-            await asyncio.gather(self._dispatch_task, return_exceptions=True)
-            self._dispatch_task = None
+        tasks = [t for t in (self._dispatch_task, self._prune_task) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._dispatch_task = self._prune_task = None
 
     async def cycle(self) -> None:
         """One evaluation cycle: reload what others changed, read metrics, write the changes."""

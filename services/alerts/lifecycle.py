@@ -99,6 +99,12 @@ class Evaluator:
                 self._end(alert, now, changes, "rule replaced")
         return changes
 
+    def unnotified(self, alert_id: str) -> None:
+        """The alert's first notification was muted before it went out: announce it later."""
+        for alert in self.active.values():
+            if alert.alert_id == alert_id and alert.state == "firing":
+                alert.notified = False
+
     def evaluate(self, values: dict[str, float] | None, now: float) -> Changes:
         """Run one cycle; ``values`` is None when the metrics service could not be read."""
         changes = Changes()

@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS alerts_history (
 );
 CREATE INDEX IF NOT EXISTS alerts_history_rule ON alerts_history (rule, id);
 CREATE INDEX IF NOT EXISTS alerts_history_alert ON alerts_history (alert_id, id);
+CREATE INDEX IF NOT EXISTS alerts_history_time ON alerts_history (time);
 CREATE TABLE IF NOT EXISTS alerts_outbox (
     id {serial},
     alert_id TEXT NOT NULL,

@@ -298,6 +298,23 @@ class AlertsStore:
         async with self.db.transaction() as tx:
             await tx.executemany(_INSERT_HISTORY, rows)
 
+    async def prune(self, cutoff: float, batch: int) -> int:
+        """Delete up to ``batch`` history entries, ended alerts and expired silences each that
+        are older than ``cutoff``, one short statement apiece; returns the rows deleted."""
+        limit = int(batch)
+        deleted = await self.db.execute(
+            "DELETE FROM alerts_history WHERE id IN (SELECT id FROM alerts_history "
+            f"WHERE time < ? ORDER BY time LIMIT {limit})", (cutoff,))
+        deleted += await self.db.execute(
+            "DELETE FROM alerts_alerts WHERE alert_id IN (SELECT alert_id FROM alerts_alerts "
+            f"WHERE state IN ('resolved', 'inactive') AND resolved_at < ? LIMIT {limit})",
+            (cutoff,))
+        # The evaluator loads only unexpired silences, so removing old ones needs no reload.
+        deleted += await self.db.execute(
+            "DELETE FROM alerts_silences WHERE silence_id IN (SELECT silence_id FROM "
+            f"alerts_silences WHERE ends_at < ? LIMIT {limit})", (cutoff,))
+        return deleted
+
     async def history(self, *, rule: str = "", severity: str = "", alert_id: str = "",
                       start: float | None = None, end: float | None = None, page_size: int = 100,
                       page_token: str = "") -> tuple[list[dict[str, Any]], str]:
@@ -362,6 +379,24 @@ class AlertsStore:
                 # Delivered or given up: history keeps every attempt, so the row has done its job.
                 await tx.execute("DELETE FROM alerts_outbox WHERE id = ?", (row.id,))
             await tx.execute(_INSERT_HISTORY, history)
+
+    async def alert_state(self, alert_id: str) -> tuple[str, bool]:
+        """The alert's state ("" if gone) and whether it is acknowledged."""
+        rows = await self.db.fetch("SELECT state, acknowledged_at FROM alerts_alerts "
+                                   "WHERE alert_id = ?", (alert_id,))
+        if not rows:
+            return "", False
+        return rows[0]["state"], rows[0]["acknowledged_at"] is not None
+
+    async def suppress(self, row: OutboxRow, *, history: tuple, unnotify: bool) -> None:
+        """Drop a muted notification with its history entry; ``unnotify`` marks the alert as
+        not yet announced, so it is announced when the silence ends."""
+        async with self.db.transaction() as tx:
+            await tx.execute("DELETE FROM alerts_outbox WHERE id = ?", (row.id,))
+            await tx.execute(_INSERT_HISTORY, history)
+            if unnotify:
+                await tx.execute("UPDATE alerts_alerts SET notified = 0 WHERE alert_id = ? "
+                                 "AND state = 'firing'", (row.alert_id,))
 
     async def pending_notifications(self) -> int:
         """Notifications not yet delivered nor given up."""
