@@ -9,6 +9,7 @@ unit mistake (milliseconds sent as seconds) rather than a real time.
 from __future__ import annotations
 
 import json
+import json.encoder
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -41,7 +42,15 @@ MAX_SERVICE_CHARS = 128
 MIN_TS = 946_684_800 * 10**9  # 2000-01-01T00:00:00Z
 FUTURE_SLACK_NS = 86_400 * 10**9
 
-# One encoder, built once: json.dumps with options builds a new one per call.
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+# The C encoder, built once: JSONEncoder.encode builds a new one per call, which
+# is most of the cost of encoding a small metadata object (3.8 µs against 1.5 µs).
+_C_ENCODER = json.encoder.c_make_encoder and json.encoder.c_make_encoder(
+    None, _not_json, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
@@ -86,14 +95,20 @@ def _value(value: struct_pb2.Value) -> Any:
 def struct_to_python(struct: struct_pb2.Struct) -> dict[str, Any]:
     """A Struct as a plain dict (integral numbers as ints)."""
     fields = struct.fields
+    result = {}
     # Keys then lookups: the map's items() goes through a slow pure-Python view.
-    return {k: _value(fields[k]) for k in fields}
+    # Strings (most metadata values) are read inline, saving a call per value.
+    for key in fields:
+        value = fields[key]
+        result[key] = (value.string_value if value.WhichOneof("kind") == "string_value"
+                       else _value(value))
+    return result
 
 
 def metadata_json(metadata: dict[str, Any]) -> str:
     """``metadata`` as stored (compact JSON); raises when it is too large or not JSON."""
     try:
-        text = _ENCODER.encode(metadata)
+        text = "".join(_C_ENCODER(metadata, 0)) if _C_ENCODER else _ENCODER.encode(metadata)
     except ValueError as exc:
         raise EntryProblem(f"metadata is not valid JSON: {exc}") from None
     if len(text) > MAX_METADATA_BYTES:
@@ -150,9 +165,8 @@ def validate_entries(entries: Iterable[log_entry_pb2.LogEntry], now: int | None 
                 ts = now
             # Serialised here, once: the exact size for the limit and the text the
             # stores write (no second pass over the entries at commit time).
-            metadata = None
-            if entry.HasField("metadata") and entry.metadata.fields:
-                metadata = metadata_json(struct_to_python(entry.metadata))
+            struct = entry.metadata  # read once: each access builds a new wrapper
+            metadata = metadata_json(struct_to_python(struct)) if struct.fields else None
             append(make_entry(ts, entry.level, entry.service, entry.message, metadata, now))
         except EntryProblem as exc:
             batch.errors.append(Rejected(index, str(exc)))
