@@ -34,9 +34,9 @@ protos: venv
 protos-check: venv
 	@rm -rf build/protos-check && mkdir -p build/protos-check
 	@$(MAKE) -s protos GEN_DIR=build/protos-check
-	@cd build/protos-check && for f in $$(find botmon -name '*_pb2*'); do \
+	@cd build/protos-check && for f in $$(find botmon -name '*_pb2*.py*' -not -name '*.pyc'); do \
 	  cmp -s $$f ../../$$f || { echo "protos-check: $$f is out of date; run make protos"; exit 1; }; done
-	@for f in $$(find botmon -name '*_pb2*'); do \
+	@for f in $$(find botmon -name '*_pb2*.py*' -not -name '*.pyc'); do \
 	  [ -f build/protos-check/$$f ] || { echo "protos-check: $$f has no proto; remove it"; exit 1; }; done
 	@echo "protos-check: generated code matches protos/"
 
