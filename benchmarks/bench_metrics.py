@@ -42,7 +42,7 @@ EVENTS = int(os.environ.get("BOTMON_BENCH_EVENTS", "300000"))
 PER_MESSAGE = 5000
 QUERIES = 200
 APP_BATCH = 1000
-APP_SECONDS = 4.0
+APP_SECONDS = 2.5
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -3,7 +3,9 @@
 Commit policy: each insert is one transaction (ids reserved from the sequence,
 rows sent with binary ``COPY``); with the default ``synchronous_commit=on``
 its ``COMMIT`` returns once the WAL is flushed, so an acknowledged entry is
-durable. Text search uses a GIN index on ``to_tsvector('simple', message)``;
+durable. Inserts of all replicas take one transaction-scoped advisory lock
+before reserving ids, so ids follow commit order: a page walk's snapshot
+``max(id)`` then never has an uncommitted id below it that could appear later. Text search uses a GIN index on ``to_tsvector('simple', message)``;
 metadata matchers use ``jsonb @>`` with a GIN ``jsonb_path_ops`` index.
 """
 
@@ -18,6 +20,9 @@ from services.logs.query import LogQuery, Matcher
 from services.logs.row import NewEntry, Row
 from services.logs.sql import list_sql, oldest_sql
 from services.logs.store import ErrorCount, Freed, LogStore, Page, usage_shard
+
+#: Advisory lock key that orders inserts across replicas ("botmon:logs:insert").
+INSERT_LOCK = 0x626F746D6F6E6C67
 
 __all__ = ["PostgresLogStore"]
 
@@ -110,6 +115,7 @@ class PostgresLogStore(LogStore):
 
     async def insert(self, entries: list[NewEntry]) -> list[int]:
         async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", INSERT_LOCK)
             ids = [r[0] for r in await conn.fetch(
                 "SELECT nextval(pg_get_serial_sequence('logs_entries', 'id')) "
                 "FROM generate_series(1, $1)", len(entries))]

@@ -82,18 +82,25 @@ class Subscription:
         self.queue: deque[Tick] = deque()
         #: Updates (one per metric of a tick) dropped because the reader was too slow.
         self.dropped = 0
-        self.last_time: float | None = None
+        #: Sample time the next tick is due at: the schedule advances by ``interval``
+        #: per tick, so an interval that is no multiple of the sample interval is kept
+        #: on average by the nearest samples.
+        self.next_time: float | None = None
         self._ready = asyncio.Event()
 
     def due(self, sample_time: float, slack: float) -> bool:
         """Whether a sample taken at ``sample_time`` is the next one to send."""
-        return self.last_time is None or sample_time >= self.last_time + self.interval - slack
+        return self.next_time is None or sample_time >= self.next_time - slack
 
     def offer(self, tick: Tick) -> None:
         if len(self.queue) >= self.size:
             self.dropped += len(self.queue.popleft().values)
         self.queue.append(tick)
-        self.last_time = tick.time
+        if self.next_time is None or tick.time - self.next_time >= self.interval:
+            # The first tick, or samples stalled: restart the schedule from this one.
+            self.next_time = tick.time + self.interval
+        else:
+            self.next_time += self.interval
         self._ready.set()
 
     async def ticks(self) -> AsyncIterator[Tick]:

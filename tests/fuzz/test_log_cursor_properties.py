@@ -9,6 +9,7 @@ is used with another query, or is not a cursor at all.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 import uuid
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 
 from botmon.logs.v1 import log_entry_pb2, logs_service_pb2, logs_service_pb2_grpc
 from botmon.runtime.config import Settings
+from services.logs.postgres_store import INSERT_LOCK
 from tests.fuzz.live import ThreadedSuite
 from tests.harness import Suite
 
@@ -193,11 +195,9 @@ def test_garbage_cursor_is_refused(logs, cursor):
     assert "cursor" in refused.value.details()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: services/logs/postgres_store.py takes max(id) as "
-                   "the walk's snapshot, but ids are allocated before commit, so a replica's "
-                   "slower transaction lands below it after the first page")
 async def test_postgres_walk_ignores_a_slower_replica_commit(make_settings, postgres_url):
-    """On PostgreSQL, another replica's insert that commits after page 1 stays out of the walk."""
+    """On PostgreSQL, another replica's insert still open while page 1 is read stays out of
+    the walk, and a write that queues behind it gets a later id (ids follow commit order)."""
     base_s = int(time.time()) - 60
 
     def entry_(message: str) -> log_entry_pb2.LogEntry:
@@ -209,21 +209,24 @@ async def test_postgres_walk_ignores_a_slower_replica_commit(make_settings, post
         stub = logs_service_pb2_grpc.LogsServiceStub(channel)
         await stub.WriteLogs(logs_service_pb2.WriteLogsRequest(logs=[entry_("first")]),
                              timeout=DEADLINE)
+        query = {"service": "race", "limit": 1, "order": "asc"}
         # What PostgresLogStore.insert does on a second replica, held open across page 1.
         replica = await asyncpg.connect(postgres_url, timeout=DEADLINE)
         try:
             async with replica.transaction():
+                await replica.execute("SELECT pg_advisory_xact_lock($1)", INSERT_LOCK)
                 slow_id = await replica.fetchval(
                     "SELECT nextval(pg_get_serial_sequence('logs_entries', 'id'))")
                 await replica.execute(
                     "INSERT INTO logs_entries (id, ts, level, service, message, metadata, size)"
                     " VALUES ($1, $2, 1, 'race', 'slow replica', NULL, 10)",
                     slow_id, base_s * 10**9)
-                await stub.WriteLogs(logs_service_pb2.WriteLogsRequest(
-                    logs=[entry_("second")]), timeout=DEADLINE)
-                query = {"service": "race", "limit": 1, "order": "asc"}
+                second = asyncio.ensure_future(stub.WriteLogs(logs_service_pb2.WriteLogsRequest(
+                    logs=[entry_("second")]), timeout=DEADLINE))
                 first = await stub.ListLogs(logs_service_pb2.ListLogsRequest(**query),
                                             timeout=DEADLINE)
+                assert not second.done(), "the second write queues behind the open insert"
+            await second
         finally:
             await replica.close()
         seen, total, cursor = [e.message for e in first.logs], first.total, first.next_cursor
@@ -233,4 +236,7 @@ async def test_postgres_walk_ignores_a_slower_replica_commit(make_settings, post
             assert page.total == total, "total changed during the walk"
             seen += [e.message for e in page.logs]
             cursor = page.next_cursor
-        assert seen == ["first", "second"]
+        assert seen == ["first"] and total == 1
+        fresh = await stub.ListLogs(logs_service_pb2.ListLogsRequest(service="race", order="asc"),
+                                    timeout=DEADLINE)
+        assert [e.message for e in fresh.logs] == ["first", "slow replica", "second"]

@@ -108,8 +108,9 @@ async def test_a_hung_logs_service_delays_neither_ticks_nor_requests(start_metri
     assert first_wait < 1.5, first_wait
     # Each fetch hangs until its 2 s deadline, in the background: a second one started.
     assert fetches >= 2
-    assert len(ages) >= 2 and max(ages) < 0.3, ages
-    assert max(latencies) < 0.3, max(latencies)
+    assert len(ages) >= 2 and max(ages) < 0.4, ages
+    # The old figures waited out the logs call's 2 s deadline.
+    assert max(latencies) < 0.5, max(latencies)
     assert sources == {"requests"}
 
 

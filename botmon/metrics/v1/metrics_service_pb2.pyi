@@ -457,10 +457,10 @@ class StreamMetricsRequest(_message.Message):
     INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
     interval_seconds: _builtins.float
     """Optional. Seconds between updates, >= 1; default 1. Updates follow the
-    host samples: the first carries the latest sample at once, then each new
-    sample is sent as soon as it is taken if `interval_seconds` have passed
-    since the previous one sent (half a sample interval of slack), so an
-    update's timestamp is only as old as its delivery.
+    host samples: the first carries the latest sample at once, then each
+    sample due is sent as soon as it is taken, so an update's timestamp is
+    only as old as its delivery. An interval that is no multiple of the
+    sample interval is kept on average, by the nearest samples.
     """
     @_builtins.property
     def metrics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
