@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 
@@ -13,6 +12,7 @@ import redis.asyncio as aioredis
 
 from botmon.health.v1 import health_service_pb2 as pb
 from tests.health.conftest import CLOSED, free_port, serve
+from tests.waiting import eventually
 
 
 async def test_postgresql_probe_reports_what_the_server_says(health_settings, postgres_url):
@@ -230,13 +230,21 @@ async def test_llm_requests_per_second_come_from_the_metrics_service(make_settin
                                     duration_ms=12) for _ in range(120)]
         await metrics.RecordEvents(metrics_service_pb2.RecordEventsRequest(events=events),
                                    timeout=5)
-        expected = (await metrics.GetApplicationMetrics(
-            metrics_service_pb2.GetApplicationMetricsRequest(), timeout=5)
-        ).application.requests.rate_per_second
+
+        async def rate() -> float:
+            # The metrics service refreshes its figures at most once per interval.
+            return (await metrics.GetApplicationMetrics(
+                metrics_service_pb2.GetApplicationMetricsRequest(), timeout=5)
+            ).application.requests.rate_per_second
+
+        expected = await eventually(rate, within=10)
         health = suite.servers["health"].backends.stub("health")
-        await asyncio.sleep(0.3)  # a probe round after the events were stored
-        llm = (await health.GetDetailedHealth(pb.GetDetailedHealthRequest(), timeout=5)
-               ).components.llm
-    assert expected > 0
+
+        async def llm_rate():
+            llm = (await health.GetDetailedHealth(pb.GetDetailedHealthRequest(), timeout=5)
+                   ).components.llm
+            return llm if llm.requests_per_second > 0 else None
+
+        llm = await eventually(llm_rate, within=10)
     assert llm.requests_per_second == pytest.approx(expected, rel=0.2)
     assert llm.reason == ""
