@@ -60,9 +60,10 @@ class LogsSettings(EnvSettings):
     tail_buffer: int = setting(
         "BOTMON_LOG_TAIL_BUFFER", 1000, positive_int,
         doc="entries buffered per live tail before the oldest are dropped")
-    fanout_channel: str = setting(
-        "BOTMON_LOG_FANOUT_CHANNEL", "botmon:logs:tail",
-        doc="Redis pub/sub channel that carries new entries to tails on other replicas")
+    fanout_channel: str | None = setting(
+        "BOTMON_LOG_FANOUT_CHANNEL", None,
+        doc="Redis pub/sub channel that carries new entries to tails on other replicas; "
+            "default `botmon:N:logs:tail`, N being the database number of BOTMON_REDIS_URL")
     sqlite_readers: int = setting(
         "BOTMON_LOG_SQLITE_READERS", 2, positive_int,
         doc="SQLite read connections (each on its own thread) serving queries")

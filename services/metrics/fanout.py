@@ -17,8 +17,9 @@ import uuid
 from collections.abc import Callable
 
 import redis.asyncio as aioredis
-from redis.connection import parse_url
 from redis.exceptions import RedisError
+
+from botmon.runtime.pubsub import channel_name
 
 __all__ = ["Fanout", "default_channel"]
 
@@ -29,10 +30,8 @@ _MAX_BACKOFF = 5.0
 
 
 def default_channel(redis_url: str | None) -> str:
-    """``botmon:<db>:metrics:committed``: pub/sub ignores database numbers, so suites
-    sharing one Redis server on different databases would otherwise hear each other."""
-    db = parse_url(redis_url).get("db", 0) if redis_url else 0
-    return f"botmon:{db}:metrics:committed"
+    """The commit channel of the metrics replicas sharing ``redis_url``'s database."""
+    return channel_name(redis_url, "metrics:committed")
 
 
 class Fanout:
