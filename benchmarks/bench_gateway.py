@@ -2,10 +2,12 @@
 
 Baselines: (a) a bare Sanic handler returning fixed JSON; (b) a bare Sanic handler
 making one ``grpc.aio`` unary call to a no-op servicer in another process. Then the
-gateway's ``GET /health`` (served from its snapshot; target >= 0.5x (a)), ``GET
-/status`` (one gRPC call to the health service; target >= 0.7x (b)) and the same
-route with the Redis rate limiter on (target >= 0.85x of it off). Load: ``wrk`` at
-50 connections (an aiohttp client in its own process when wrk is absent).
+gateway's ``GET /health`` (served from its snapshot; target >= 0.5x (a)); ``GET
+/status`` routed to a no-op ``HealthService`` in another process, the like-for-like
+of (b) (target >= 0.7x (b)); ``GET /status`` served by the real health service,
+which does real work on the same cores (shown for reference); and that route with
+the Redis rate limiter on (target >= 0.85x of it off). Load: ``wrk`` at 50
+connections (an aiohttp client in its own process when wrk is absent).
 
 ``python -m benchmarks.bench_gateway <role> …`` runs one of the servers or the
 fallback load generator; ``main()`` orchestrates them.
@@ -25,6 +27,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from benchmarks.processes import ROOT, Processes, figure, free_port, wait_http, wait_port
 
@@ -48,6 +52,7 @@ class Load:
     p99_ms: float
     requests: int
     bad: int  # non-2xx responses and socket errors
+    cpu_us: float = 0.0  # CPU time of the HTTP server's process per request
 
 
 # ---- the servers under test (each runs in its own process) ----------------------
@@ -66,6 +71,50 @@ def serve_noop_grpc(port: int) -> None:
     async def run() -> None:
         server = grpc.aio.server()
         health_pb2_grpc.add_HealthServicer_to_server(Noop(), server)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        await server.wait_for_termination()
+
+    asyncio.run(run())
+
+
+def serve_noop_health(port: int) -> None:
+    """A no-op ``botmon.health.v1.HealthService``: fixed answers, no probes, no store.
+
+    ``GetStatus`` returns a fixed one-entry list, so a gateway pointed here pays
+    exactly what (b) pays on the backend side; ``WatchHealth`` streams a fixed
+    snapshot each second (the gateway's ``/health`` stays current) and
+    ``Heartbeat`` accepts the gateway's registration.
+    """
+    import grpc
+    from google.protobuf import timestamp_pb2
+
+    from botmon.health.v1 import health_pb2, health_service_pb2, health_service_pb2_grpc
+
+    status = health_service_pb2.GetStatusResponse(services=[health_pb2.ServiceStatus(
+        name="gateway", status="running", uptime_seconds=1, port=8080, pid=1,
+        version="1.0.0", host="bench")])
+    beat = health_service_pb2.HeartbeatResponse()
+
+    class Noop(health_service_pb2_grpc.HealthServiceServicer):
+        async def GetStatus(self, request, context):
+            return status
+
+        async def Heartbeat(self, request, context):
+            return beat
+
+        async def WatchHealth(self, request, context):
+            while True:
+                stamp = timestamp_pb2.Timestamp()
+                stamp.GetCurrentTime()
+                yield health_service_pb2.WatchHealthResponse(
+                    health=health_service_pb2.GetDetailedHealthResponse(
+                        status="healthy", timestamp=stamp, version="1.0.0"))
+                await asyncio.sleep(1.0)
+
+    async def run() -> None:
+        server = grpc.aio.server()
+        health_service_pb2_grpc.add_HealthServiceServicer_to_server(Noop(), server)
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()
         await server.wait_for_termination()
@@ -174,24 +223,35 @@ def _aiohttp_load(url: str, seconds: float) -> Load:
     return Load(**json.loads(out.strip().splitlines()[-1]))
 
 
-def measure(urls: dict[str, str]) -> dict[str, Load]:
-    """Load each URL at 50 connections for ``SECONDS`` in all, in interleaved rounds.
+def _cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def measure(urls: dict[str, tuple[str, int]]) -> dict[str, Load]:
+    """Load each URL (served by process ``pid``) at 50 connections for ``SECONDS`` in all,
+    in interleaved rounds.
 
     Interleaving spreads any change in the machine's other load over every figure
     alike, so the ratios stay fair. Per figure: requests/s over all rounds, the median
-    of the rounds' p50 and the worst of their p99.
+    of the rounds' p50, the worst of their p99, and the server process's CPU time per
+    request (what a request costs the process, less swayed by its share of the cores).
     """
     load = _wrk if shutil.which("wrk") else _aiohttp_load
-    for url in urls.values():
+    for url, _ in urls.values():
         load(url, WARMUP_SECONDS)
     rounds: dict[str, list[Load]] = {name: [] for name in urls}
+    cpu: dict[str, float] = dict.fromkeys(urls, 0.0)
     for _ in range(ROUNDS):
-        for name, url in urls.items():
+        for name, (url, pid) in urls.items():
+            before = _cpu_seconds(pid)
             rounds[name].append(load(url, SECONDS / ROUNDS))
+            cpu[name] += _cpu_seconds(pid) - before
     return {name: Load(rps=statistics.fmean(r.rps for r in runs),
                        p50_ms=statistics.median(r.p50_ms for r in runs),
                        p99_ms=max(r.p99_ms for r in runs),
-                       requests=sum(r.requests for r in runs), bad=sum(r.bad for r in runs))
+                       requests=(n := sum(r.requests for r in runs)),
+                       bad=sum(r.bad for r in runs), cpu_us=cpu[name] / max(1, n) * 1e6)
             for name, runs in rounds.items()}
 
 
@@ -235,8 +295,10 @@ def main() -> None:
         work = Path(tmp)
         noop, bare, via_grpc = free_port(), free_port(), free_port()
         health, gw_off, gw_on = free_port(), free_port(), free_port()
+        noop_health, gw_noop = free_port(), free_port()
         me = [py, "-m", "benchmarks.bench_gateway"]
         procs.start("noop-grpc", [*me, "noop-grpc", str(noop)])
+        procs.start("noop-health", [*me, "noop-health", str(noop_health)])
         sanic_json = procs.start("sanic-json", [*me, "sanic", str(bare)])
         sanic_grpc = procs.start("sanic-grpc", [*me, "sanic", str(via_grpc), str(noop)])
         redis_url = _start_redis(procs, work)
@@ -246,39 +308,49 @@ def main() -> None:
         off = procs.start("gateway-off", [py, "-m", "gateway"], _suite_env(
             work / "off", health, gw_off, BOTMON_REDIS_URL=redis_url,
             BOTMON_RATE_LIMITS="default=unlimited"))
+        like = procs.start("gateway-noop", [py, "-m", "gateway"], _suite_env(
+            work / "noop", noop_health, gw_noop, BOTMON_REDIS_URL=redis_url,
+            BOTMON_RATE_LIMITS="default=unlimited"))
         on = procs.start("gateway-on", [py, "-m", "gateway"], _suite_env(
             work / "on", health, gw_on, BOTMON_REDIS_URL=redis_url,
             BOTMON_RATE_LIMITS=f"default={huge}"))
         wait_port(noop)
+        wait_port(noop_health)
         wait_http(f"http://127.0.0.1:{bare}/", procs, "sanic-json", sanic_json, TOKEN)
         wait_http(f"http://127.0.0.1:{via_grpc}/", procs, "sanic-grpc", sanic_grpc, TOKEN)
         wait_http(f"http://127.0.0.1:{gw_off}{API}/health", procs, "gateway-off", off, TOKEN)
         wait_http(f"http://127.0.0.1:{gw_on}{API}/status", procs, "gateway-on", on, TOKEN)
+        wait_http(f"http://127.0.0.1:{gw_noop}{API}/status", procs, "gateway-noop", like, TOKEN)
 
         runs = measure({
-            "sanic_fixed_json": f"http://127.0.0.1:{bare}/",
-            "sanic_one_grpc_call": f"http://127.0.0.1:{via_grpc}/",
-            "gateway_health": f"http://127.0.0.1:{gw_off}{API}/health",
-            "gateway_status": f"http://127.0.0.1:{gw_off}{API}/status",
-            "gateway_status_redis_limiter": f"http://127.0.0.1:{gw_on}{API}/status",
+            "sanic_fixed_json": (f"http://127.0.0.1:{bare}/", sanic_json.pid),
+            "sanic_one_grpc_call": (f"http://127.0.0.1:{via_grpc}/", sanic_grpc.pid),
+            "gateway_health": (f"http://127.0.0.1:{gw_off}{API}/health", off.pid),
+            "gateway_status_noop_backend": (f"http://127.0.0.1:{gw_noop}{API}/status", like.pid),
+            "gateway_status_real_backend": (f"http://127.0.0.1:{gw_off}{API}/status", off.pid),
+            "gateway_status_redis_limiter": (f"http://127.0.0.1:{gw_on}{API}/status", on.pid),
         })
     a, b = runs["sanic_fixed_json"], runs["sanic_one_grpc_call"]
     baselines = {"sanic_fixed_json": a, "sanic_one_grpc_call": a, "gateway_health": a,
-                 "gateway_status": b, "gateway_status_redis_limiter": runs["gateway_status"]}
+                 "gateway_status_noop_backend": b, "gateway_status_real_backend": b,
+                 "gateway_status_redis_limiter": runs["gateway_status_real_backend"]}
     for name, load in runs.items():
         base = baselines[name]
         figure(f"{name}_rps", load.rps, "req/s", base.rps)
         figure(f"{name}_p50", load.p50_ms, "ms", base.p50_ms)
         figure(f"{name}_p99", load.p99_ms, "ms", base.p99_ms)
+        figure(f"{name}_server_cpu_per_request", load.cpu_us, "us", base.cpu_us)
         if load.bad:
             print(f"# warning: {name}: {load.bad} of {load.requests} responses were not 2xx")
     targets = (("gateway_health", "sanic_fixed_json", 0.5),
-               ("gateway_status", "sanic_one_grpc_call", 0.7),
-               ("gateway_status_redis_limiter", "gateway_status", 0.85))
+               ("gateway_status_noop_backend", "sanic_one_grpc_call", 0.7),
+               ("gateway_status_redis_limiter", "gateway_status_real_backend", 0.85))
     for name, base, want in targets:
         ratio = runs[name].rps / runs[base].rps
         verdict = "met" if ratio >= want else "NOT met"
         print(f"# target {name} >= {want:.2f}x {base} (req/s): {ratio:.2f} {verdict}")
+    print("# gateway_status_real_backend: /status served by the real health service, which "
+          "does real work on the same cores; for reference, not the like-for-like of (b)")
     print(f"# {CONNECTIONS} connections, {SECONDS:g}s per figure in {ROUNDS} interleaved rounds "
           f"after {WARMUP_SECONDS:g}s warm-up, load by {'wrk' if shutil.which('wrk') else 'aiohttp'}, "
           f"{os.cpu_count()} CPUs, 1-min load average {load_before:.1f} before and "
@@ -289,6 +361,8 @@ if __name__ == "__main__":
     role, *rest = sys.argv[1:] or ["bench"]
     if role == "noop-grpc":
         serve_noop_grpc(int(rest[0]))
+    elif role == "noop-health":
+        serve_noop_health(int(rest[0]))
     elif role == "sanic":
         serve_sanic(int(rest[0]), int(rest[1]) if len(rest) > 1 else None)
     elif role == "load":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import re
 import time
 
@@ -18,7 +19,7 @@ from sanic import Request, Sanic
 from sanic.response import HTTPResponse
 
 from botmon.runtime.config import Settings
-from botmon.runtime.context import new_request_id, request_id
+from botmon.runtime.context import request_id
 from gateway import handlers, openapi, ws
 from gateway.auth import (
     PUBLIC_PATHS,
@@ -114,8 +115,9 @@ def _add(app: Sanic, handler, path: str, method: str, template: str, *, name: st
 
 async def _before(request: Request) -> None:
     """Request id, then authentication and role, then the rate limit — before any backend call."""
-    given = request.headers.get("x-request-id", "")
-    rid = given if _RID.match(given) else new_request_id()
+    given = request.headers.get("x-request-id")
+    # The format of runtime's new_request_id (32 hex digits) without building a UUID object.
+    rid = given if given and _RID.match(given) else os.urandom(16).hex()
     request.ctx.request_id = rid
     request_id.set(rid)
     request.ctx.started = time.perf_counter()
@@ -136,10 +138,14 @@ async def _before(request: Request) -> None:
                                     f"{ctx.template}; it needs {ctx.role!r} or higher")
     if ctx.rate_class == "health":
         return
+    limiter = app.ctx.clients.limiter
+    # An unlimited class is never counted and sends no headers: skip the key and the await.
+    if limiter.rate(ctx.rate_class).limit == 0:
+        return
     settings = app.ctx.settings
     subject = request.ctx.principal.subject if request.ctx.principal else None
     key = rate_key(ctx.rate_class, client_ip(request, settings.trusted_proxies), subject)
-    decision = await app.ctx.clients.limiter.check(ctx.rate_class, key)
+    decision = await limiter.check(ctx.rate_class, key)
     request.ctx.rate_headers = decision.headers()
     if not decision.allowed:
         raise GatewayError(429, f"rate limit of the {ctx.rate_class!r} class exceeded "

@@ -399,14 +399,18 @@ def _build_renderer(descriptor: Descriptor) -> Callable[[Message], Any]:
         elif _is_repeated(fd):
             fields.append((fd.name, "list", _converter(fd)))
         else:
-            kind = "optional" if fd.has_presence else "plain"
-            fields.append((fd.name, kind, _converter(fd)))
+            convert = _converter(fd)
+            # "raw": a scalar JSON takes as it is (strings, bools, 32-bit ints): no call.
+            kind = "optional" if fd.has_presence else "raw" if convert is _same else "plain"
+            fields.append((fd.name, kind, convert))
 
     def render(message: Message) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for field_name, kind, convert in fields:
             value = getattr(message, field_name)
-            if kind == "plain":
+            if kind == "raw":
+                out[field_name] = value
+            elif kind == "plain":
                 out[field_name] = convert(value)
             elif kind == "list":
                 out[field_name] = [convert(v) for v in value]

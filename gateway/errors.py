@@ -11,6 +11,7 @@ from sanic.exceptions import SanicException
 from sanic.response import HTTPResponse, json
 
 from botmon.runtime.errors import BotmonError
+from gateway.rpcdetails import bad_request, rpc_details
 
 __all__ = ["HTTP_STATUS", "GatewayError", "error_response", "from_rpc_error", "render_exception"]
 
@@ -76,7 +77,7 @@ def from_rpc_error(exc: grpc.aio.AioRpcError, component: str) -> GatewayError:
     elif status == 500:
         log.warning("backend error", extra={"service": component, "grpc_code": code.name,
                                             "detail": message})
-    return GatewayError(status, message, code=code.name)
+    return GatewayError(status, message, code=code.name, details=rpc_details(exc))
 
 
 def render_exception(request: Request, exc: Exception) -> HTTPResponse:
@@ -84,8 +85,9 @@ def render_exception(request: Request, exc: Exception) -> HTTPResponse:
     if isinstance(exc, GatewayError):
         return error_response(exc)
     if isinstance(exc, BotmonError):
+        details = [bad_request(exc.field, exc.message)] if exc.field else None
         return error_response(GatewayError(HTTP_STATUS.get(exc.code, 500), exc.message,
-                                           code=exc.code.name))
+                                           code=exc.code.name, details=details))
     if isinstance(exc, SanicException) and exc.status_code < 500 or \
             isinstance(exc, SanicException) and exc.status_code in (501, 503):
         status = exc.status_code

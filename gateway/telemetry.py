@@ -44,7 +44,9 @@ class Telemetry:
         """Count one finished request."""
         self.requests[(route, method, str(status))] += 1
         # Per series: one count per bucket (non-cumulative), then the sum and the count.
-        series = self.durations.setdefault((route, method), [0.0] * (len(self.buckets) + 3))
+        series = self.durations.get((route, method))
+        if series is None:  # not setdefault: that would build a new list on every request
+            series = self.durations[(route, method)] = [0.0] * (len(self.buckets) + 3)
         series[bisect.bisect_left(self.buckets, seconds)] += 1
         series[-2] += seconds
         series[-1] += 1

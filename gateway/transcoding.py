@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import unquote
 
@@ -64,15 +65,16 @@ class Route:
         """Full RPC name, e.g. ``botmon.logs.v1.LogsService.ListLogs``."""
         return self.method.full_name
 
-    @property
+    # Cached: each request asks for these; cached_property writes past the frozen __setattr__.
+    @cached_property
     def grpc_path(self) -> str:
         return f"/{self.service.full_name}/{self.method.name}"
 
-    @property
+    @cached_property
     def request_class(self) -> type[Message]:
         return message_factory.GetMessageClass(self.method.input_type)
 
-    @property
+    @cached_property
     def response_class(self) -> type[Message]:
         return message_factory.GetMessageClass(self.method.output_type)
 
@@ -85,6 +87,8 @@ class Route:
              body: bytes | None) -> Message:
         """Build the request message from the path, query string and body."""
         message = self.request_class()
+        if not (self.body or self.path_fields or query):
+            return message
         bound = {f.split(".")[0] for _, f in self.path_fields}
         if self.body:
             decoded = decode_json(body)
