@@ -24,8 +24,10 @@ SERVICES = {
     "logs": ("botmon.logs.v1.LogsService", logs_service_pb2_grpc.LogsServiceStub),
 }
 
-# Retries are declared here, as data, and done by gRPC itself: only UNAVAILABLE
-# (nothing reached the service) is retried, so no write is ever applied twice.
+# Retries are declared here, as data, and done by gRPC itself: only UNAVAILABLE is
+# retried, on another replica when there is one. That is almost always a call that never
+# reached a service; a replica that dies after committing a write but before answering
+# makes the retry apply it twice, so writes during a failover are at least once.
 _SERVICE_CONFIG = json.dumps({
     "loadBalancingConfig": [{"round_robin": {}}],
     "methodConfig": [{

@@ -68,7 +68,11 @@ def _whole_cluster_after(request):
                 running.restart(component, index)
 
 
-async def _under_load(send, fault, *, workers: int = 4, before: float = 1.0,
+#: Concurrent senders of the load loops.
+WORKERS = 4
+
+
+async def _under_load(send, fault, *, workers: int = WORKERS, before: float = 1.0,
                       after: float = 2.0) -> list[tuple[int, object]]:
     """Call ``send(i)`` from ``workers`` loops; run ``fault()`` (blocking) ``before`` s in."""
     results: list[tuple[int, object]] = []
@@ -182,10 +186,12 @@ async def test_killing_a_metrics_replica_under_load_loses_no_acknowledged_event(
         sorted({repr(status) for _, status in results})
     acknowledged = sum(1 for _, status in results if status == 202)
     assert acknowledged >= 20
-    # Every acknowledged event is counted (a retried one may at worst be counted twice).
+    # Every acknowledged event is counted. Delivery across a replica's death is at least
+    # once: a write the killed replica committed but never answered is retried on the
+    # other one, so at most the calls in flight at the kill (one per worker) count twice.
     await eventually(lambda: _at_least(http, cluster, before + acknowledged), within=15,
                      interval=0.5)
-    assert await _requests_total(http, cluster) <= before + len(results)
+    assert await _requests_total(http, cluster) <= before + len(results) + WORKERS
 
 
 async def _at_least(http, cluster, expected: int) -> bool:
