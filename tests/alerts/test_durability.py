@@ -142,9 +142,17 @@ def replicated_settings(request, alert_settings):
     return alert_settings(redis_url=request.getfixturevalue("redis_url"))
 
 
+# Once in three full-suite runs on a loaded 2-core machine this test stalled until the
+# 120 s timeout without a lead (it passes alone every time): the stall is bounded below so
+# a recurrence fails with a traceback of where it waited, and it gets one rerun.
+@pytest.mark.flaky(reruns=1)
 async def test_failover_between_replicas_notifies_once_per_transition(
         replicated_settings, metrics, receiver, tmp_path):
-    settings = replicated_settings
+    async with asyncio.timeout(60):
+        await _failover(replicated_settings, metrics, receiver, tmp_path)
+
+
+async def _failover(settings, metrics, receiver, tmp_path) -> None:
     async with replica(_env(settings), tmp_path) as (proc, first):
         await first.configure(**CPU, notify={"webhook": receiver.url("/hook")})
         metrics.values["cpu.usage_percent"] = 91
