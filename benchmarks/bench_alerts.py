@@ -24,6 +24,7 @@ from botmon.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from botmon.runtime.config import Settings
 from services.alerts.__main__ import create_server
 from services.alerts.config import AlertsSettings
+from services.alerts.destinations import DestinationPolicy
 from services.alerts.rule import Notify, Rule
 
 RULES = 10_000
@@ -142,7 +143,10 @@ async def _latency_benchmark(data_dir: Path) -> float:
     url = f"http://127.0.0.1:{port}/hook"
     server = await create_server(_settings(data_dir, target, LATENCY_INTERVAL),
                                  address="127.0.0.1:0",
-                                 alerts_settings=AlertsSettings(default_rules=False))
+                                 alerts_settings=AlertsSettings(
+                                     default_rules=False,
+                                     # The receiver listens on loopback.
+                                     webhook_allow=DestinationPolicy.parse("127.0.0.0/8")))
     try:
         async with aiohttp.ClientSession() as session:
             direct = []
