@@ -20,6 +20,7 @@ postgresql://postgres@127.0.0.1:5432/postgres); a scratch database is created an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -29,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -37,6 +37,7 @@ import asyncpg
 import grpc
 import httpx
 
+from benchmarks.stores import scratch_database
 from botmon.logs.v1 import log_entry_pb2, logs_service_pb2, logs_service_pb2_grpc
 from botmon.runtime.store import SqliteDatabase
 from services.logs.query import build_filter, build_query
@@ -160,18 +161,6 @@ async def _postgres_baselines(url: str, rows: list[tuple]) -> tuple[float, float
     return copy, many
 
 
-def _postgres_url() -> str:
-    return (os.environ.get("BOTMON_BENCH_DATABASE_URL")
-            or os.environ.get("BOTMON_TEST_DATABASE_URL")
-            or "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-async def _admin(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(url, timeout=10)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 # -- 1 000 000 stored lines -------------------------------------------------------------
@@ -356,23 +345,18 @@ def main() -> None:
             rate = asyncio.run(_ingest(port, messages))
         _line("logs_ingest_sqlite_lines_per_second", rate, "lines/s",
               _sqlite_baseline(Path(tmp) / "baseline.db", rows))
-        admin = _postgres_url()
-        name = f"botmon_bench_{uuid.uuid4().hex[:10]}"
-        try:
-            asyncio.run(_admin(admin, f'CREATE DATABASE "{name}"'))
-        except (OSError, asyncpg.PostgresError) as exc:
-            print(f"logs_ingest_postgres_lines_per_second: skipped ({exc})", flush=True)
-        else:
-            url = f"{admin.rpartition('/')[0]}/{name}"
+        with contextlib.ExitStack() as scratch:
             try:
+                url = scratch.enter_context(scratch_database())
+            except (OSError, asyncpg.PostgresError) as exc:
+                print(f"logs_ingest_postgres_lines_per_second: skipped ({exc})", flush=True)
+            else:
                 with _service({"BOTMON_STORE_URL": url}) as port:
                     rate = asyncio.run(_ingest(port, messages))
                 copy, many = asyncio.run(_postgres_baselines(url, rows))
                 _line("logs_ingest_postgres_lines_per_second", rate, "lines/s", copy)
                 _line("logs_ingest_postgres_vs_executemany_lines_per_second", rate, "lines/s",
                       many)
-            finally:
-                asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         _queries(tmp)
 
 

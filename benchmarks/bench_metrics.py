@@ -27,12 +27,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import asyncpg
 import grpc
 
+from benchmarks.stores import scratch_database
 from botmon.metrics.v1 import metrics_pb2, metrics_service_pb2, metrics_service_pb2_grpc
 from botmon.runtime.config import Settings
 from services.metrics.buckets import Batch
@@ -179,18 +179,6 @@ async def _postgres_baseline(url: str, rows: list[tuple]) -> float:
         await conn.close()
 
 
-async def _admin(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(url, timeout=10)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def _postgres_url() -> str:
-    return (os.environ.get("BOTMON_BENCH_DATABASE_URL")
-            or os.environ.get("BOTMON_TEST_DATABASE_URL")
-            or "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 async def _fill_thirty_days(store) -> None:
@@ -257,20 +245,15 @@ def main() -> None:
         rate = _ingest_rate(f"sqlite:///{db}", tmp, messages)
         _line("metrics_ingest_sqlite_events_per_second", rate, "events/s",
               _sqlite_baseline(Path(tmp) / "baseline.db", rows))
-        admin = _postgres_url()
-        name = f"botmon_bench_{uuid.uuid4().hex[:10]}"
-        try:
-            asyncio.run(_admin(admin, f'CREATE DATABASE "{name}"'))
-        except (OSError, asyncpg.PostgresError) as exc:
-            print(f"metrics_ingest_postgres_events_per_second: skipped ({exc})", flush=True)
-        else:
-            url = f"{admin.rpartition('/')[0]}/{name}"
+        with contextlib.ExitStack() as scratch:
             try:
+                url = scratch.enter_context(scratch_database())
+            except (OSError, asyncpg.PostgresError) as exc:
+                print(f"metrics_ingest_postgres_events_per_second: skipped ({exc})", flush=True)
+            else:
                 rate = _ingest_rate(url, tmp, messages)
                 _line("metrics_ingest_postgres_events_per_second", rate, "events/s",
                       asyncio.run(_postgres_baseline(url, rows)))
-            finally:
-                asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         p50, p99, base50, base99 = asyncio.run(_query_latency(str(Path(tmp) / "query")))
         _line("metrics_performance_30d_day_p50", p50, "ms", base50)
         _line("metrics_performance_30d_day_p99", p99, "ms", base99)

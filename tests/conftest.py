@@ -8,6 +8,7 @@ started on a free port for the session.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -111,22 +112,30 @@ def postgres_server_url():
     shutil.rmtree(workdir, ignore_errors=True)
 
 
+async def _execute(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        await conn.execute(sql, timeout=10)
+    finally:
+        await conn.close(timeout=10)
+
+
+@contextlib.contextmanager
+def scratch_database(server_url: str, prefix: str = "botmon_test"):
+    """The URL of a new, empty database on ``server_url``'s server; dropped on exit."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_execute(server_url, f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{server_url.rpartition('/')[0]}/{name}"
+    finally:
+        asyncio.run(_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture
 def postgres_url(postgres_server_url):
     """URL of a new, empty PostgreSQL database, dropped after the test."""
-    name = f"botmon_test_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(postgres_server_url, timeout=10)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    base, _, _ = postgres_server_url.rpartition("/")
-    yield f"{base}/{name}"
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(postgres_server_url) as url:
+        yield url
 
 
 @pytest.fixture

@@ -5,35 +5,21 @@ A failing test gets the tail of every process's output appended to its report.
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-
-import asyncpg
 import httpx
 import pytest
 import redis
 
+from tests.conftest import scratch_database
 from tests.e2e.cluster import Cluster
 from tests.e2e.environment import BUDGET_SUBJECTS, cluster_env
 from tests.e2e.receiver import Receiver
 
 
-async def _admin(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(url, timeout=10)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="module")
 def e2e_database(postgres_server_url):
     """A fresh PostgreSQL database for one module's cluster, dropped after it."""
-    name = f"botmon_e2e_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(postgres_server_url, f'CREATE DATABASE "{name}"'))
-    base, _, _ = postgres_server_url.rpartition("/")
-    yield f"{base}/{name}"
-    asyncio.run(_admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(postgres_server_url, "botmon_e2e") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
