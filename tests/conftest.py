@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -26,9 +27,20 @@ from botmon.runtime.config import Settings
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port free now, chosen below the kernel's ephemeral range (32768 and up) so that
+    no outgoing connection's automatic port can take it before the test binds it."""
+    for _ in range(200):
+        port = _ports.randrange(20000, 32768)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32767")
+
+
+_ports = random.Random()
 
 
 def _wait(predicate, what: str, timeout: float = 20.0) -> None:

@@ -27,6 +27,7 @@ from botmon.runtime.channels import SERVICES
 from botmon.runtime.config import ApiToken, Rate, Settings
 from botmon.runtime.server import Binding, GrpcServer
 from gateway.app import create_app
+from tests.conftest import free_port as _free_port
 
 __all__ = ["COMPONENTS", "ROLES", "Suite"]
 
@@ -38,10 +39,6 @@ Sanic.test_mode = True
 ROLES = ("viewer", "operator", "admin")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _binding(component: str, servicer: Any) -> Binding:

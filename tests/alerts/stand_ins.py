@@ -14,7 +14,6 @@ import asyncio
 import datetime
 import ipaddress
 import json
-import socket
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -33,12 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from botmon.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.conftest import free_port
 
 
 @dataclass

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.conftest import free_port
 from tests.waiting import wait_until
 
 __all__ = ["SERVICES", "Cluster", "free_port"]
@@ -40,10 +40,6 @@ ROLES = ("viewer", "operator", "admin")
 BASE_PATH = "/api/v1/monitoring"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _command(component: str) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -19,14 +18,7 @@ from botmon.runtime.config import Settings
 from services.health.__main__ import create_server
 from services.health.config import HealthSettings
 from services.health.server import HealthServer
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound once, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
+from tests.conftest import free_port
 
 #: A port nothing listens on: probes against it are refused at once.
 CLOSED = "127.0.0.1:{port}"
