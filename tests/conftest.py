@@ -22,6 +22,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 import redis
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from botmon.runtime.config import Settings
 
@@ -148,6 +150,17 @@ def postgres_url(postgres_server_url):
     """URL of a new, empty PostgreSQL database, dropped after the test."""
     with scratch_database(postgres_server_url) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def rsa_keys():
+    """An RSA key pair for RS256 JWTs: (private PEM bytes, public PEM text)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    return private, public.decode()
 
 
 @pytest.fixture

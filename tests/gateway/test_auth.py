@@ -14,8 +14,6 @@ import time
 import jwt
 import pytest
 import websockets
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from botmon.runtime.config import ApiToken
 from gateway.app import create_app
@@ -23,16 +21,6 @@ from tests.gateway.fakes import RecordingAlerts, RecordingLogs, RecordingMetrics
 from tests.harness import Suite
 
 SECRET = "s3cret-for-hs256-tests-0123456789abcdef"
-
-
-@pytest.fixture(scope="module")
-def rsa_keys():
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
-    return private, public.decode()
 
 
 @pytest.fixture

@@ -10,24 +10,13 @@ import time
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 
 import gateway.auth
 from tests.harness import Suite
 
 SECRET = "hs256-secret-for-the-security-tests-" + "0123456789abcdef" * 2
 STATIC = "static-operator-token-0123456789abcdef"
-
-
-@pytest.fixture(scope="module")
-def rsa_keys():
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
-    return private, public.decode()
 
 
 def bearer(token: str) -> dict[str, str]:
