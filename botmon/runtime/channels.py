@@ -53,6 +53,10 @@ _OPTIONS = [
     # Reconnect quickly after a backend restarts instead of backing off for minutes.
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2_000),
+    # Each channel owns its connections. With gRPC's process-wide subchannel pool a new
+    # channel to an address that refused an earlier one inherits that connection's
+    # reconnect backoff and fails at once although a server listens there now.
+    ("grpc.use_local_subchannel_pool", 1),
 ]
 
 
