@@ -4,11 +4,19 @@ One gRPC stream per socket. A bounded per-socket queue sits between the stream
 and the socket: when the client reads too slowly the oldest messages are
 dropped and counted (``dropped`` in the next message), so a slow client never
 delays the stream or other clients. Closing the socket cancels the stream.
+
+Fan-out is cheap because subscribers share their replies: every socket of one
+selection receives the same reply bytes at each tick, so a reply is decoded,
+rendered as JSON and framed as WebSocket text messages once (:func:`_frames`,
+keyed by those bytes), and a socket's pending messages go out in one write.
+Sanic negotiates no WebSocket extensions (no permessage-deflate), so a text
+message's wire form is the same on every socket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -20,9 +28,13 @@ import grpc
 from google.protobuf.message import Message
 from sanic import Request
 from sanic.server.websockets.impl import WebsocketImplProtocol
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
 
 from botmon.logs.v1 import logs_service_pb2
 from botmon.metrics.v1 import metrics_service_pb2
+from botmon.runtime.channels import SERVICES
 from botmon.runtime.errors import InvalidArgument
 from gateway.convert import message_to_json
 from gateway.errors import HTTP_STATUS
@@ -37,29 +49,67 @@ log = logging.getLogger("botmon.gateway.ws")
 QUEUE_SIZE = 256
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
+#: Distinct replies whose frames are kept for the sockets that receive them too.
+_SHARED_REPLIES = 512
+
+
+class _Text:
+    """One JSON text message: its payload and its wire form as a WebSocket frame."""
+
+    __slots__ = ("payload", "wire")
+
+    def __init__(self, document: dict[str, Any]):
+        self.payload = json.dumps(document, separators=(",", ":")).encode()
+        self.wire = Frame(Opcode.TEXT, self.payload).serialize(mask=False, extensions=[])
+
+    def with_dropped(self, dropped: int) -> bytes:
+        """The wire form with ``"dropped": dropped`` added to the JSON object."""
+        payload = self.payload[:-1] + b',"dropped":%d}' % dropped
+        return Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
+
+
+class _Rendered:
+    """A reply's messages and the updates the service reports dropped before it."""
+
+    __slots__ = ("dropped", "texts")
+
+    def __init__(self, documents: list[dict[str, Any]], dropped: int):
+        self.texts = [_Text(d) for d in documents]
+        self.dropped = dropped
 
 
 class _Outbox:
     """A bounded queue that drops its oldest entry instead of blocking the producer."""
 
     def __init__(self, size: int):
-        self.items: deque[dict[str, Any]] = deque()
+        self.items: deque[_Text] = deque()
         self.size = size
         self.dropped = 0
         self.ready = asyncio.Event()
 
-    def put(self, item: dict[str, Any]) -> None:
+    def put(self, item: _Text) -> None:
         if len(self.items) >= self.size:
             self.items.popleft()
             self.dropped += 1
         self.items.append(item)
         self.ready.set()
 
-    async def get(self) -> dict[str, Any]:
+    async def take(self) -> list[_Text]:
+        """Every queued message, waiting for one when there are none."""
         while not self.items:
             self.ready.clear()
             await self.ready.wait()
-        return self.items.popleft()
+        items = list(self.items)
+        self.items.clear()
+        return items
+
+
+async def _write(socket: WebsocketImplProtocol, data: bytes) -> None:
+    """Write already framed messages, as Sanic's ``send`` does for one."""
+    async with socket.conn_mutex:
+        if socket.ws_proto.state is not State.OPEN:
+            raise ConnectionClosed(None, None)
+        await socket.io_proto.send(data)
 
 
 async def _refuse(socket: WebsocketImplProtocol, message: str, code: int = POLICY_VIOLATION,
@@ -74,25 +124,35 @@ def _query(request: Request) -> list[tuple[str, str]]:
             if k != "access_token"]
 
 
+def _open_stream(request: Request, service: str, method: str,
+                 message: Message) -> grpc.aio.UnaryStreamCall:
+    """A server-streaming call whose replies arrive as bytes, undecoded."""
+    channel = request.app.ctx.clients.backends.channel(service)
+    call = channel.unary_stream(f"/{SERVICES[service][0]}/{method}",
+                                request_serializer=type(message).SerializeToString)
+    return call(message, metadata=caller_metadata(request))
+
+
 async def _bridge(request: Request, socket: WebsocketImplProtocol, stream: str,
-                  open_call: Callable[[], grpc.aio.UnaryStreamCall],
-                  frames: Callable[[Message], list[dict[str, Any]]], server_dropped) -> None:
+                  call: grpc.aio.UnaryStreamCall, frames: Callable[[bytes], _Rendered]) -> None:
     telemetry = request.app.ctx.telemetry
     outbox = _Outbox(QUEUE_SIZE)
-    call = open_call()
+    server_dropped = 0
 
     async def produce() -> None:
+        nonlocal server_dropped
         async for reply in call:
-            for frame in frames(reply):
-                outbox.put(frame)
+            rendered = frames(reply)
+            server_dropped = rendered.dropped
+            for text in rendered.texts:
+                outbox.put(text)
 
     async def deliver() -> None:
         while True:
-            frame = await outbox.get()
-            dropped = outbox.dropped + server_dropped()
-            if dropped:
-                frame["dropped"] = dropped
-            await socket.send(json.dumps(frame))
+            texts = await outbox.take()
+            dropped = outbox.dropped + server_dropped
+            await _write(socket, b"".join(t.with_dropped(dropped) if dropped else t.wire
+                                          for t in texts))
 
     async def drain_client() -> None:
         # Incoming frames are ignored; recv() returning None means the client went away.
@@ -121,6 +181,21 @@ async def _bridge(request: Request, socket: WebsocketImplProtocol, stream: str,
         telemetry.dropped[stream] += outbox.dropped
 
 
+@functools.lru_cache(maxsize=_SHARED_REPLIES)
+def _metric_frames(raw: bytes) -> _Rendered:
+    reply = metrics_service_pb2.StreamMetricsResponse.FromString(raw)
+    return _Rendered([{"type": "metric_update", "metric": u.metric, "value": u.value,
+                       "timestamp": message_to_json(u.timestamp)} for u in reply.updates],
+                     max((u.dropped for u in reply.updates), default=0))
+
+
+@functools.lru_cache(maxsize=_SHARED_REPLIES)
+def _log_frames(raw: bytes) -> _Rendered:
+    reply = logs_service_pb2.TailLogsResponse.FromString(raw)
+    return _Rendered([{"type": "log", "log": message_to_json(entry)} for entry in reply.logs],
+                     reply.dropped)
+
+
 async def metrics_socket(request: Request, socket: WebsocketImplProtocol) -> None:
     """``metric_update`` frames from one ``StreamMetrics`` call (``?metrics=``, ``?interval=``)."""
     try:
@@ -128,19 +203,8 @@ async def metrics_socket(request: Request, socket: WebsocketImplProtocol) -> Non
     except InvalidArgument as exc:
         await _refuse(socket, exc.message)
         return
-    clients = request.app.ctx.clients
-
-    server_dropped = [0]
-
-    def frames(reply: metrics_service_pb2.StreamMetricsResponse) -> list[dict[str, Any]]:
-        server_dropped[0] = max((u.dropped for u in reply.updates), default=0)
-        return [{"type": "metric_update", "metric": u.metric, "value": u.value,
-                 "timestamp": message_to_json(u.timestamp)} for u in reply.updates]
-
     await _bridge(request, socket, "metrics",
-                  lambda: clients.backends.stub("metrics").StreamMetrics(
-                      message, metadata=caller_metadata(request)),
-                  frames, lambda: server_dropped[0])
+                  _open_stream(request, "metrics", "StreamMetrics", message), _metric_frames)
 
 
 def _metrics_request(query: list[tuple[str, str]]) -> metrics_service_pb2.StreamMetricsRequest:
@@ -172,14 +236,5 @@ async def logs_socket(request: Request, socket: WebsocketImplProtocol) -> None:
     except InvalidArgument as exc:
         await _refuse(socket, exc.message)
         return
-    clients = request.app.ctx.clients
-    server_dropped = [0]
-
-    def frames(reply: logs_service_pb2.TailLogsResponse) -> list[dict[str, Any]]:
-        server_dropped[0] = reply.dropped
-        return [{"type": "log", "log": message_to_json(entry)} for entry in reply.logs]
-
-    await _bridge(request, socket, "logs",
-                  lambda: clients.backends.stub("logs").TailLogs(
-                      message, metadata=caller_metadata(request)),
-                  frames, lambda: server_dropped[0])
+    await _bridge(request, socket, "logs", _open_stream(request, "logs", "TailLogs", message),
+                  _log_frames)
