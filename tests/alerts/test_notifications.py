@@ -255,7 +255,8 @@ async def test_starttls_refused_by_an_untrusted_certificate_is_recorded(alert_se
             await svc.configure(**CPU, notify={"email": ["ops@example.com"]})
             metrics.values["cpu.usage_percent"] = 91
             alert = await eventually(lambda: svc.alert_of("cpu_hot", "firing"))
-            first, *_ = await eventually(lambda: _n_deliveries(svc, alert.alert_id, 1))  # retried: maybe more by now
+            # The failure is retried: more attempts may be recorded by the time this looks.
+            first, *_ = await eventually(lambda: _n_deliveries(svc, alert.alert_id, 1))
             assert not first.success and "CERTIFICATE_VERIFY_FAILED" in first.error
             assert box.messages == []
     finally:
