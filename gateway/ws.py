@@ -7,8 +7,9 @@ delays the stream or other clients. Closing the socket cancels the stream.
 
 Fan-out is cheap because subscribers share their replies: every socket of one
 selection receives the same reply bytes at each tick, so a reply is decoded,
-rendered as JSON and framed as WebSocket text messages once (:func:`_frames`,
-keyed by those bytes), and a socket's pending messages go out in one write.
+rendered as JSON and framed as WebSocket text messages once (:class:`_SharedFrames`,
+keyed by those bytes, within a memory budget), and a socket's pending messages go out
+in one write.
 Sanic negotiates no WebSocket extensions (no permessage-deflate), so a text
 message's wire form is the same on every socket.
 """
@@ -16,11 +17,10 @@ message's wire form is the same on every socket.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import math
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -49,8 +49,9 @@ log = logging.getLogger("botmon.gateway.ws")
 QUEUE_SIZE = 256
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
-#: Distinct replies whose frames are kept for the sockets that receive them too.
-_SHARED_REPLIES = 512
+#: Bytes of recent replies whose rendered frames are kept for the other sockets that
+#: receive the same reply (the frames take about three times as much again).
+SHARED_REPLY_BYTES = 8 * 1024 * 1024
 
 
 class _Text:
@@ -76,6 +77,28 @@ class _Rendered:
     def __init__(self, documents: list[dict[str, Any]], dropped: int):
         self.texts = [_Text(d) for d in documents]
         self.dropped = dropped
+
+
+class _SharedFrames:
+    """``render(reply bytes)``, remembered for the most recent replies up to a byte budget."""
+
+    def __init__(self, render: Callable[[bytes], _Rendered], budget: int = SHARED_REPLY_BYTES):
+        self.render = render
+        self.budget = budget
+        self.size = 0
+        self.entries: OrderedDict[bytes, _Rendered] = OrderedDict()
+
+    def __call__(self, raw: bytes) -> _Rendered:
+        rendered = self.entries.get(raw)
+        if rendered is not None:
+            self.entries.move_to_end(raw)
+            return rendered
+        rendered = self.entries[raw] = self.render(raw)
+        self.size += len(raw)
+        while self.size > self.budget:
+            oldest, _ = self.entries.popitem(last=False)
+            self.size -= len(oldest)
+        return rendered
 
 
 class _Outbox:
@@ -181,19 +204,21 @@ async def _bridge(request: Request, socket: WebsocketImplProtocol, stream: str,
         telemetry.dropped[stream] += outbox.dropped
 
 
-@functools.lru_cache(maxsize=_SHARED_REPLIES)
-def _metric_frames(raw: bytes) -> _Rendered:
+def _render_metrics(raw: bytes) -> _Rendered:
     reply = metrics_service_pb2.StreamMetricsResponse.FromString(raw)
     return _Rendered([{"type": "metric_update", "metric": u.metric, "value": u.value,
                        "timestamp": message_to_json(u.timestamp)} for u in reply.updates],
                      max((u.dropped for u in reply.updates), default=0))
 
 
-@functools.lru_cache(maxsize=_SHARED_REPLIES)
-def _log_frames(raw: bytes) -> _Rendered:
+def _render_logs(raw: bytes) -> _Rendered:
     reply = logs_service_pb2.TailLogsResponse.FromString(raw)
     return _Rendered([{"type": "log", "log": message_to_json(entry)} for entry in reply.logs],
                      reply.dropped)
+
+
+_metric_frames = _SharedFrames(_render_metrics)
+_log_frames = _SharedFrames(_render_logs)
 
 
 async def metrics_socket(request: Request, socket: WebsocketImplProtocol) -> None:
