@@ -196,6 +196,7 @@ def _bulk_sqlite(path: Path, start_ns: int) -> None:
     conn.execute("COMMIT")
     conn.executescript(SCHEMA)  # re-creates the two indexes
     conn.execute("INSERT INTO logs_fts (logs_fts) VALUES ('rebuild')")
+    conn.execute(f"UPDATE logs_fts_state SET indexed_id = {STORED}")
     conn.execute("ANALYZE")
     conn.close()
 

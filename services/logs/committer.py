@@ -5,7 +5,9 @@ the fsync (or PostgreSQL's WAL flush) that made the batch durable. While one
 commit runs, new batches queue; the next commit takes them all (up to
 ``max_rows``), so many concurrent writers pay for one fsync instead of one
 each. After a commit the entries and their ids go to ``on_commit`` (the live
-tails).
+tails). While no batch waits, the committer has the store work off index work
+it deferred from commits (:meth:`LogStore.index_backlog`), a step at a time, so
+a batch arriving meanwhile waits for one step at most.
 """
 
 from __future__ import annotations
@@ -92,3 +94,13 @@ class GroupCommitter:
                         future.set_result(None)
                 if self.on_commit:
                     self.on_commit(rows, ids)
+            while not self._pending and not self._stopping and await self._index_backlog():
+                pass
+
+    async def _index_backlog(self) -> bool:
+        try:
+            return await self.store.index_backlog()
+        except Exception:
+            # Commits go on; the backlog is retried after the next one.
+            log.exception("log store index step failed")
+            return False

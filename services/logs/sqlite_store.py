@@ -6,6 +6,8 @@ Commit policy: every insert is one transaction on the writer connection, whose
 loss. Concurrent batches are merged into one such commit by the group
 committer in front of this store, so the fsync is shared. Queries run on
 separate read connections (WAL lets them read while the writer writes).
+Full-text indexing follows the commits instead of being part of them; see
+:mod:`services.logs.sqlite_fts` for how ``q`` searches stay exact.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sqlite3
 from pathlib import Path
 
 from botmon.runtime.store import SqliteDatabase
+from services.logs import sqlite_fts
 from services.logs.levels import ERROR
 from services.logs.query import LogQuery, Matcher
 from services.logs.row import NewEntry, Row
@@ -107,11 +110,16 @@ class SqliteLogStore(LogStore):
         self._readers = [SqliteDatabase(path) for _ in range(readers)]
         self._next_reader = itertools.cycle(self._readers)
         self._dialect = SqliteDialect()
+        #: ``logs_fts_state.indexed_id`` as the writer last saw it (only the writer thread
+        #: touches it); it decides when a commit indexes its backlog itself.
+        self._indexed = 0
 
     async def open(self) -> None:
         def create(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA cache_size=-65536")
-            conn.executescript(SCHEMA)
+            conn.executescript(SCHEMA + sqlite_fts.SCHEMA)
+            conn.execute(sqlite_fts.INIT)
+            self._indexed = sqlite_fts.indexed_id(conn)
         await self._writer.run(create)
         for reader in self._readers:
             await reader.run(lambda conn: conn.execute("PRAGMA cache_size=-32768"))
@@ -129,7 +137,7 @@ class SqliteLogStore(LogStore):
                 # Under the write lock, rowids after max(id) are handed out consecutively;
                 # ids come from lastrowid, since each extra statement is another wait for
                 # the GIL behind the event loop's thread.
-                flat = [value for entry in entries for value in entry]
+                flat = list(itertools.chain.from_iterable(entries))
                 first = last = 0
                 for start in range(0, len(entries), CHUNK):
                     rows = min(CHUNK, len(entries) - start)
@@ -138,26 +146,49 @@ class SqliteLogStore(LogStore):
                     first = first or last - rows + 1
                 if last - first + 1 != len(entries):
                     raise RuntimeError(f"ids {first}..{last} do not match {len(entries)} rows")
-                before = first - 1
-                conn.execute("INSERT INTO logs_fts (rowid, message) "
-                             "SELECT id, message FROM logs_entries WHERE id > ?", (before,))
+                catch_up = last - self._indexed > sqlite_fts.MAX_BACKLOG
+                if catch_up:
+                    sqlite_fts.index(conn, last)
                 conn.execute(_USAGE, (usage_shard(), len(entries), sum(e[5] for e in entries)))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            return range(before + 1, last + 1)
+            if catch_up:
+                self._indexed = last
+            return range(first, last + 1)
         return await self._writer.run(write)
 
+    async def index_backlog(self) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            self._indexed, waiting = sqlite_fts.step(conn, sqlite_fts.STEP)
+            return waiting > 0
+        return await self._writer.run(work)
+
+    async def _index_all(self) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            self._indexed = sqlite_fts.step(conn, None)[0]
+        await self._writer.run(work)
+
     async def list(self, query: LogQuery) -> Page:
+        if query.filter.terms and query.after is None:
+            # Every entry acknowledged before this search is indexed when it reads.
+            await self._index_all()
+
         def read(conn: sqlite3.Connection) -> Page:
             conn.execute("BEGIN")  # one snapshot for the total and the page
             try:
                 if query.after is not None:
+                    # A search's first page capped it at indexed_id: later pages need
+                    # nothing newer from the full-text index.
                     high_id = query.after.high_id
                 else:
                     high_id = conn.execute("SELECT coalesce(max(id), 0) FROM logs_entries"
                                            ).fetchone()[0]
+                    if query.filter.terms:
+                        # Entries committed since the catch-up are not indexed yet: the
+                        # snapshot ends before them (they arrived after the search began).
+                        high_id = min(high_id, sqlite_fts.indexed_id(conn))
                 id_span = None
                 # Worth it only when service or time narrow the rows; the span's min/max
                 # reads every row the indexed filters allow.
@@ -202,9 +233,12 @@ class SqliteLogStore(LogStore):
             try:
                 victims = conn.execute(select, params).fetchall()
                 if victims:
-                    # External-content FTS needs the old text to unindex it.
+                    # External-content FTS needs the old text to unindex it; entries of
+                    # the backlog were never indexed (and must not be unindexed).
+                    indexed = sqlite_fts.indexed_id(conn)
                     conn.executemany("INSERT INTO logs_fts (logs_fts, rowid, message) "
-                                     "VALUES ('delete', ?, ?)", [(v[0], v[2]) for v in victims])
+                                     "VALUES ('delete', ?, ?)",
+                                     [(v[0], v[2]) for v in victims if v[0] <= indexed])
                     conn.executemany("DELETE FROM logs_entries WHERE id = ?",
                                      [(v[0],) for v in victims])
                     freed = Freed(len(victims), sum(v[1] for v in victims))

@@ -74,6 +74,14 @@ class LogStore(ABC):
     async def insert(self, entries: list[NewEntry]) -> Sequence[int]:
         """Store entries in one transaction; durable when it returns. Returns their ids."""
 
+    async def index_backlog(self) -> bool:
+        """Do a step of index work deferred from commits; True while more remains.
+
+        The group committer calls it whenever no batch waits. A store that does
+        all its indexing inside commits has nothing to do.
+        """
+        return False
+
     @abstractmethod
     async def list(self, query: LogQuery) -> Page:
         """One page of ``query`` with its exact total, as of the cursor's snapshot."""
