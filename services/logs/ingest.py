@@ -94,13 +94,19 @@ def _value(value: struct_pb2.Value) -> Any:
 
 def struct_to_python(struct: struct_pb2.Struct) -> dict[str, Any]:
     """A Struct as a plain dict (integral numbers as ints)."""
-    fields = struct.fields
+    return _fields_to_python(struct.fields)
+
+
+def _fields_to_python(fields) -> dict[str, Any]:
+    """A Struct's ``fields`` map as a plain dict."""
     result = {}
     # Keys then lookups: the map's items() goes through a slow pure-Python view.
-    # Strings (most metadata values) are read inline, saving a call per value.
+    # Strings (most metadata values) are read inline, saving a call per value: a
+    # non-empty string_value can only be a string, so only "" needs WhichOneof.
     for key in fields:
         value = fields[key]
-        result[key] = (value.string_value if value.WhichOneof("kind") == "string_value"
+        text = value.string_value
+        result[key] = (text if text or value.WhichOneof("kind") == "string_value"
                        else _value(value))
     return result
 
@@ -158,15 +164,17 @@ def validate_entries(entries: Iterable[log_entry_pb2.LogEntry], now: int | None 
         try:
             if entry.HasField("timestamp"):
                 stamp = entry.timestamp
-                if not 0 <= stamp.nanos < 1_000_000_000:
+                nanos = stamp.nanos
+                if not 0 <= nanos < 1_000_000_000:
                     raise EntryProblem("timestamp nanos must be between 0 and 999999999")
-                ts = stamp.seconds * 1_000_000_000 + stamp.nanos
+                ts = stamp.seconds * 1_000_000_000 + nanos
             else:
                 ts = now
             # Serialised here, once: the exact size for the limit and the text the
-            # stores write (no second pass over the entries at commit time).
-            struct = entry.metadata  # read once: each access builds a new wrapper
-            metadata = metadata_json(struct_to_python(struct)) if struct.fields else None
+            # stores write (no second pass over the entries at commit time). The map
+            # is read once: each access builds a new wrapper.
+            fields = entry.metadata.fields
+            metadata = metadata_json(_fields_to_python(fields)) if fields else None
             append(make_entry(ts, entry.level, entry.service, entry.message, metadata, now))
         except EntryProblem as exc:
             batch.errors.append(Rejected(index, str(exc)))
