@@ -7,6 +7,17 @@ durable. Inserts of all replicas take one transaction-scoped advisory lock
 before reserving ids, so ids follow commit order: a page walk's snapshot
 ``max(id)`` then never has an uncommitted id below it that could appear later. Text search uses a GIN index on ``to_tsvector('simple', message)``;
 metadata matchers use ``jsonb @>`` with a GIN ``jsonb_path_ops`` index.
+
+Both GIN indexes take new entries into their pending list (``fastupdate``),
+which PostgreSQL merges into the index proper in bulk: by autovacuum, or by the
+insert that finds the list over ``gin_pending_list_limit``. That merge is most
+of what these indexes cost (it is done per entry when the list is small), so
+the limit is raised from 4 MB to ``GIN_PENDING_KB`` (set at every start, which
+also updates stores created by earlier versions): ingest then leaves most
+merging to autovacuum, for about 1.5x the lines per second. The price: a text
+or metadata search also scans the pending list, up to about 200,000 entries
+(measured: a rare word 28 ms with 150,000 pending, 0.5 ms once merged); results
+are exact either way.
 """
 
 from __future__ import annotations
@@ -24,9 +35,12 @@ from services.logs.store import ErrorCount, Freed, LogStore, Page, usage_shard
 #: Advisory lock key that orders inserts across replicas ("botmon:logs:insert").
 INSERT_LOCK = 0x626F746D6F6E6C67
 
+#: Pending-list size of each GIN index, in kB (PostgreSQL's default is 4 MB).
+GIN_PENDING_KB = 32 * 1024
+
 __all__ = ["PostgresLogStore"]
 
-SCHEMA = """
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS logs_entries (
     id BIGSERIAL PRIMARY KEY,
     ts BIGINT NOT NULL,
@@ -43,6 +57,8 @@ CREATE INDEX IF NOT EXISTS logs_entries_text
     ON logs_entries USING gin (to_tsvector('simple', message));
 CREATE INDEX IF NOT EXISTS logs_entries_metadata
     ON logs_entries USING gin (metadata jsonb_path_ops);
+ALTER INDEX logs_entries_text SET (gin_pending_list_limit = {GIN_PENDING_KB});
+ALTER INDEX logs_entries_metadata SET (gin_pending_list_limit = {GIN_PENDING_KB});
 CREATE TABLE IF NOT EXISTS logs_usage (
     shard SMALLINT PRIMARY KEY,
     entries BIGINT NOT NULL,
