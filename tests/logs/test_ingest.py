@@ -79,8 +79,10 @@ BAD_ENTRIES = [
     (entry(message="x" * (32 * 1024 + 1)), "32 KiB"),
     (entry(message="é" * (16 * 1024 + 1)), "32 KiB"),  # 2 bytes per character in UTF-8
     (entry(metadata={"blob": "x" * (16 * 1024)}), "16 KiB"),
+    (entry(metadata={"n": 1, "blob": "x" * (16 * 1024)}), "16 KiB"),
     (entry(ts=1_700_000_000_000), "milliseconds"),  # ms sent as seconds: year 55 000
     (entry(ts=100.0), "between 2000-01-01"),
+    (entry(ts=0.0), "between 2000-01-01"),  # set to the epoch, not unset
     (entry(ts=now() + 3 * 86_400), "one day from now"),
 ]
 
