@@ -24,7 +24,6 @@ import contextlib
 import json
 import os
 import random
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -37,6 +36,7 @@ import asyncpg
 import grpc
 import httpx
 
+from benchmarks.processes import figure, free_port
 from benchmarks.stores import scratch_database
 from botmon.logs.v1 import log_entry_pb2, logs_service_pb2, logs_service_pb2_grpc
 from botmon.runtime.store import SqliteDatabase
@@ -55,15 +55,6 @@ TOKEN = "bench-viewer-token-0123456789abcdef"
 WORDS = ("timeout", "request", "connection", "payment", "cache", "retry", "session", "render")
 
 
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _line(name: str, value: float, unit: str, baseline: float) -> None:
-    print(f"{name}: {value:.1f} {unit} (baseline: {baseline:.1f}, "
-          f"ratio: {value / baseline:.2f})", flush=True)
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:
@@ -99,7 +90,7 @@ def _messages(n: int) -> tuple[list[logs_service_pb2.IngestLogsRequest], list[tu
 @contextmanager
 def _service(env: dict[str, str]):
     """``python -m services.logs`` with ``env``; yields its port."""
-    port = _port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "services.logs"], cwd=ROOT,
         env={**os.environ, **env, "BOTMON_LOGS_ADDR": f"127.0.0.1:{port}",
@@ -268,7 +259,7 @@ async def _sql_latency(path: Path, shapes: list[dict]) -> list[float]:
 
 @contextmanager
 def _gateway(logs_port: int):
-    port = _port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway"], cwd=ROOT, stdout=subprocess.DEVNULL,
         env={**os.environ, "BOTMON_HTTP_ADDR": f"127.0.0.1:{port}",
@@ -328,13 +319,13 @@ def _queries(tmp: str) -> None:
         for kind, kind_shapes in shapes.items():
             grpc_ms = _percentiles(asyncio.run(_grpc_latency(port, kind_shapes)))
             sql_ms = _percentiles(asyncio.run(_sql_latency(path, kind_shapes)))
-            _line(f"logs_list_{kind}_grpc_p50", grpc_ms[0], "ms", sql_ms[0])
-            _line(f"logs_list_{kind}_grpc_p99", grpc_ms[1], "ms", sql_ms[1])
+            figure(f"logs_list_{kind}_grpc_p50", grpc_ms[0], "ms", sql_ms[0])
+            figure(f"logs_list_{kind}_grpc_p99", grpc_ms[1], "ms", sql_ms[1])
             if kind == "filtered":
                 with _gateway(port) as http_port:
                     http_ms = _percentiles(asyncio.run(_http_latency(http_port, kind_shapes)))
-                _line("logs_list_filtered_gateway_p50", http_ms[0], "ms", grpc_ms[0])
-                _line("logs_list_filtered_gateway_p99", http_ms[1], "ms", grpc_ms[1])
+                figure("logs_list_filtered_gateway_p50", http_ms[0], "ms", grpc_ms[0])
+                figure("logs_list_filtered_gateway_p99", http_ms[1], "ms", grpc_ms[1])
 
 
 def main() -> None:
@@ -344,7 +335,7 @@ def main() -> None:
         db.parent.mkdir()
         with _service({"BOTMON_STORE_URL": f"sqlite:///{db}"}) as port:
             rate = asyncio.run(_ingest(port, messages))
-        _line("logs_ingest_sqlite_lines_per_second", rate, "lines/s",
+        figure("logs_ingest_sqlite_lines_per_second", rate, "lines/s",
               _sqlite_baseline(Path(tmp) / "baseline.db", rows))
         with contextlib.ExitStack() as scratch:
             try:
@@ -355,8 +346,8 @@ def main() -> None:
                 with _service({"BOTMON_STORE_URL": url}) as port:
                     rate = asyncio.run(_ingest(port, messages))
                 copy, many = asyncio.run(_postgres_baselines(url, rows))
-                _line("logs_ingest_postgres_lines_per_second", rate, "lines/s", copy)
-                _line("logs_ingest_postgres_vs_executemany_lines_per_second", rate, "lines/s",
+                figure("logs_ingest_postgres_lines_per_second", rate, "lines/s", copy)
+                figure("logs_ingest_postgres_vs_executemany_lines_per_second", rate, "lines/s",
                       many)
         _queries(tmp)
 

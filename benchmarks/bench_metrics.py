@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import os
 import random
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 import asyncpg
 import grpc
 
+from benchmarks.processes import figure, free_port
 from benchmarks.stores import scratch_database
 from botmon.metrics.v1 import metrics_pb2, metrics_service_pb2, metrics_service_pb2_grpc
 from botmon.runtime.config import Settings
@@ -45,11 +45,6 @@ APP_BATCH = 1000
 APP_SECONDS = 2.5
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _events(n: int) -> list[metrics_pb2.Event]:
@@ -74,10 +69,6 @@ def _nearest(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _line(name: str, value: float, unit: str, baseline: float) -> None:
-    print(f"{name}: {value:.1f} {unit} (baseline: {baseline:.1f}, "
-          f"ratio: {value / baseline:.2f})", flush=True)
-
 
 async def _stream(port: int, messages: list[metrics_service_pb2.StreamEventsRequest]) -> float:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -93,8 +84,8 @@ async def _stream(port: int, messages: list[metrics_service_pb2.StreamEventsRequ
 @contextlib.contextmanager
 def _service(store_url: str, data_dir: str):
     """A metrics service process on a free port (the other services unreachable)."""
-    port = _port()
-    closed = f"127.0.0.1:{_port()}"
+    port = free_port()
+    closed = f"127.0.0.1:{free_port()}"
     env = {**os.environ, "BOTMON_METRICS_ADDR": f"127.0.0.1:{port}", "BOTMON_DATA_DIR": data_dir,
            "BOTMON_STORE_URL": store_url, "BOTMON_HEALTH_ADDR": closed,
            "BOTMON_LOGS_ADDR": closed, "BOTMON_ALERTS_ADDR": closed, "BOTMON_LOG_LEVEL": "error"}
@@ -204,7 +195,7 @@ async def _query_latency(data_dir: str) -> tuple[float, float, float, float]:
     from services.metrics.__main__ import create_server
 
     settings = Settings.from_env({}, data_dir=Path(data_dir),
-                                 health_addr=f"127.0.0.1:{_port()}", logs_addr="127.0.0.1:1",
+                                 health_addr=f"127.0.0.1:{free_port()}", logs_addr="127.0.0.1:1",
                                  alerts_addr="127.0.0.1:1")
     # Keep every minute row: the benchmark's premise is 30 days of minute data present.
     ms = MetricsSettings.from_env({}, minute_retention_days=31, compaction_interval=3600)
@@ -243,7 +234,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="botmon-bench-metrics-") as tmp:
         db = Path(tmp) / "botmon.db"
         rate = _ingest_rate(f"sqlite:///{db}", tmp, messages)
-        _line("metrics_ingest_sqlite_events_per_second", rate, "events/s",
+        figure("metrics_ingest_sqlite_events_per_second", rate, "events/s",
               _sqlite_baseline(Path(tmp) / "baseline.db", rows))
         with contextlib.ExitStack() as scratch:
             try:
@@ -252,17 +243,17 @@ def main() -> None:
                 print(f"metrics_ingest_postgres_events_per_second: skipped ({exc})", flush=True)
             else:
                 rate = _ingest_rate(url, tmp, messages)
-                _line("metrics_ingest_postgres_events_per_second", rate, "events/s",
+                figure("metrics_ingest_postgres_events_per_second", rate, "events/s",
                       asyncio.run(_postgres_baseline(url, rows)))
         p50, p99, base50, base99 = asyncio.run(_query_latency(str(Path(tmp) / "query")))
-        _line("metrics_performance_30d_day_p50", p50, "ms", base50)
-        _line("metrics_performance_30d_day_p99", p99, "ms", base99)
+        figure("metrics_performance_30d_day_p50", p50, "ms", base50)
+        figure("metrics_performance_30d_day_p99", p99, "ms", base99)
         app_dir = Path(tmp) / "application"
         app_dir.mkdir()
         with _service(f"sqlite:///{app_dir / 'botmon.db'}", str(app_dir)) as port:
             idle, busy, rate = asyncio.run(_application_latency(port))
         for q in (0.5, 0.99):
-            _line(f"metrics_application_under_ingest_p{round(q * 100)}",
+            figure(f"metrics_application_under_ingest_p{round(q * 100)}",
                   _nearest(busy, q), "ms", _nearest(idle, q))
         print(f"# GetApplicationMetrics: {len(busy)} calls under ingest of {rate:.0f} events/s "
               f"(RecordEvents of {APP_BATCH}, 2 writers), {len(idle)} idle", flush=True)

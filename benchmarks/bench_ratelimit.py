@@ -20,6 +20,7 @@ import uuid
 
 import redis.asyncio as aioredis
 
+from benchmarks.processes import free_port
 from botmon.runtime.config import Rate
 from gateway.ratelimit import (
     CONNECT_TIMEOUT,
@@ -124,12 +125,6 @@ async def run(url: str) -> None:
     line("ratelimit_redis_checks_per_second_c1", single.rate, "checks/s", incr1.rate)
     line("ratelimit_redis_check_p50_c1", single.percentile_ms(50), "ms", incr1.percentile_ms(50))
     line("ratelimit_memory_checks_per_second", in_process.rate, "checks/s", incr1.rate)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_redis() -> tuple[str, subprocess.Popen, str]:

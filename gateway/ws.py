@@ -54,6 +54,11 @@ TRY_AGAIN_LATER = 1013
 SHARED_REPLY_BYTES = 8 * 1024 * 1024
 
 
+def _frame(payload: bytes) -> bytes:
+    """``payload`` as a server's (unmasked) WebSocket text frame."""
+    return Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
+
+
 class _Text:
     """One JSON text message: its payload and its wire form as a WebSocket frame."""
 
@@ -61,12 +66,11 @@ class _Text:
 
     def __init__(self, document: dict[str, Any]):
         self.payload = json.dumps(document, separators=(",", ":")).encode()
-        self.wire = Frame(Opcode.TEXT, self.payload).serialize(mask=False, extensions=[])
+        self.wire = _frame(self.payload)
 
     def with_dropped(self, dropped: int) -> bytes:
         """The wire form with ``"dropped": dropped`` added to the JSON object."""
-        payload = self.payload[:-1] + b',"dropped":%d}' % dropped
-        return Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
+        return _frame(self.payload[:-1] + b',"dropped":%d}' % dropped)
 
 
 class _Rendered:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-__all__ = ["SqliteDatabase", "StoreLocation"]
+__all__ = ["SqliteDatabase", "StoreLocation", "write_transaction"]
 
 T = TypeVar("T")
 
@@ -34,6 +35,19 @@ class StoreLocation:
         if scheme in ("postgresql", "postgres"):
             return cls("postgresql", url)
         raise ValueError(f"unsupported store URL scheme {scheme!r}; use sqlite:// or postgresql://")
+
+
+@contextlib.contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` on ``conn`` (autocommit mode), ``COMMIT`` when the block ends
+    and ``ROLLBACK`` when it, or the commit itself, fails."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 class SqliteDatabase:

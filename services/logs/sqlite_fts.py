@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from botmon.runtime.store import write_transaction
+
 __all__ = ["INIT", "MAX_BACKLOG", "SCHEMA", "STEP", "index", "indexed_id", "step"]
 
 #: Entries indexed per background transaction.
@@ -65,15 +67,10 @@ def step(conn: sqlite3.Connection, limit: int | None) -> tuple[int, int]:
 
     Returns ``(indexed_id, entries still waiting)``.
     """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(conn):
         done = indexed_id(conn)
         top = conn.execute("SELECT coalesce(max(id), 0) FROM logs_entries").fetchone()[0]
         up_to = top if limit is None else min(top, done + limit)
         if up_to > done:
             index(conn, up_to)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return max(done, up_to), top - max(done, up_to)

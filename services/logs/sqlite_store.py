@@ -18,7 +18,7 @@ import itertools
 import sqlite3
 from pathlib import Path
 
-from botmon.runtime.store import SqliteDatabase
+from botmon.runtime.store import SqliteDatabase, write_transaction
 from services.logs import sqlite_fts
 from services.logs.levels import ERROR
 from services.logs.query import LogQuery, Matcher
@@ -132,8 +132,7 @@ class SqliteLogStore(LogStore):
 
     async def insert(self, entries: list[NewEntry]) -> range:
         def write(conn: sqlite3.Connection) -> range:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with write_transaction(conn):
                 # Under the write lock, rowids after max(id) are handed out consecutively;
                 # ids come from lastrowid, since each extra statement is another wait for
                 # the GIL behind the event loop's thread.
@@ -150,10 +149,6 @@ class SqliteLogStore(LogStore):
                 if catch_up:
                     sqlite_fts.index(conn, last)
                 conn.execute(_USAGE, (usage_shard(), len(entries), sum(e[5] for e in entries)))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             if catch_up:
                 self._indexed = last
             return range(first, last + 1)
@@ -229,26 +224,20 @@ class SqliteLogStore(LogStore):
 
     async def _delete(self, select: str, params: tuple) -> Freed:
         def delete(conn: sqlite3.Connection) -> Freed:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with write_transaction(conn):
                 victims = conn.execute(select, params).fetchall()
-                if victims:
-                    # External-content FTS needs the old text to unindex it; entries of
-                    # the backlog were never indexed (and must not be unindexed).
-                    indexed = sqlite_fts.indexed_id(conn)
-                    conn.executemany("INSERT INTO logs_fts (logs_fts, rowid, message) "
-                                     "VALUES ('delete', ?, ?)",
-                                     [(v[0], v[2]) for v in victims if v[0] <= indexed])
-                    conn.executemany("DELETE FROM logs_entries WHERE id = ?",
-                                     [(v[0],) for v in victims])
-                    freed = Freed(len(victims), sum(v[1] for v in victims))
-                    conn.execute(_USAGE, (usage_shard(), -freed.entries, -freed.bytes))
-                else:
-                    freed = Freed()
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                if not victims:
+                    return Freed()
+                # External-content FTS needs the old text to unindex it; entries of
+                # the backlog were never indexed (and must not be unindexed).
+                indexed = sqlite_fts.indexed_id(conn)
+                conn.executemany("INSERT INTO logs_fts (logs_fts, rowid, message) "
+                                 "VALUES ('delete', ?, ?)",
+                                 [(v[0], v[2]) for v in victims if v[0] <= indexed])
+                conn.executemany("DELETE FROM logs_entries WHERE id = ?",
+                                 [(v[0],) for v in victims])
+                freed = Freed(len(victims), sum(v[1] for v in victims))
+                conn.execute(_USAGE, (usage_shard(), -freed.entries, -freed.bytes))
             return freed
         return await self._writer.run(delete)
 

@@ -12,6 +12,7 @@ import asyncpg
 
 from services.metrics.buckets import Batch, Bucket, rollup
 from services.metrics.store import (
+    BUCKET_COLUMNS,
     PEOPLE_RETENTION,
     MetricsStore,
     People,
@@ -21,8 +22,6 @@ from services.metrics.store import (
 )
 
 __all__ = ["PostgresMetricsStore"]
-
-_COLUMNS = "count, sum_ms, min_ms, max_ms, bytes, err_4xx, err_5xx, err_504, messages"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS metrics_buckets (
@@ -93,12 +92,12 @@ def _merge(table: str) -> str:
 
 
 _UPSERT_BUCKET = f"""
-INSERT INTO metrics_buckets (level, start, {_COLUMNS}, sketch)
+INSERT INTO metrics_buckets (level, start, {BUCKET_COLUMNS}, sketch)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 ON CONFLICT (level, start) DO UPDATE SET {_merge("metrics_buckets")}"""
 
 _UPSERT_QUEUE = f"""
-INSERT INTO metrics_rollup_queue (start, {_COLUMNS}, sketch)
+INSERT INTO metrics_rollup_queue (start, {BUCKET_COLUMNS}, sketch)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (start) DO UPDATE SET {_merge("metrics_rollup_queue")}"""
 
@@ -151,7 +150,7 @@ SELECT
 _TAKE_QUEUE = f"""
 DELETE FROM metrics_rollup_queue WHERE start IN (
     SELECT start FROM metrics_rollup_queue ORDER BY start FOR UPDATE SKIP LOCKED)
-RETURNING start, {_COLUMNS}, sketch"""
+RETURNING start, {BUCKET_COLUMNS}, sketch"""
 
 
 def _expire(table: str, condition: str) -> str:
@@ -211,11 +210,11 @@ class PostgresMetricsStore(MetricsStore):
                     for cid, d in sorted(batch.conversations.items())])
 
     async def buckets(self, level: int, start: int, end: int) -> dict[int, Bucket]:
-        sql = f"SELECT start, {_COLUMNS}, sketch FROM metrics_buckets " \
+        sql = f"SELECT start, {BUCKET_COLUMNS}, sketch FROM metrics_buckets " \
               "WHERE level = $1 AND start >= $2 AND start < $3"
         if level > 60:
             # One statement: one snapshot, so a concurrent compaction is seen wholly or not at all.
-            sql += f" UNION ALL SELECT start, {_COLUMNS}, sketch FROM metrics_rollup_queue " \
+            sql += f" UNION ALL SELECT start, {BUCKET_COLUMNS}, sketch FROM metrics_rollup_queue " \
                    "WHERE start >= $2 AND start < $3"
         out: dict[int, Bucket] = {}
         for row in await self.pool.fetch(sql, level, start, end):

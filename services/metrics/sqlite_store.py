@@ -5,10 +5,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from botmon.runtime.store import SqliteDatabase
+from botmon.runtime.store import SqliteDatabase, write_transaction
 from services.metrics.buckets import Batch, Bucket, rollup
 from services.metrics.sketch import Sketch
 from services.metrics.store import (
+    BUCKET_COLUMNS,
     PEOPLE_RETENTION,
     MetricsStore,
     People,
@@ -18,8 +19,6 @@ from services.metrics.store import (
 )
 
 __all__ = ["SqliteMetricsStore"]
-
-_COLUMNS = "count, sum_ms, min_ms, max_ms, bytes, err_4xx, err_5xx, err_504, messages"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS metrics_buckets (
@@ -60,12 +59,12 @@ _MERGE = f"""
     sketch = metrics_sketch_merge(sketch, excluded.sketch)"""
 
 _UPSERT_BUCKET = f"""
-INSERT INTO metrics_buckets (level, start, {_COLUMNS}, sketch)
+INSERT INTO metrics_buckets (level, start, {BUCKET_COLUMNS}, sketch)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (level, start) DO UPDATE SET {_MERGE}"""
 
 _UPSERT_QUEUE = f"""
-INSERT INTO metrics_rollup_queue (start, {_COLUMNS}, sketch)
+INSERT INTO metrics_rollup_queue (start, {BUCKET_COLUMNS}, sketch)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (start) DO UPDATE SET {_MERGE}"""
 
@@ -155,8 +154,7 @@ class SqliteMetricsStore(MetricsStore):
                 if value is not None]
 
         def write(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with write_transaction(conn):
                 conn.executemany(_UPSERT_BUCKET, bucket_rows)
                 conn.executemany(_UPSERT_QUEUE, queue_rows)
                 conn.executemany(_UPSERT_COUNTER, counters)
@@ -164,20 +162,16 @@ class SqliteMetricsStore(MetricsStore):
                     conn.execute(sql, (value,))
                 conn.executemany(_UPSERT_SESSION, sessions)
                 conn.executemany(_UPSERT_CONVERSATION, conversations)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         await self.db.run(write)
 
     async def buckets(self, level: int, start: int, end: int) -> dict[int, Bucket]:
         def read(conn: sqlite3.Connection) -> dict[int, Bucket]:
-            sql = f"SELECT start, {_COLUMNS}, sketch FROM metrics_buckets " \
+            sql = f"SELECT start, {BUCKET_COLUMNS}, sketch FROM metrics_buckets " \
                   "WHERE level = ? AND start >= ? AND start < ?"
             args: tuple = (level, start, end)
             if level > 60:
                 # One statement, so a compaction committing meanwhile is seen wholly or not at all.
-                sql += f" UNION ALL SELECT start, {_COLUMNS}, sketch FROM metrics_rollup_queue " \
+                sql += f" UNION ALL SELECT start, {BUCKET_COLUMNS}, sketch FROM metrics_rollup_queue " \
                        "WHERE start >= ? AND start < ?"
                 args += (start, end)
             out: dict[int, Bucket] = {}
@@ -210,10 +204,9 @@ class SqliteMetricsStore(MetricsStore):
 
     async def compact(self, now: float, retention: Retention) -> int:
         def compact(conn: sqlite3.Connection) -> int:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with write_transaction(conn):
                 rows = conn.execute(
-                    f"SELECT start, {_COLUMNS}, sketch FROM metrics_rollup_queue").fetchall()
+                    f"SELECT start, {BUCKET_COLUMNS}, sketch FROM metrics_rollup_queue").fetchall()
                 conn.execute("DELETE FROM metrics_rollup_queue")
                 minutes = {r[0]: bucket_from_row(tuple(r[1:10]), Sketch.flat_from_bytes(r[10]))
                            for r in rows}
@@ -228,9 +221,5 @@ class SqliteMetricsStore(MetricsStore):
                              "WHERE max(coalesce(ended_at, 0), last_seen) < ?", (cut,))
                 conn.execute("DELETE FROM metrics_conversations "
                              "WHERE max(coalesce(completed_at, 0), last_seen) < ?", (cut,))
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
             return len(rows)
         return await self.db.run(compact)

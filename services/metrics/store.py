@@ -105,6 +105,10 @@ def open_store(settings: Settings, ms: MetricsSettings) -> MetricsStore:
     return PostgresMetricsStore(location.dsn, pool_size=ms.postgres_pool_size)
 
 
+#: The columns of :func:`bucket_columns`, in SQL.
+BUCKET_COLUMNS = "count, sum_ms, min_ms, max_ms, bytes, err_4xx, err_5xx, err_504, messages"
+
+
 def bucket_columns(bucket: Bucket) -> tuple:
     """The bucket's columns after (level, start), sketch excluded."""
     return (bucket.count, bucket.sum_ms, bucket.min_ms, bucket.max_ms, bucket.bytes,
