@@ -22,6 +22,10 @@ WORKDIR /var/lib/botmon
 ENV BOTMON_DATA_DIR=/var/lib/botmon \
     BOTMON_HTTP_ADDR=0.0.0.0:8080
 
-EXPOSE 8080 50051 50052 50053 50054
+EXPOSE 8080 50051 50052 50053 50054 50055
+# `up` runs the whole suite; its gateway answering /health/live means the suite is up.
+# Compose and Kubernetes give each `serve <component>` container its own check instead.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s \
+    CMD ["botmon", "healthcheck", "http://127.0.0.1:8080/api/v1/monitoring/health/live"]
 ENTRYPOINT ["botmon"]
 CMD ["up"]

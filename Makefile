@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 PROTOS  := $(shell find protos/botmon -name '*.proto' | sort)
 GEN_DIR ?= .
 
-.PHONY: run test bench protos protos-check lint venv buf-lint readme clean
+.PHONY: run test bench protos protos-check lint venv buf-lint readme clean deploy-render deploy-check
 
 $(BIN)/botmon: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -49,6 +49,29 @@ buf-lint: node_modules/.bin/buf
 
 lint: venv buf-lint
 	$(BIN)/ruff check botmon services gateway tests benchmarks
+
+# Deployment files: render every Kubernetes overlay with kustomize (kubectl's built-in),
+# validate the objects against the Kubernetes schemas and scan them and the Dockerfile
+# with checkov (.checkov.yaml lists each skipped check and why). The scanners live in
+# their own virtualenv: checkov pins versions the project's packages need newer.
+TOOLS   := build/tools/bin
+OVERLAYS := dev production
+
+$(TOOLS)/checkov:
+	$(PY) -m venv build/tools
+	$(TOOLS)/pip install -q checkov==3.3.30 kubernetes-validate==1.37.0
+	touch $@
+
+deploy-render:
+	@mkdir -p build/kubernetes
+	@for o in $(OVERLAYS); do kubectl kustomize deploy/kubernetes/overlays/$$o > build/kubernetes/$$o.yaml; done
+	@kubectl kustomize deploy/kubernetes/monitoring > build/kubernetes/monitoring.yaml
+	@echo "deploy-render: build/kubernetes/{$$(echo $(OVERLAYS) | tr ' ' ,),monitoring}.yaml"
+
+deploy-check: $(TOOLS)/checkov deploy-render
+	$(TOOLS)/kubernetes-validate --strict --quiet build/kubernetes/*.yaml
+	$(TOOLS)/checkov --config-file .checkov.yaml -d build/kubernetes --framework kubernetes
+	$(TOOLS)/checkov --config-file .checkov.yaml -f Dockerfile --framework dockerfile
 
 # Regenerate README.md's configuration table from the settings classes.
 readme: venv

@@ -330,6 +330,10 @@ class Settings(EnvSettings):
                                           doc="JSON POST endpoint for SMS notifications")
     grpc_deadline: float = setting("BOTMON_GRPC_DEADLINE", 5.0, positive_float,
                                    doc="seconds every gRPC call between components may take")
+    grpc_max_connection_age: float = setting(
+        "BOTMON_GRPC_MAX_CONNECTION_AGE", 300.0, positive_float,
+        doc="seconds before a gRPC server asks a client to reconnect (GOAWAY), so clients "
+            "re-resolve dns:/// targets and reach new replicas; open streams finish first")
     heartbeat_interval: float = setting("BOTMON_HEARTBEAT_INTERVAL", 5.0, positive_float,
                                         doc="seconds between a service's heartbeats to health")
     environment: str = setting("BOTMON_ENVIRONMENT", "production",

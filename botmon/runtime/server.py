@@ -77,7 +77,12 @@ class GrpcServer:
             interceptors=[ServerInterceptor()],
             options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
                      ("grpc.max_send_message_length", 64 * 1024 * 1024),
-                     ("grpc.so_reuseport", 0)],
+                     ("grpc.so_reuseport", 0),
+                     # A GOAWAY after this age makes clients re-resolve their dns:///
+                     # target, so replicas added since they connected get traffic. No
+                     # max_connection_age_grace: streams in flight run to their end.
+                     ("grpc.max_connection_age_ms",
+                      int(self.settings.grpc_max_connection_age * 1000))],
         )
         for binding in self.bindings:
             binding.add(binding.servicer, server)

@@ -65,6 +65,11 @@ def test_provisioned_dashboard_is_fresh():
         "deploy/grafana/dashboards/botmon.json is stale: run python -m services.metrics.dashboard"
 
 
+def test_kubernetes_dashboard_configmap_is_fresh():
+    assert dashboard.CONFIGMAP_FILE.read_text() == dashboard.render_configmap(), \
+        "the dashboard ConfigMap is stale: run python -m services.metrics.dashboard"
+
+
 def _events(now: float, i: int) -> list[metrics_pb2.Event]:
     statuses = (200, 200, 201, 404, 500, 504)
     events = [metrics_pb2.Event(type="request", method=("GET", "POST")[j % 2], route="/chat",
