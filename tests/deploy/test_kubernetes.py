@@ -93,7 +93,7 @@ def test_every_grpc_container_is_probed_over_grpc_on_its_port(overlay):
 
 def test_termination_leaves_room_for_the_drain(overlay):
     _, objects = overlay
-    for name, deployment in suite_deployments(objects).items():
+    for deployment in suite_deployments(objects).values():
         pod = deployment["spec"]["template"]["spec"]
         pre_stop = pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
         assert pre_stop == ["sleep", str(PRESTOP_SECONDS)]
