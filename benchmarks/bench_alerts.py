@@ -23,6 +23,7 @@ from aiohttp import web
 from botmon.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from botmon.runtime.config import Settings
 from services.alerts.__main__ import create_server
+from services.alerts.audit import Actor
 from services.alerts.config import AlertsSettings
 from services.alerts.destinations import DestinationPolicy
 from services.alerts.rule import Notify, Rule
@@ -159,7 +160,7 @@ async def _latency_benchmark(data_dir: Path) -> float:
         await server.start()
         rule = Rule(name="cpu_hot", metric="cpu.usage_percent", condition="greater_than",
                     threshold=80, duration_seconds=0, notify=Notify(webhook=url))
-        await server.engine.store.put_rule(rule, time.time())
+        await server.engine.store.put_rule(rule, time.time(), Actor("benchmark", "admin", ""))
         delays = []
         for _ in range(LATENCY_SAMPLES):
             await asyncio.sleep(random.uniform(0, LATENCY_INTERVAL))  # cross at a random phase

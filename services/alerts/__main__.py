@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import time
+from dataclasses import dataclass, field
 
 from botmon.alerts.v1 import alerts_service_pb2, alerts_service_pb2_grpc
 from botmon.runtime.config import Settings
 from botmon.runtime.main import run_service
 from botmon.runtime.server import Binding, GrpcServer
 from botmon.runtime.store import StoreLocation
+from services.alerts.audit import AuditRelay
 from services.alerts.config import AlertsSettings
 from services.alerts.dispatcher import Backoff, Dispatcher
 from services.alerts.engine import Engine
@@ -27,15 +30,25 @@ SERVICE_NAME = alerts_service_pb2.DESCRIPTOR.services_by_name["AlertsService"].f
 
 @dataclass
 class AlertsServer(GrpcServer):
-    """The gRPC server plus the evaluation engine, which starts once the server serves."""
+    """The gRPC server plus the evaluation engine and the audit relay, which start once it serves."""
 
     engine: Engine | None = None
+    audit: AuditRelay | None = None
+    _audit_task: asyncio.Task | None = field(default=None, init=False)
 
     async def start(self) -> int:
         port = await super().start()
         if self.engine is not None:
             await self.engine.start()
+        if self.audit is not None:
+            self._audit_task = asyncio.create_task(self.audit.run(), name="alerts-audit-relay")
         return port
+
+    async def stop_audit(self) -> None:
+        if self._audit_task is not None:
+            self._audit_task.cancel()
+            await asyncio.gather(self._audit_task, return_exceptions=True)
+            self._audit_task = None
 
 
 def _leadership(settings: Settings, extra: AlertsSettings):
@@ -77,15 +90,19 @@ async def create_server(settings: Settings, *, address: str | None = None,
                     metrics_timeout=min(settings.grpc_deadline,
                                         max(settings.alert_eval_interval, 1.0)),
                     install_defaults=extra.default_rules)
+    audit = AuditRelay(store, server.backends.stub("logs").WriteLogs,
+                       deadline=settings.grpc_deadline, clock=time.time)
     servicer = AlertsServicer(store, source, notifiers, smtp_configured=smtp is not None,
                               sms_configured=bool(settings.sms_gateway_url),
-                              wake=dispatcher.wake)
+                              wake=dispatcher.wake, audited=audit.wake)
     server.bindings = [Binding(SERVICE_NAME, servicer,
                                alerts_service_pb2_grpc.add_AlertsServiceServicer_to_server)]
     server.engine = engine
+    server.audit = audit
     server.details = engine.status
 
     async def close() -> None:
+        await server.stop_audit()
         await engine.stop()
         await notifiers.close()
         await store.close()

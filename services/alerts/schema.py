@@ -86,6 +86,17 @@ CREATE TABLE IF NOT EXISTS alerts_outbox (
     last_error TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS alerts_outbox_due ON alerts_outbox (next_attempt_at);
+CREATE TABLE IF NOT EXISTS alerts_audit (
+    id {serial},
+    time {real} NOT NULL,
+    subject TEXT NOT NULL,
+    role TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    changes TEXT NOT NULL,
+    claimed_until {real} NOT NULL DEFAULT 0
+);
 INSERT INTO alerts_version (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
 """
 

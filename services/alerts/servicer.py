@@ -12,6 +12,7 @@ import grpc
 from botmon.alerts.v1 import alerts_service_pb2, alerts_service_pb2_grpc
 from botmon.runtime.errors import FailedPrecondition, InvalidArgument
 from services.alerts.alert import Alert
+from services.alerts.audit import Actor
 from services.alerts.dispatcher import delivery_record
 from services.alerts.messages import (
     alert_message,
@@ -53,13 +54,14 @@ class AlertsServicer(alerts_service_pb2_grpc.AlertsServiceServicer):
 
     def __init__(self, store: AlertsStore, source: MetricsSource, notifiers: Notifiers, *,
                  smtp_configured: bool, sms_configured: bool, wake: Callable[[], None],
-                 clock: Callable[[], float] = time.time):
+                 audited: Callable[[], None], clock: Callable[[], float] = time.time):
         self.store = store
         self.source = source
         self.notifiers = notifiers
         self.smtp_configured = smtp_configured
         self.sms_configured = sms_configured
         self.wake = wake
+        self.audited = audited
         self.clock = clock
 
     async def ListAlerts(self, request, context):
@@ -90,7 +92,8 @@ class AlertsServicer(alerts_service_pb2_grpc.AlertsServiceServicer):
                           destinations=self.notifiers.destinations)
         # Only a metric the metrics service reports can ever be evaluated, so ask it now.
         check_metric(rule.metric, await self.source.values())
-        stored, created = await self.store.put_rule(rule, self.clock())
+        stored, created = await self.store.put_rule(rule, self.clock(), Actor.of(context))
+        self.audited()
         await context.send_initial_metadata(((HTTP_CODE_HEADER, "201" if created else "200"),))
         return alerts_service_pb2.ConfigureAlertRuleResponse(rule=rule_message(stored),
                                                              created=created)
@@ -101,7 +104,8 @@ class AlertsServicer(alerts_service_pb2_grpc.AlertsServiceServicer):
 
     async def DeleteAlertRule(self, request, context):
         check_rule_name(request.name)
-        await self.store.delete_rule(request.name)
+        await self.store.delete_rule(request.name, self.clock(), Actor.of(context))
+        self.audited()
         return alerts_service_pb2.DeleteAlertRuleResponse(name=request.name)
 
     async def TestAlertRule(self, request, context):
@@ -135,8 +139,10 @@ class AlertsServicer(alerts_service_pb2_grpc.AlertsServiceServicer):
         if len(request.notes) > 4096:
             raise InvalidArgument(f"notes must be at most 4096 characters, got {len(request.notes)}")
         now = self.clock()
-        alert = await self.store.acknowledge(request.alert_id, by, request.notes, now)
+        alert = await self.store.acknowledge(request.alert_id, by, request.notes, now,
+                                             Actor.of(context))
         self.wake()
+        self.audited()
         silences = await self.store.active_silences(now)
         return alerts_service_pb2.AcknowledgeAlertResponse(alert=alert_message(
             alert, silenced=any(s.mutes(alert.labels, now) for s in silences)))
@@ -178,7 +184,8 @@ class AlertsServicer(alerts_service_pb2_grpc.AlertsServiceServicer):
                           starts_at=starts, ends_at=ends,
                           created_by=given.created_by or _subject(context),
                           comment=given.comment)
-        await self.store.create_silence(silence)
+        await self.store.create_silence(silence, now, Actor.of(context))
+        self.audited()
         return alerts_service_pb2.CreateSilenceResponse(silence=silence_message(silence, now))
 
     async def ListSilences(self, request, context):
@@ -191,5 +198,6 @@ class AlertsServicer(alerts_service_pb2_grpc.AlertsServiceServicer):
 
     async def ExpireSilence(self, request, context):
         now = self.clock()
-        silence = await self.store.expire_silence(request.silence_id, now)
+        silence = await self.store.expire_silence(request.silence_id, now, Actor.of(context))
+        self.audited()
         return alerts_service_pb2.ExpireSilenceResponse(silence=silence_message(silence, now))

@@ -16,6 +16,7 @@ from typing import Any
 
 from botmon.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.alerts.alert import ACTIVE, Alert
+from services.alerts.audit import Actor, AuditRecord, rule_changes
 from services.alerts.database import PostgresStore, SqliteStore, open_database
 from services.alerts.lifecycle import Changes, Notice
 from services.alerts.rule import Rule
@@ -42,6 +43,9 @@ _INSERT_HISTORY = (
 _INSERT_OUTBOX = (
     "INSERT INTO alerts_outbox (alert_id, rule, severity, kind, channel, target, secret, payload, "
     "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT_AUDIT = (
+    "INSERT INTO alerts_audit (time, subject, role, request_id, action, resource, changes) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)")
 _BUMP = "UPDATE alerts_version SET version = version + 1 WHERE id = 1"
 
 
@@ -158,11 +162,12 @@ class AlertsStore:
             await tx.execute(_BUMP)
         return True
 
-    async def put_rule(self, rule: Rule, now: float) -> tuple[Rule, bool]:
+    async def put_rule(self, rule: Rule, now: float, actor: Actor) -> tuple[Rule, bool]:
         """Create or replace the rule; returns it as stored and whether it is new."""
         async with self.db.transaction() as tx:
             rows = await tx.fetch(
-                "SELECT create_time, update_time FROM alerts_rules WHERE name = ?", (rule.name,))
+                "SELECT spec, secret, create_time, update_time FROM alerts_rules WHERE name = ?",
+                (rule.name,))
             created = not rows
             create_time = now if created else rows[0]["create_time"]
             # The update time identifies the rule's version, so a replacement must change it.
@@ -172,15 +177,27 @@ class AlertsStore:
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, "
                 "secret = excluded.secret, update_time = excluded.update_time",
                 (rule.name, rule.to_json(), rule.secret, create_time, update_time))
+            before = None if created else json.loads(rows[0]["spec"])
+            await tx.execute(_INSERT_AUDIT, AuditRecord(
+                actor, "rule.created" if created else "rule.replaced", f"rules/{rule.name}", now,
+                rule_changes(before, json.loads(rule.to_json()),
+                             secret_before=bool(rows and rows[0]["secret"]),
+                             secret_after=bool(rule.secret))).row())
             await tx.execute(_BUMP)
         stored = Rule.from_json(rule.to_json(), secret=rule.secret, create_time=create_time,
                                 update_time=update_time)
         return stored, created
 
-    async def delete_rule(self, name: str) -> None:
+    async def delete_rule(self, name: str, now: float, actor: Actor) -> None:
         async with self.db.transaction() as tx:
-            if not await tx.execute("DELETE FROM alerts_rules WHERE name = ?", (name,)):
+            rows = await tx.fetch("DELETE FROM alerts_rules WHERE name = ? RETURNING spec, secret",
+                                  (name,))
+            if not rows:
                 raise NotFound(f"no alert rule named {name!r}; GET /alerts/rules lists them")
+            await tx.execute(_INSERT_AUDIT, AuditRecord(
+                actor, "rule.deleted", f"rules/{name}", now,
+                rule_changes(json.loads(rows[0]["spec"]), None,
+                             secret_before=bool(rows[0]["secret"]))).row())
             await tx.execute(_BUMP)
 
     async def get_rule(self, name: str) -> Rule:
@@ -230,7 +247,8 @@ class AlertsStore:
                                    "ORDER BY triggered_at DESC, alert_id", tuple(states))
         return [_alert(r) for r in rows]
 
-    async def acknowledge(self, alert_id: str, by: str, notes: str, now: float) -> Alert:
+    async def acknowledge(self, alert_id: str, by: str, notes: str, now: float,
+                          actor: Actor) -> Alert:
         """Acknowledge an active alert once; PagerDuty and chat rooms are told in the same commit."""
         lock = " FOR UPDATE" if self.db.kind == "postgresql" else ""
         async with self.db.transaction() as tx:
@@ -253,18 +271,26 @@ class AlertsStore:
             if alert.notified and not alert.silenced:
                 await tx.executemany(_INSERT_OUTBOX, outbox_rows(
                     Notice.of(alert, "acknowledged", now), ACK_CHANNELS))
+            await tx.execute(_INSERT_AUDIT, AuditRecord(
+                actor, "alert.acknowledged", f"alerts/{alert_id}", now,
+                {"rule": alert.rule.name, "acknowledged_by": by, "notes": notes}).row())
             await tx.execute(_BUMP)
         return alert
 
     # -- silences ------------------------------------------------------------
 
-    async def create_silence(self, silence: Silence) -> None:
+    async def create_silence(self, silence: Silence, now: float, actor: Actor) -> None:
         async with self.db.transaction() as tx:
             await tx.execute(
                 "INSERT INTO alerts_silences (silence_id, matchers, starts_at, ends_at, "
                 "created_by, comment) VALUES (?, ?, ?, ?, ?, ?)",
                 (silence.silence_id, json.dumps([m.to_dict() for m in silence.matchers]),
                  silence.starts_at, silence.ends_at, silence.created_by, silence.comment))
+            await tx.execute(_INSERT_AUDIT, AuditRecord(
+                actor, "silence.created", f"silences/{silence.silence_id}", now,
+                {"matchers": [m.to_dict() for m in silence.matchers],
+                 "starts_at": silence.starts_at, "ends_at": silence.ends_at,
+                 "comment": silence.comment}).row())
             await tx.execute(_BUMP)
 
     async def list_silences(self) -> list[Silence]:
@@ -276,7 +302,7 @@ class AlertsStore:
                                    "ends_at > ?", (now, now))
         return [_silence(r) for r in rows]
 
-    async def expire_silence(self, silence_id: str, now: float) -> Silence:
+    async def expire_silence(self, silence_id: str, now: float, actor: Actor) -> Silence:
         async with self.db.transaction() as tx:
             rows = await tx.fetch("SELECT * FROM alerts_silences WHERE silence_id = ?",
                                   (silence_id,))
@@ -288,9 +314,29 @@ class AlertsStore:
                 return silence
             await tx.execute("UPDATE alerts_silences SET ends_at = ? WHERE silence_id = ?",
                              (now, silence_id))
+            await tx.execute(_INSERT_AUDIT, AuditRecord(
+                actor, "silence.expired", f"silences/{silence_id}", now,
+                {"ends_at": [silence.ends_at, now]}).row())
             await tx.execute(_BUMP)
         return Silence(silence.silence_id, silence.matchers, min(silence.starts_at, now), now,
                        silence.created_by, silence.comment)
+
+    # -- audit ---------------------------------------------------------------
+
+    async def claim_audit(self, now: float, *, lease: float, limit: int) -> list[dict[str, Any]]:
+        """The oldest unclaimed audit records, claimed until ``now + lease``, oldest first."""
+        skip = " FOR UPDATE SKIP LOCKED" if self.db.kind == "postgresql" else ""
+        async with self.db.transaction() as tx:
+            rows = await tx.fetch(
+                "UPDATE alerts_audit SET claimed_until = ? WHERE id IN (SELECT id FROM "
+                f"alerts_audit WHERE claimed_until < ? ORDER BY id LIMIT ?{skip}) RETURNING *",
+                (now + lease, now, limit))
+        return sorted(rows, key=lambda r: r["id"])
+
+    async def forget_audit(self, ids: Sequence[int]) -> None:
+        """Delete relayed audit records."""
+        async with self.db.transaction() as tx:
+            await tx.executemany("DELETE FROM alerts_audit WHERE id = ?", [(i,) for i in ids])
 
     # -- history -------------------------------------------------------------
 
