@@ -6,6 +6,7 @@ import asyncio
 
 import httpx
 import psutil
+import redis
 
 from tests.harness import Suite
 from tests.health.conftest import free_port
@@ -24,6 +25,19 @@ async def _until_healthy_snapshot(http: httpx.AsyncClient, suite: Suite) -> http
 async def test_health_routes(make_settings, redis_url, postgres_url, tmp_path):
     settings = make_settings(probe_cache_url=redis_url, probe_database_url=postgres_url,
                              probe_interval=30.0)
+    # A memory limit, so the figure reported is the server's, not a default.
+    limited = redis.Redis.from_url(redis_url)
+    previous = limited.config_get("maxmemory")["maxmemory"]
+    limited.config_set("maxmemory", 200 * 1024 * 1024)
+    limited.set("botmon-test-key", "1")
+    try:
+        await _check_health_routes(settings, redis_url, tmp_path)
+    finally:
+        limited.config_set("maxmemory", previous)
+        limited.close()
+
+
+async def _check_health_routes(settings, redis_url, tmp_path):
     async with Suite(settings, components=("health",)) as suite, \
             httpx.AsyncClient(timeout=10) as http:
         health = await _until_healthy_snapshot(http, suite)
@@ -59,9 +73,15 @@ async def test_health_routes(make_settings, redis_url, postgres_url, tmp_path):
     assert set(database.json()["queries"]) >= {"active", "slow_queries", "average_duration_ms"}
 
     assert cache.status_code == 200, cache.text
-    assert cache.json()["cache"]["memory_limit_mb"] is None or \
-        cache.json()["cache"]["memory_limit_mb"] > 0
-    assert cache.json()["cache"]["keys_count"] >= 0
+    # The figures of the Redis probed, as its INFO and DBSIZE give them at about this time.
+    client = redis.Redis.from_url(redis_url)
+    try:
+        maxmemory = int(client.config_get("maxmemory")["maxmemory"])
+        keys = client.dbsize()
+    finally:
+        client.close()
+    assert cache.json()["cache"]["memory_limit_mb"] == round(maxmemory / 1e6, 3) == 209.715
+    assert cache.json()["cache"]["keys_count"] == keys >= 1
 
 
 async def test_unconfigured_cache_is_412(make_settings):

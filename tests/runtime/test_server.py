@@ -1,6 +1,7 @@
 """The shared gRPC server lifecycle, through a real in-process server."""
 
 import asyncio
+import gc
 
 import grpc
 import pytest
@@ -124,12 +125,14 @@ async def test_reflection_lists_the_services(server):
 
 
 async def test_debug_info_reports_real_process_figures(channel):
+    # The server runs in this process: a collection here is one it must count.
+    gc.collect()
     reply = await debug_service_pb2_grpc.DebugServiceStub(channel).GetDebugInfo(
         debug_service_pb2.GetDebugInfoRequest(), timeout=5)
     assert reply.service == "logs"
     assert reply.debug.goroutines >= 1
     assert reply.debug.open_files > 0
-    assert reply.debug.gc_runs >= 0
+    assert reply.debug.gc_runs >= 1
     assert reply.debug.config["BOTMON_HTTP_ADDR"] == "127.0.0.1:8080"
 
 
