@@ -357,10 +357,20 @@ async def test_postgres_outage_gives_unhealthy_and_503_then_recovers(fault_clust
         # Reads fail the same way: unavailable, not an internal error.
         reads = {path: await http.get(f"{cluster.base(0)}{path}", headers=cluster.headers())
                  for path in ("/logs", "/errors/summary", "/alerts", "/alerts/rules",
-                              "/metrics/application", "/metrics/performance")}
+                              "/metrics/performance")}
+
+        # The application figures are served from a snapshot while it is younger than
+        # BOTMON_METRICS_SNAPSHOT_TTL (5 s); after that they are unavailable too.
+        async def application_unavailable():
+            reply = await http.get(f"{cluster.base(0)}/metrics/application",
+                                   headers=cluster.headers())
+            return reply if reply.status_code != 200 else None
+
+        reads["/metrics/application"] = await eventually(application_unavailable, within=15,
+                                                         interval=0.5)
         # Checked last, so that recovery is exercised whatever the reads did.
-        failed_reads = {path: f"{r.status_code} {r.json()['error']['message']}"
-                        for path, r in reads.items() if r.status_code not in (200, 503)}
+        failed_reads = {path: f"{r.status_code} {r.text[:200]}"
+                        for path, r in reads.items() if r.status_code != 503}
     finally:
         await asyncio.to_thread(own_postgres.start)
 
@@ -376,7 +386,7 @@ async def test_postgres_outage_gives_unhealthy_and_503_then_recovers(fault_clust
     messages = {e["message"] for e in listed.json()["logs"]}
     assert not any(m.startswith("during outage") for m in messages)
     assert {f"after outage {i}" for i in range(4)} <= messages
-    assert not failed_reads, f"reads during the outage answered 500: {failed_reads}"
+    assert not failed_reads, f"reads during the outage did not answer 503: {failed_reads}"
 
 
 async def _status_is(http, cluster, code: int) -> bool:
