@@ -70,9 +70,10 @@ async def test_stale_snapshot_is_unhealthy(suite, http):
     await wait_for(http, f"{suite.base}/health", lambda r: r.status_code == 200)
     started = time.monotonic()
     # The scripted health service sends nothing more: the snapshot ages out.
-    r = await wait_for(http, f"{suite.base}/health", lambda r: r.status_code == 503, 4.0)
+    r = await wait_for(http, f"{suite.base}/health", lambda r: r.status_code == 503, 10.0)
     assert r.status_code == 503
-    assert 1.0 <= time.monotonic() - started < 3.0
+    # Not before the snapshot's age limit; after it, as soon as a loaded machine allows.
+    assert 1.0 <= time.monotonic() - started < 8.0
     assert "health" in r.json()["reason"]
 
 
