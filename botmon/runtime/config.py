@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+from botmon.runtime.urls import client_host, redact_url
+
 __all__ = [
     "ApiToken",
     "ConfigError",
@@ -116,7 +118,10 @@ def url(*schemes: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
         if scheme not in schemes:
-            raise ValueError(f"expected a {' or '.join(s + '://' for s in schemes)} URL, got {raw!r}")
+            raise ValueError(f"expected a {' or '.join(s + '://' for s in schemes)} URL, got "
+                             f"{redact_url(raw)!r}")
+        if scheme in ("http", "https"):
+            client_host(raw)  # the host as the HTTP client will see it: ASCII, well formed
         return raw
     return parse
 
@@ -224,6 +229,8 @@ class EnvSettings:
             value = getattr(self, f.name)
             if f.metadata.get("secret") and value:
                 value = "***"
+            elif isinstance(value, str) and "://" in value:
+                value = redact_url(value, every_parameter=True)
             elif isinstance(value, dict):
                 value = {k: str(v) for k, v in value.items()}
             elif isinstance(value, tuple):

@@ -14,7 +14,10 @@ an operator-role user cannot make the suite call internal services.
 
 The policy is checked when a rule is configured (literal addresses and names)
 and again when a notification is sent, on every address a name resolves to, so
-a name that later resolves to a refused address is still refused.
+a name that later resolves to a refused address is still refused. The host is
+judged as the HTTP client will connect to it (``botmon.runtime.urls.client_host``):
+a host that is not plain ASCII is refused, since yarl turns ``１２７.0.0.1`` into
+the literal ``127.0.0.1``, which never reaches the resolver.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
+
+from botmon.runtime.urls import client_host
 
 __all__ = ["DestinationPolicy", "DestinationRefused", "PolicyResolver"]
 
@@ -99,7 +103,10 @@ class DestinationPolicy:
 
     def problem(self, url: str) -> str | None:
         """Why ``url`` may not be notified, or None; names are judged by pattern only."""
-        host = (urlsplit(url).hostname or "").lower()
+        try:
+            host = client_host(url)
+        except ValueError as exc:
+            return str(exc)
         address = _literal_address(host)
         if address is None:
             verdict = self.host_allowed(host)

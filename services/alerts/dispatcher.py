@@ -68,6 +68,9 @@ class Dispatcher:
         self.on_unnotified = on_unnotified
         self._wake = asyncio.Event()
         self._inflight: dict[int, asyncio.Task] = {}
+        #: Rows whose attempt could not be recorded: row id -> when to try again. The row is
+        #: still due in the store, so without this it would be retried at once, in a loop.
+        self._held: dict[int, float] = {}
 
     def wake(self) -> None:
         self._wake.set()
@@ -96,16 +99,18 @@ class Dispatcher:
     async def _round(self) -> float:
         """Start every due row there is room for; return how long to sleep."""
         now = self.clock()
+        self._held = {i: t for i, t in self._held.items() if t > now}
         room = MAX_IN_FLIGHT - len(self._inflight)
         if room <= 0:
             return self.poll
-        for row in await self.store.due(now, room, exclude=self._inflight):
+        for row in await self.store.due(now, room, exclude={*self._inflight, *self._held}):
             task = asyncio.create_task(self._deliver(row), name=f"deliver-{row.id}")
             self._inflight[row.id] = task
-        upcoming = await self.store.next_due(exclude=self._inflight)
-        if upcoming is None:
+        upcoming = await self.store.next_due(exclude={*self._inflight, *self._held})
+        times = [t for t in (upcoming, *self._held.values()) if t is not None]
+        if not times:
             return self.poll
-        return min(self.poll, upcoming - self.clock())
+        return min(self.poll, min(times) - self.clock())
 
     async def _suppression(self, row: OutboxRow, now: float) -> str:
         """Why a queued firing or repeat must not go out now ("" if it must)."""
@@ -162,6 +167,8 @@ class Dispatcher:
                     "channel": row.channel, "alert_id": row.alert_id, "kind": row.kind,
                     "attempt": row.attempts, "error": outcome.error, "next": status})
         except Exception:
+            # Retried with the same backoff as a failed delivery, never at once.
+            self._held[row.id] = self.clock() + self.backoff.delay(row.attempts + 1)
             log.exception("recording a delivery failed", extra={"outbox_id": row.id})
         finally:
             self._inflight.pop(row.id, None)

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 import operator
+import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,8 +121,8 @@ class Rule:
         shown = "no data" if value is None else _number(value)
         duration = _duration(self.duration_seconds)
         if self.description:
-            return self.description.format(value=shown, threshold=_number(self.threshold),
-                                           metric=self.metric, duration=duration)
+            return _fill(self.description, {"value": shown, "threshold": _number(self.threshold),
+                                            "metric": self.metric, "duration": duration})
         text = f"{self.metric} is {shown} ({_SYMBOLS[self.condition]} {_number(self.threshold)})"
         return f"{text} for {duration}" if self.duration_seconds else text
 
@@ -151,6 +152,17 @@ class Rule:
         # The stored text is what to_json() gives (canonical), so it seeds the cache.
         rule.__dict__["_json"] = spec
         return rule
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    """``template`` with each bare ``{name}`` replaced; a format spec or conversion is ignored
+    (validation refuses them), so no stored template can pad a value to any width."""
+    out = []
+    for literal, name, _, _ in string.Formatter().parse(template):
+        out.append(literal)
+        if name is not None:
+            out.append(values.get(name, "{" + name + "}"))
+    return "".join(out)
 
 
 def _number(value: float) -> str:

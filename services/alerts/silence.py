@@ -1,21 +1,33 @@
-"""Silences: label matchers (equality, regex, negative) that mute alerts for a while."""
+"""Silences: label matchers (equality, regex, negative) that mute alerts for a while.
+
+Regular expressions run on RE2 (``google-re2``), whose matching time is linear
+in the input, so no pattern can make ``GET /alerts`` or the evaluator backtrack
+for seconds (``(a+)+b`` is as cheap as ``ab``). Patterns RE2 cannot compile
+(backreferences, lookarounds, or a program over its memory cap) are refused.
+"""
 
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
+
+import re2
 
 from botmon.runtime.errors import InvalidArgument
 
 __all__ = ["Matcher", "Silence", "check_matchers"]
 
 MAX_MATCHERS = 32
+MAX_NAME = 128
+MAX_VALUE = 1024
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False  # a refused pattern is the client's 400, not a line on stderr
+_OPTIONS.max_mem = 1 << 20  # bytes of compiled program per pattern
 
 
 @functools.lru_cache(maxsize=1024)
-def _pattern(value: str) -> re.Pattern[str]:
-    return re.compile(value)
+def _pattern(value: str) -> re2._Regexp:
+    return re2.compile(value, options=_OPTIONS)
 
 
 @dataclass(frozen=True)
@@ -30,7 +42,13 @@ class Matcher:
     def matches(self, labels: dict[str, str]) -> bool:
         # A missing label compares as "", as in Alertmanager.
         actual = labels.get(self.name, "")
-        hit = bool(_pattern(self.value).fullmatch(actual)) if self.is_regex else actual == self.value
+        if not self.is_regex:
+            hit = actual == self.value
+        else:
+            try:
+                hit = bool(_pattern(self.value).fullmatch(actual))
+            except re2.error:
+                hit = False  # stored before RE2 judged patterns; such a matcher matches nothing
         return hit != self.is_negative
 
     def to_dict(self) -> dict:
@@ -69,15 +87,20 @@ def check_matchers(matchers: list[Matcher]) -> None:
         if not m.name:
             raise InvalidArgument(f"matchers[{i}].name is required: 'alertname', 'severity' "
                                   "or a label name")
-        if len(m.value) > 1024:
-            raise InvalidArgument(f"matchers[{i}].value must be at most 1024 characters")
+        if len(m.name) > MAX_NAME:
+            raise InvalidArgument(f"matchers[{i}].name must be at most {MAX_NAME} characters")
+        if len(m.value) > MAX_VALUE:
+            raise InvalidArgument(f"matchers[{i}].value must be at most {MAX_VALUE} characters")
         if m.is_regex:
             try:
                 _pattern(m.value)
-            except re.error as exc:
-                raise InvalidArgument(f"matchers[{i}].value is not a valid regular expression: "
-                                      f"{exc}") from None
-    if all(m.is_negative or _pattern(m.value if m.is_regex else re.escape(m.value)).fullmatch("")
+            except re2.error as exc:
+                reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(
+                    exc.args[0], bytes) else str(exc)
+                raise InvalidArgument(f"matchers[{i}].value is not a valid regular expression "
+                                      f"for RE2 ({reason}); backreferences and lookarounds are "
+                                      "not supported") from None
+    if all(m.is_negative or (_pattern(m.value).fullmatch("") if m.is_regex else m.value == "")
            for m in matchers):
         # Such a silence would also match every alert without the label: almost surely a mistake.
         raise InvalidArgument("at least one matcher must be positive and not match the empty "

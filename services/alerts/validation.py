@@ -119,14 +119,23 @@ def _description_problems(description: str) -> list[str]:
     if len(description) > 1024:
         return ["description must be at most 1024 characters"]
     try:
-        names = {f for _, f, _, _ in string.Formatter().parse(description) if f is not None}
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(description)
+                  if f is not None]
     except ValueError as exc:
         return [f"description is not a valid template ({exc}); write literal braces as {{{{ }}}}"]
-    unknown = sorted(n for n in names if n not in PLACEHOLDERS)
+    problems = []
+    # A format spec such as {value:>100000000} would pad to any width: bare names only.
+    dressed = sorted({"{" + f + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+                      for f, spec, conv in fields if spec or conv})
+    if dressed:
+        problems.append(f"description placeholders take no format spec or conversion, got "
+                        f"{', '.join(dressed)}; write a bare name such as {{value}}")
+    unknown = sorted({f for f, _, _ in fields if f not in PLACEHOLDERS})
     if unknown:
-        return [f"description uses unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)}"
-                f"; use {', '.join('{' + p + '}' for p in PLACEHOLDERS)}"]
-    return []
+        problems.append(f"description uses unknown placeholder(s) "
+                        f"{', '.join('{' + n + '}' for n in unknown)}"
+                        f"; use {', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
+    return problems
 
 
 def _notify_problems(rule: Rule, destinations: DestinationPolicy) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,6 +16,8 @@ from services.alerts.notifiers.outcome import Outcome
 from services.alerts.notifiers.text import Context
 
 __all__ = ["CHANNELS", "Notifiers", "Outcome", "describe_target"]
+
+log = logging.getLogger("botmon.alerts.notifiers")
 
 CHANNELS = ("email", "webhook", "slack", "teams", "pagerduty", "sms")
 
@@ -60,46 +63,71 @@ class Notifiers:
 
     async def send(self, channel: str, target: Any, secret: str,
                    payload: dict[str, Any]) -> Outcome:
-        """One attempt; the timeout is enforced here as well, so a hung receiver costs no more."""
+        """One attempt; the timeout is enforced here as well, so a hung receiver costs no more.
+
+        Never raises: whatever goes wrong is an Outcome, so every failure of every channel
+        is recorded and retried with the dispatcher's backoff.
+        """
         try:
             return await asyncio.wait_for(self._send(channel, target, secret, payload),
                                           self.timeout + 1)
         except TimeoutError:
             return Outcome.failure(f"no answer within {self.timeout:g}s")
+        except Exception as exc:
+            log.exception("sending a %s notification failed unexpectedly", channel)
+            return Outcome.failure(f"unexpected error ({type(exc).__name__})")
+
+    def url(self, channel: str, target: Any) -> str | None:
+        """The URL ``channel`` posts to for ``target``; None for e-mail or an unset gateway."""
+        if channel in ("webhook", "slack", "teams"):
+            return str(target)
+        if channel == "pagerduty":
+            return self.pagerduty_url
+        if channel == "sms":
+            return self.sms_gateway_url
+        return None
 
     async def _send(self, channel: str, target: Any, secret: str,
                     payload: dict[str, Any]) -> Outcome:
-        ctx, timeout = self.context, self.timeout
-        # Rule-controlled URLs are judged again now: a literal address never reaches the
-        # resolver, and the policy may have changed since the rule was stored.
-        if channel in ("webhook", "slack", "teams") \
-                and (problem := self.destinations.problem(target)):
+        if channel not in CHANNELS:
+            return Outcome.failure(f"unknown channel {channel!r}", retryable=False)
+        # Every URL is judged now, as the HTTP client will see it: a literal address never
+        # reaches the resolver, and the policy may have changed since the rule was stored.
+        url = self.url(channel, target)
+        if url is not None and (problem := self.destinations.problem(url)):
             return Outcome.failure(problem, retryable=False)
+        if channel == "email" and self.smtp is None:
+            return Outcome.failure("BOTMON_SMTP_HOST is not set", retryable=False)
+        if channel == "sms" and url is None:
+            return Outcome.failure("BOTMON_SMS_GATEWAY_URL is not set", retryable=False)
+        try:
+            body = self._body(channel, target, payload)
+        except (ValueError, TypeError, KeyError) as exc:
+            # The notification cannot be built (a value its format refuses, say): no retry
+            # would build it either.
+            return Outcome.failure(f"cannot build the {channel} notification: {exc}",
+                                   retryable=False)
         if channel == "email":
-            if self.smtp is None:
-                return Outcome.failure("BOTMON_SMTP_HOST is not set", retryable=False)
-            message = email.build(payload, self.smtp.sender, list(target), ctx)
-            return await self.smtp.send(message, list(target), timeout)
+            return await self.smtp.send(body, list(target), self.timeout)
+        raw = webhook.encode(body)
+        headers = ({webhook.SIGNATURE_HEADER: webhook.signature(secret, raw)}
+                   if channel == "webhook" and secret else {})
+        return await post_json(self.session(), url, raw, self.timeout, headers)
+
+    def _body(self, channel: str, target: Any, payload: dict[str, Any]) -> Any:
+        """The message of ``channel``: an EmailMessage, or the JSON body to POST."""
+        ctx = self.context
+        if channel == "email":
+            return email.build(payload, self.smtp.sender, list(target), ctx)
         if channel == "webhook":
-            raw = webhook.encode(webhook.build(payload, ctx))
-            headers = {webhook.SIGNATURE_HEADER: webhook.signature(secret, raw)} if secret else {}
-            return await post_json(self.session(), target, raw, timeout, headers)
+            return webhook.build(payload, ctx)
         if channel == "slack":
-            return await post_json(self.session(), target,
-                                   webhook.encode(slack.build(payload, ctx)), timeout)
+            return slack.build(payload, ctx)
         if channel == "teams":
-            return await post_json(self.session(), target,
-                                   webhook.encode(teams.build(payload, ctx)), timeout)
+            return teams.build(payload, ctx)
         if channel == "pagerduty":
-            body = pagerduty.build(payload, target, ctx)
-            return await post_json(self.session(), self.pagerduty_url, webhook.encode(body),
-                                   timeout)
-        if channel == "sms":
-            if not self.sms_gateway_url:
-                return Outcome.failure("BOTMON_SMS_GATEWAY_URL is not set", retryable=False)
-            return await post_json(self.session(), self.sms_gateway_url,
-                                   webhook.encode(sms.build(payload, target)), timeout)
-        return Outcome.failure(f"unknown channel {channel!r}", retryable=False)
+            return pagerduty.build(payload, target, ctx)
+        return sms.build(payload, target)
 
     async def close(self) -> None:
         if self._session is not None:

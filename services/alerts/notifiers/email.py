@@ -12,18 +12,24 @@ from services.alerts.notifiers.outcome import Outcome
 from services.alerts.notifiers.text import Context, headline, value_text
 from services.alerts.rfc3339 import rfc3339
 
-__all__ = ["Smtp", "build"]
+__all__ = ["Smtp", "build", "one_line"]
+
+
+def one_line(value: str) -> str:
+    """``value`` fit for a header: line breaks (CR, LF and the other Unicode ones) become
+    spaces, so no text from a rule or a person can add a header or end the headers."""
+    return " ".join(str(value).splitlines())
 
 
 def build(payload: dict[str, Any], sender: str, recipients: list[str], ctx: Context) -> EmailMessage:
     message = EmailMessage()
-    message["Subject"] = f"{headline(payload)}: {payload['message']}"[:200]
-    message["From"] = sender
-    message["To"] = ", ".join(recipients)
+    message["Subject"] = one_line(f"{headline(payload)}: {payload['message']}")[:200]
+    message["From"] = one_line(sender)
+    message["To"] = ", ".join(one_line(r) for r in recipients)
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = make_msgid(domain="botmon")
-    message["X-Botmon-Alert-Id"] = payload["alert_id"]
-    message["X-Botmon-Status"] = payload["kind"]
+    message["X-Botmon-Alert-Id"] = one_line(payload["alert_id"])
+    message["X-Botmon-Status"] = one_line(payload["kind"])
     lines = [
         headline(payload), "", payload["message"], "",
         f"Rule:       {payload['rule']}",

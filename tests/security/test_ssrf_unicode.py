@@ -1,0 +1,131 @@
+"""Unicode spellings of internal addresses cannot reach them, and failures leak no response body.
+
+yarl (under aiohttp) normalises ``１２７.0.0.1``, ``127。0。0。1`` and ``⑫⑦.0.0.1``
+to the literal ``127.0.0.1``, which never reaches the resolver's policy. Each
+is tried against a real listener on loopback: refused at ``POST
+/alerts/configure`` with a 400 naming the field, and — for a URL that got into
+the store or the settings another way — refused again at delivery, before any
+connection. The cloud metadata address is tried the same way. Nothing leaves
+the machine.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from services.alerts.destinations import DestinationPolicy
+from tests.alerts.conftest import fast
+from tests.alerts.stand_ins import Receiver
+
+UNICODE_LOOPBACK = ("１２７.0.0.1", "127。0。0。1", "⑫⑦.0.0.1")
+METADATA = ("１６９.２５４.１６９.２５４", "169。254。169。254")
+
+
+def rule(name: str, **notify) -> dict:
+    return {"name": name, "metric": "memory.usage_percent", "condition": "greater_than",
+            "threshold": 99.9, "duration_seconds": 60, "notify": notify}
+
+
+@pytest.fixture
+async def listener():
+    receiver = Receiver()
+    await receiver.start()
+    yield receiver
+    await receiver.stop()
+
+
+@pytest.mark.parametrize("channel", ["webhook", "slack", "teams"])
+async def test_unicode_hosts_are_refused_at_configure(alerts_suite, http, listener, channel):
+    async with alerts_suite(fast(webhook_allow=DestinationPolicy())) as suite:
+        for host in (*UNICODE_LOOPBACK, *METADATA):
+            url = f"http://{host}:{listener.port}/x"
+            r = await http.post(f"{suite.base}/alerts/configure",
+                                json=rule("unicode_probe", **{channel: url}),
+                                headers=suite.headers("operator"))
+            assert r.status_code == 400, (host, r.status_code, r.text[:300])
+            assert f"notify.{channel}" in r.json()["error"]["message"], host
+        rules = (await http.get(f"{suite.base}/alerts/rules", headers=suite.headers())).json()
+        assert "unicode_probe" not in [x["name"] for x in rules["rules"]]
+    assert listener.requests == []
+
+
+async def test_unicode_hosts_are_refused_even_where_loopback_is_allowed(alerts_suite, http,
+                                                                        listener):
+    """Allowing 127.0.0.0/8 allows the ASCII literal, never a spelling yarl rewrites."""
+    async with alerts_suite(fast(webhook_allow=DestinationPolicy.parse("127.0.0.0/8"))) as suite:
+        for host in UNICODE_LOOPBACK:
+            r = await http.post(f"{suite.base}/alerts/configure",
+                                json=rule("unicode_probe", webhook=f"http://{host}:"
+                                                                   f"{listener.port}/x"),
+                                headers=suite.headers("operator"))
+            assert r.status_code == 400, (host, r.text[:300])
+            assert "ASCII" in r.json()["error"]["message"]
+    assert listener.requests == []
+
+
+async def test_a_stored_unicode_webhook_is_refused_at_delivery(alerts_suite, http, listener,
+                                                               tmp_path):
+    """A rule stored before the check existed is judged again when it is sent."""
+    async with alerts_suite(fast(webhook_allow=DestinationPolicy())) as suite:
+        r = await http.post(f"{suite.base}/alerts/configure",
+                            json=rule("stored_probe", webhook="https://93.184.215.14/hook"),
+                            headers=suite.headers("operator"))
+        assert r.status_code == 201, r.text
+        db = sqlite3.connect(tmp_path / "botmon.db")
+        spec = db.execute("SELECT spec FROM alerts_rules WHERE name = 'stored_probe'"
+                          ).fetchone()[0]
+        for host in UNICODE_LOOPBACK:
+            with db:
+                db.execute("UPDATE alerts_rules SET spec = ? WHERE name = 'stored_probe'",
+                           (spec.replace("https://93.184.215.14/hook",
+                                         f"http://{host}:{listener.port}/x"),))
+            r = await http.post(f"{suite.base}/alerts/rules/stored_probe/test",
+                                headers=suite.headers("operator"))
+            assert r.status_code == 200, r.text
+            [delivery] = r.json()["deliveries"]
+            assert not delivery["success"] and "ASCII" in delivery["error"], (host, delivery)
+        db.close()
+    assert listener.requests == []
+
+
+async def test_gateway_urls_from_settings_are_judged_the_same_way(alerts_suite, http, listener):
+    """PagerDuty's and the SMS gateway's URLs pass through the same check before each send."""
+    pagerduty = f"http://１２７.0.0.1:{listener.port}/pagerduty"
+    sms = f"http://169.254.169.254:{listener.port}/sms"
+    async with alerts_suite(fast(webhook_allow=DestinationPolicy()), pagerduty_url=pagerduty,
+                            sms_gateway_url=sms) as suite:
+        r = await http.post(f"{suite.base}/alerts/configure",
+                            json=rule("gateway_probe", pagerduty="R0UTINGKEY",
+                                      sms=["+15551234567"]),
+                            headers=suite.headers("operator"))
+        assert r.status_code == 201, r.text
+        r = await http.post(f"{suite.base}/alerts/rules/gateway_probe/test",
+                            headers=suite.headers("operator"))
+        assert r.status_code == 200, r.text
+        deliveries = {d["channel"]: d for d in r.json()["deliveries"]}
+        assert not deliveries["pagerduty"]["success"]
+        assert "ASCII" in deliveries["pagerduty"]["error"]
+        assert not deliveries["sms"]["success"]
+        assert "internal address" in deliveries["sms"]["error"]
+    assert listener.requests == []
+
+
+async def test_a_failed_delivery_records_the_status_code_only(alerts_suite, http, listener):
+    """An internal service's error page must not come back to viewers through history."""
+    listener.fail("/hook", 500)  # answered with the body "receiver error"
+    async with alerts_suite(fast(webhook_allow=DestinationPolicy.parse("127.0.0.0/8"))) as suite:
+        r = await http.post(f"{suite.base}/alerts/configure",
+                            json=rule("leak_probe", webhook=listener.url("/hook")),
+                            headers=suite.headers("operator"))
+        assert r.status_code == 201, r.text
+        r = await http.post(f"{suite.base}/alerts/rules/leak_probe/test",
+                            headers=suite.headers("operator"))
+        [delivery] = r.json()["deliveries"]
+        assert delivery["status_code"] == 500 and delivery["error"] == "HTTP 500", delivery
+        history = await http.get(f"{suite.base}/alerts/history", params={"rule": "leak_probe"},
+                                 headers=suite.headers("viewer"))
+        assert history.status_code == 200
+        assert "receiver error" not in history.text and "HTTP 500" in history.text
+    assert len(listener.at("/hook")) == 1
