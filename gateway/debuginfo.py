@@ -2,7 +2,8 @@
 
 The gateway asks each backend's ``DebugService`` (with the usual deadline) and
 adds its own; ``debug`` sums the counts over all processes that answered and
-shows the gateway's environment and (redacted) configuration.
+shows the gateway's environment, its ``config`` as the API document has it
+(``debug_mode``, ``log_level``) and its full ``settings``, redacted.
 """
 
 from __future__ import annotations
@@ -50,5 +51,6 @@ async def gather_debug_info(backends: Backends, settings: Settings,
     overall["rss_mb"] = round(overall["rss_mb"], 3)
     overall["environment"] = gateway["environment"]
     overall["config"] = gateway["config"]
+    overall["settings"] = gateway["settings"]
     overall["processes"] = sum(1 for entry in services.values() if "debug" in entry)
     return {"debug": overall, "services": services}

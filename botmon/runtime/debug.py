@@ -22,11 +22,15 @@ _START = time.time()
 
 
 def debug_info(component: str, *settings: EnvSettings) -> debug_service_pb2.GetDebugInfoResponse:
-    """This process's figures, with ``settings`` redacted into ``config``."""
+    """This process's figures; ``settings`` redacted into ``settings``, and ``config`` as the
+    API document has it (``debug_mode``, ``log_level``)."""
     proc = psutil.Process()
-    config = struct_pb2.Struct()
+    effective = struct_pb2.Struct()
     for s in settings:
-        config.update(s.redacted())
+        effective.update(s.redacted())
+    log_level = str(getattr(settings[0], "log_level", "info")) if settings else "info"
+    config = struct_pb2.Struct()
+    config.update({"debug_mode": log_level == "debug", "log_level": log_level})
     try:
         tasks = len(asyncio.all_tasks())
     except RuntimeError:
@@ -41,6 +45,7 @@ def debug_info(component: str, *settings: EnvSettings) -> debug_service_pb2.GetD
             open_files=proc.num_fds(),
             environment=getattr(settings[0], "environment", "production") if settings else "",
             config=config,
+            settings=effective,
             threads=threading.active_count(),
             rss_mb=round(proc.memory_info().rss / 1e6, 3),
         ),

@@ -8,6 +8,7 @@ import sys
 import time
 
 from botmon.runtime.context import request_id
+from botmon.runtime.urls import redact_text
 
 __all__ = ["JsonFormatter", "configure_logging"]
 
@@ -38,7 +39,8 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        # Whatever a record carries, a URL's credentials never reach the log.
+        return redact_text(json.dumps(entry, default=str))
 
 
 def configure_logging(component: str, level: str = "info") -> None:

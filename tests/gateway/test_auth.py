@@ -183,7 +183,7 @@ async def test_debug_info_gathers_every_process_without_secrets(make_settings, h
         assert overall["goroutines"] == sum(s["debug"]["goroutines"] for s in services.values()
                                             if "debug" in s)
         assert overall["processes"] == 2 and overall["environment"] == "production"
-        assert overall["config"]["BOTMON_JWT_SECRET"] == "***"
+        assert overall["settings"]["BOTMON_JWT_SECRET"] == "***"
         text = r.text
         for secret in (SECRET, "hunter2-smtp-password", *suite.tokens.values()):
             assert secret not in text

@@ -133,7 +133,7 @@ async def test_debug_info_reports_real_process_figures(channel):
     assert reply.debug.goroutines >= 1
     assert reply.debug.open_files > 0
     assert reply.debug.gc_runs >= 1
-    assert reply.debug.config["BOTMON_HTTP_ADDR"] == "127.0.0.1:8080"
+    assert reply.debug.settings["BOTMON_HTTP_ADDR"] == "127.0.0.1:8080"
 
 
 async def test_graceful_stop_drains_in_flight_calls(make_settings):

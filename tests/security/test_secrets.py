@@ -91,7 +91,7 @@ def test_gateway_process_logs_no_secret(tmp_path, redis_server_url):
             ]
         debug = bodies[0]
         assert debug.status_code == 200, debug.text
-        assert debug.json()["debug"]["config"]["BOTMON_SMTP_PASSWORD"] == "***"
+        assert debug.json()["debug"]["settings"]["BOTMON_SMTP_PASSWORD"] == "***"
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     finally:
@@ -132,7 +132,7 @@ async def test_no_service_shows_a_secret(suite, http):
     services = (await http.get(f"{suite.base}/debug/info", headers=admin)).json()["services"]
     assert set(services) == {"gateway", "health", "metrics", "alerts", "logs"}
     for name, info in services.items():
-        config = info["debug"]["config"]
+        config = info["debug"]["settings"]
         assert config["BOTMON_STORE_URL"] == "***", name
         assert config["BOTMON_SMTP_PASSWORD"] == "***", name
         assert config["BOTMON_JWT_SECRET"] == "***", name

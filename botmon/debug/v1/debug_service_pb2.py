@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#botmon/debug/v1/debug_service.proto\x12\x0f\x62otmon.debug.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x15\n\x13GetDebugInfoRequest\"\xbf\x01\n\tDebugInfo\x12\x12\n\ngoroutines\x18\x01 \x01(\x03\x12\x1a\n\x12memory_allocations\x18\x02 \x01(\x03\x12\x0f\n\x07gc_runs\x18\x03 \x01(\x03\x12\x12\n\nopen_files\x18\x04 \x01(\x03\x12\x13\n\x0b\x65nvironment\x18\x05 \x01(\t\x12\'\n\x06\x63onfig\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07threads\x18\x07 \x01(\x03\x12\x0e\n\x06rss_mb\x18\x08 \x01(\x01\"\xa0\x01\n\x14GetDebugInfoResponse\x12)\n\x05\x64\x65\x62ug\x18\x01 \x01(\x0b\x32\x1a.botmon.debug.v1.DebugInfo\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x05 \x01(\t2\x93\x01\n\x0c\x44\x65\x62ugService\x12\x82\x01\n\x0cGetDebugInfo\x12$.botmon.debug.v1.GetDebugInfoRequest\x1a%.botmon.debug.v1.GetDebugInfoResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/api/v1/monitoring/debug/infob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#botmon/debug/v1/debug_service.proto\x12\x0f\x62otmon.debug.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x15\n\x13GetDebugInfoRequest\"\xea\x01\n\tDebugInfo\x12\x12\n\ngoroutines\x18\x01 \x01(\x03\x12\x1a\n\x12memory_allocations\x18\x02 \x01(\x03\x12\x0f\n\x07gc_runs\x18\x03 \x01(\x03\x12\x12\n\nopen_files\x18\x04 \x01(\x03\x12\x13\n\x0b\x65nvironment\x18\x05 \x01(\t\x12\'\n\x06\x63onfig\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07threads\x18\x07 \x01(\x03\x12\x0e\n\x06rss_mb\x18\x08 \x01(\x01\x12)\n\x08settings\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\"\xa0\x01\n\x14GetDebugInfoResponse\x12)\n\x05\x64\x65\x62ug\x18\x01 \x01(\x0b\x32\x1a.botmon.debug.v1.DebugInfo\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x05 \x01(\t2\x93\x01\n\x0c\x44\x65\x62ugService\x12\x82\x01\n\x0cGetDebugInfo\x12$.botmon.debug.v1.GetDebugInfoRequest\x1a%.botmon.debug.v1.GetDebugInfoResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/api/v1/monitoring/debug/infob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,9 +39,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETDEBUGINFOREQUEST']._serialized_start=149
   _globals['_GETDEBUGINFOREQUEST']._serialized_end=170
   _globals['_DEBUGINFO']._serialized_start=173
-  _globals['_DEBUGINFO']._serialized_end=364
-  _globals['_GETDEBUGINFORESPONSE']._serialized_start=367
-  _globals['_GETDEBUGINFORESPONSE']._serialized_end=527
-  _globals['_DEBUGSERVICE']._serialized_start=530
-  _globals['_DEBUGSERVICE']._serialized_end=677
+  _globals['_DEBUGINFO']._serialized_end=407
+  _globals['_GETDEBUGINFORESPONSE']._serialized_start=410
+  _globals['_GETDEBUGINFORESPONSE']._serialized_end=570
+  _globals['_DEBUGSERVICE']._serialized_start=573
+  _globals['_DEBUGSERVICE']._serialized_end=720
 # @@protoc_insertion_point(module_scope)

@@ -49,6 +49,7 @@ class DebugInfo(_message.Message):
     CONFIG_FIELD_NUMBER: _builtins.int
     THREADS_FIELD_NUMBER: _builtins.int
     RSS_MB_FIELD_NUMBER: _builtins.int
+    SETTINGS_FIELD_NUMBER: _builtins.int
     goroutines: _builtins.int
     """Output only. Live asyncio tasks (the Python meaning of goroutines)."""
     memory_allocations: _builtins.int
@@ -65,7 +66,15 @@ class DebugInfo(_message.Message):
     """Output only. Resident memory in megabytes."""
     @_builtins.property
     def config(self) -> _struct_pb2.Struct:
-        """Output only. Effective configuration with secrets redacted."""
+        """Output only. The configuration as the API document shows it: "debug_mode"
+        (a bool, true when BOTMON_LOG_LEVEL is debug) and "log_level" (a string).
+        """
+
+    @_builtins.property
+    def settings(self) -> _struct_pb2.Struct:
+        """Output only. Every setting of the process by variable name, secrets
+        redacted ("***") and URLs without credentials or query values.
+        """
 
     def __init__(
         self,
@@ -78,10 +87,11 @@ class DebugInfo(_message.Message):
         config: _struct_pb2.Struct | None = ...,
         threads: _builtins.int = ...,
         rss_mb: _builtins.float = ...,
+        settings: _struct_pb2.Struct | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "settings", b"settings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "environment", b"environment", "gc_runs", b"gc_runs", "goroutines", b"goroutines", "memory_allocations", b"memory_allocations", "open_files", b"open_files", "rss_mb", b"rss_mb", "threads", b"threads"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "environment", b"environment", "gc_runs", b"gc_runs", "goroutines", b"goroutines", "memory_allocations", b"memory_allocations", "open_files", b"open_files", "rss_mb", b"rss_mb", "settings", b"settings", "threads", b"threads"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

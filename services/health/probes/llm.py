@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 
+from botmon.runtime.urls import redact_url
 from services.health.probes.probe import ProbeError, elapsed_ms, url_port
 from services.health.probes.result import HEALTHY, UNHEALTHY, LlmResult
 
@@ -31,6 +32,8 @@ class LlmProbe:
     def __init__(self, base_url: str, *, timeout: float, request_rate: RequestRate,
                  api_key: str | None = None):
         self.url = models_url(base_url)
+        #: The URL as reasons show it: no userinfo, no secret query parameter.
+        self.shown_url = redact_url(self.url)
         self.timeout = timeout
         self.request_rate = request_rate
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -47,15 +50,15 @@ class LlmProbe:
         start = time.perf_counter()
         async with self._http().get(self.url) as response:
             if response.status != 200:
-                raise ProbeError(f"GET {self.url} answered HTTP {response.status}")
+                raise ProbeError(f"GET {self.shown_url} answered HTTP {response.status}")
             try:
                 body = await response.json(content_type=None)
             except ValueError:
-                raise ProbeError(f"GET {self.url} did not return JSON") from None
+                raise ProbeError(f"GET {self.shown_url} did not return JSON") from None
         latency = elapsed_ms(start)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list):
-            raise ProbeError(f"GET {self.url} returned no \"data\" list of models")
+            raise ProbeError(f"GET {self.shown_url} returned no \"data\" list of models")
         return [str(m.get("id", "")) for m in data if isinstance(m, dict)], latency
 
     async def check(self) -> LlmResult:

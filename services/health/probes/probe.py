@@ -8,6 +8,7 @@ import time
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from botmon.runtime.urls import redact_text
 from services.health.probes.result import NOT_CONFIGURED, UNHEALTHY, ProbeResult
 
 __all__ = ["NotConfigured", "Probe", "ProbeError", "describe", "elapsed_ms", "failed", "url_port"]
@@ -52,7 +53,11 @@ def failed(probe: Probe, reason: str) -> ProbeResult:
 
 
 def describe(exc: BaseException) -> str:
-    """A one-line reason for a failed probe."""
+    """A one-line reason for a failed probe, with any URL in it redacted (viewers read it)."""
+    return redact_text(_reason(exc))
+
+
+def _reason(exc: BaseException) -> str:
     if isinstance(exc, ProbeError):
         return str(exc)
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
