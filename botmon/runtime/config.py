@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+from cryptography.fernet import Fernet
+
 from botmon.runtime.urls import client_host, redact_url
 
 __all__ = [
@@ -184,6 +186,21 @@ def parse_pem(raw: str) -> str:
     return text
 
 
+def parse_fernet_keys(raw: str) -> tuple[str, ...]:
+    """Comma-separated Fernet keys (32 url-safe base64-encoded bytes each), newest first."""
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    if not keys:
+        raise ValueError("expected one or more Fernet keys, comma separated, newest first")
+    for position, key in enumerate(keys, 1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            raise ValueError(f"key {position} is not a Fernet key (32 url-safe base64-encoded "
+                             "bytes; make one with `python -c \"from cryptography.fernet "
+                             "import Fernet; print(Fernet.generate_key().decode())\"`)") from None
+    return keys
+
+
 def _read(path: str) -> str:
     try:
         return Path(path).read_text()
@@ -296,6 +313,10 @@ class Settings(EnvSettings):
                                                doc="token:role[:subject], comma separated")
     jwt_secret: str | None = setting("BOTMON_JWT_SECRET", None, secret=True,
                                      doc="accept HS256 JWTs signed with this secret")
+    secret_key: tuple[str, ...] = setting(
+        "BOTMON_SECRET_KEY", (), parse_fernet_keys, secret=True,
+        doc="Fernet keys, comma separated, newest first, that encrypt alert rule secrets, "
+            "Slack/Teams URLs and PagerDuty keys at rest (default: a key created in the data dir)")
     jwt_public_key: str | None = setting("BOTMON_JWT_PUBLIC_KEY", None, parse_pem,
                                          doc="accept RS256 JWTs (PEM or path)")
     rate_limits: dict[str, Rate] = setting("BOTMON_RATE_LIMITS", None, parse_rates,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from botmon.alerts.v1 import alerts_service_pb2, alerts_service_pb2_grpc
 from botmon.runtime.config import Settings
 from botmon.runtime.main import run_service
+from botmon.runtime.sealing import Sealer, secret_keys
 from botmon.runtime.server import Binding, GrpcServer
 from botmon.runtime.store import StoreLocation
 from services.alerts.audit import AuditRelay
@@ -67,7 +68,8 @@ async def create_server(settings: Settings, *, address: str | None = None,
                         alerts_settings: AlertsSettings | None = None) -> GrpcServer:
     """Build the alerts service's server (not started); the engine starts with it."""
     extra = alerts_settings or AlertsSettings.from_env()
-    store = await AlertsStore.open(settings.store_url, settings.grpc_deadline)
+    store = await AlertsStore.open(settings.store_url, settings.grpc_deadline,
+                                   Sealer(secret_keys(settings)))
     smtp = Smtp(settings.smtp_host, settings.smtp_port, user=settings.smtp_user,
                 password=settings.smtp_password, starttls=settings.smtp_starttls,
                 sender=settings.smtp_from,

@@ -35,6 +35,7 @@ class Database(Protocol):
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
     async def execute(self, sql: str, args: Sequence[Any] = ()) -> int: ...
     def transaction(self): ...
+    async def forget_overwritten(self) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -86,6 +87,12 @@ class SqliteStore:
                 await asyncio.shield(self._db.run(lambda conn: conn.execute("ROLLBACK")))
                 raise
             await self._db.run(lambda conn: conn.execute("COMMIT"))
+
+    async def forget_overwritten(self) -> None:
+        """Leave no copy of overwritten rows in the files: secure_delete (set on open) has
+        zeroed them in the database pages; this empties the WAL, which still holds them."""
+        async with self._lock:
+            await self._db.run(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
 
     async def close(self) -> None:
         await self._db.close()
@@ -147,6 +154,12 @@ class PostgresStore:
         async with self._pool.acquire(timeout=self._timeout) as conn, conn.transaction():
             yield _PgTx(conn, self._timeout)
 
+    async def forget_overwritten(self) -> None:
+        """Reclaim the dead row versions an overwrite left behind."""
+        async with self._pool.acquire(timeout=self._timeout) as conn:
+            await conn.execute("VACUUM alerts_rules, alerts_alerts, alerts_outbox",
+                               timeout=self._timeout)
+
     async def close(self) -> None:
         await self._pool.close()
 
@@ -155,5 +168,8 @@ async def open_database(store_url: str, deadline: float) -> SqliteStore | Postgr
     """Open the store named by ``BOTMON_STORE_URL``."""
     location = StoreLocation.parse(store_url)
     if location.kind == "sqlite":
-        return SqliteStore(location)
+        store = SqliteStore(location)
+        # Deleted and overwritten rows are zeroed, so a re-sealed secret leaves no plaintext.
+        await store.execute("PRAGMA secure_delete = ON")
+        return store
     return await PostgresStore.connect(location, deadline)

@@ -9,6 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from botmon.alerts.v1 import alert_pb2
 from services.alerts.alert import Alert
+from services.alerts.masking import mask
 from services.alerts.rule import Notify, Rule
 from services.alerts.silence import Matcher, Silence
 
@@ -60,8 +61,10 @@ def rule_message(rule: Rule) -> alert_pb2.AlertRule:
         name=rule.name, type=rule.type, metric=rule.metric, condition=rule.condition,
         threshold=rule.threshold, duration_seconds=rule.duration_seconds,
         severity=rule.severity,
-        notify=alert_pb2.Notify(email=n.email, webhook=n.webhook, slack=n.slack, teams=n.teams,
-                                pagerduty=n.pagerduty, sms=n.sms),
+        # Credential targets are masked: the API never returns them (CONTRACT.md §11).
+        notify=alert_pb2.Notify(email=n.email, webhook=n.webhook, slack=mask("slack", n.slack),
+                                teams=mask("teams", n.teams),
+                                pagerduty=mask("pagerduty", n.pagerduty), sms=n.sms),
         repeat_interval_seconds=rule.repeat_interval_seconds,
         keep_firing_seconds=rule.keep_firing_seconds, on_no_data=rule.on_no_data,
         labels=rule.labels, description=rule.description,

@@ -14,6 +14,7 @@ from botmon.runtime.errors import FailedPrecondition, InvalidArgument
 from services.alerts.alert import Alert
 from services.alerts.audit import Actor
 from services.alerts.dispatcher import delivery_record
+from services.alerts.masking import restore_masked
 from services.alerts.messages import (
     alert_message,
     delivery_message,
@@ -86,7 +87,9 @@ class AlertsServicer(alerts_service_pb2_grpc.AlertsServiceServicer):
     async def ConfigureAlertRule(self, request, context):
         if not request.HasField("rule"):
             raise InvalidArgument("rule is required: send the rule's fields as the body")
-        rule = check_rule(rule_from_message(request.rule),
+        given = restore_masked(rule_from_message(request.rule),
+                               await self.store.find_rule(request.rule.name))
+        rule = check_rule(given,
                           has_recovery=request.rule.HasField("recovery_threshold"),
                           smtp_configured=self.smtp_configured, sms_configured=self.sms_configured,
                           destinations=self.notifiers.destinations)

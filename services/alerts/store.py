@@ -3,6 +3,12 @@
 Every write that other replicas must notice (rules, acknowledgements,
 silences) bumps ``alerts_version`` in the same transaction, so the leader
 reloads its in-memory state only when something changed.
+
+Secrets never reach the store in clear (CONTRACT.md §11): a rule's ``secret``
+and its Slack, Teams and PagerDuty targets are sealed (botmon.runtime.sealing)
+wherever they are written — the rule, the copy of the rule each alert keeps,
+the outbox — and opened when read. Values written before sealing existed, or
+sealed with a key that is no longer the newest, are re-sealed on open.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from botmon.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from botmon.runtime.sealing import Sealer
 from services.alerts.alert import ACTIVE, Alert
 from services.alerts.audit import Actor, AuditRecord, rule_changes
 from services.alerts.database import PostgresStore, SqliteStore, open_database
@@ -23,10 +30,15 @@ from services.alerts.rule import Rule
 from services.alerts.schema import create_schema
 from services.alerts.silence import Matcher, Silence
 
-__all__ = ["ACK_CHANNELS", "AlertsStore", "OutboxRow"]
+__all__ = ["ACK_CHANNELS", "SEALED_CHANNELS", "AlertsStore", "OutboxRow"]
 
 #: Channels told about an acknowledgement: PagerDuty acts on it, chat rooms announce it.
 ACK_CHANNELS = ("pagerduty", "slack", "teams")
+#: Channels whose target is itself a credential: incoming-webhook URLs and routing keys.
+SEALED_CHANNELS = ("slack", "teams", "pagerduty")
+#: Memoised seal/open results kept per store, so a cycle writing thousands of alert rows
+#: of the same rule encrypts its spec once.
+_MEMO = 4096
 
 _ALERT_COLUMNS = (
     "alert_id", "rule", "fingerprint", "state", "severity", "rule_spec", "rule_secret",
@@ -65,47 +77,10 @@ class OutboxRow:
     attempts: int
 
 
-def _alert_row(alert: Alert) -> tuple:
-    rule = alert.rule
-    return (alert.alert_id, rule.name, alert.fingerprint, alert.state, rule.severity,
-            rule.to_json(), rule.secret, rule.update_time, alert.triggered_at, alert.fired_at,
-            alert.resolved_at, alert.cleared_at, alert.current_value, alert.message,
-            rule.labels_json, int(alert.notified), alert.last_notified_at,
-            int(alert.silenced))
-
-
-def _alert(row: dict[str, Any]) -> Alert:
-    rule = Rule.from_json(row["rule_spec"], secret=row["rule_secret"],
-                          update_time=row["rule_update_time"])
-    return Alert(alert_id=row["alert_id"], rule=rule, state=row["state"],
-                 triggered_at=row["triggered_at"], current_value=row["current_value"],
-                 message=row["message"], fired_at=row["fired_at"], resolved_at=row["resolved_at"],
-                 cleared_at=row["cleared_at"], acknowledged_by=row["acknowledged_by"],
-                 acknowledged_at=row["acknowledged_at"], notes=row["notes"],
-                 notified=bool(row["notified"]), last_notified_at=row["last_notified_at"],
-                 silenced=bool(row["silenced"]), labels=json.loads(row["labels"]),
-                 fingerprint=row["fingerprint"])
-
-
-def _rule(row: dict[str, Any]) -> Rule:
-    return Rule.from_json(row["spec"], secret=row["secret"], create_time=row["create_time"],
-                          update_time=row["update_time"])
-
-
 def _silence(row: dict[str, Any]) -> Silence:
     matchers = tuple(Matcher(**m) for m in json.loads(row["matchers"]))
     return Silence(silence_id=row["silence_id"], matchers=matchers, starts_at=row["starts_at"],
                    ends_at=row["ends_at"], created_by=row["created_by"], comment=row["comment"])
-
-
-def outbox_rows(notice: Notice, channels: Sequence[str] | None = None) -> list[tuple]:
-    """The outbox rows of a notice: one per channel target of the alert's rule."""
-    rule = notice.rule
-    payload = json.dumps(notice.payload)
-    return [(notice.alert_id, rule.name, rule.severity, notice.kind, channel,
-             json.dumps(target), secret, payload, notice.due_at, notice.due_at)
-            for channel, target, secret in rule.targets
-            if channels is None or channel in channels]
 
 
 def history_row(time: float, alert_id: str, rule: str, severity: str, kind: str, *,
@@ -134,14 +109,147 @@ def _decode_token(token: str) -> int:
 class AlertsStore:
     """The alerts service's persistent state."""
 
-    def __init__(self, db: SqliteStore | PostgresStore):
+    def __init__(self, db: SqliteStore | PostgresStore, sealer: Sealer):
         self.db = db
+        self.sealer = sealer
+        self._sealed_specs: dict[str, str] = {}
+        self._opened_specs: dict[str, str] = {}
 
     @classmethod
-    async def open(cls, store_url: str, deadline: float) -> AlertsStore:
+    async def open(cls, store_url: str, deadline: float, sealer: Sealer) -> AlertsStore:
+        """Open the store, creating its tables and re-sealing what is not sealed with the
+        newest key; a stored secret no key opens raises SealError (a ConfigError)."""
         db = await open_database(store_url, deadline)
-        await create_schema(db)
-        return cls(db)
+        try:
+            await create_schema(db)
+            store = cls(db, sealer)
+            await store.reseal()
+        except BaseException:
+            await db.close()
+            raise
+        return store
+
+    # -- sealing -------------------------------------------------------------
+
+    def _spec_fields(self, spec: dict[str, Any], transform) -> dict[str, Any]:
+        notify = spec.get("notify") or {}
+        for channel in SEALED_CHANNELS:
+            notify[channel] = transform(notify.get(channel) or "")
+        notify["extra"] = [[channel, transform(target) if channel in SEALED_CHANNELS else target,
+                            transform(secret)]
+                           for channel, target, secret in notify.get("extra") or ()]
+        spec["notify"] = notify
+        return spec
+
+    def seal_spec(self, plain: str) -> str:
+        """A rule's JSON spec with its credential targets sealed."""
+        sealed = self._sealed_specs.get(plain)
+        if sealed is None:
+            if len(self._sealed_specs) >= _MEMO:
+                self._sealed_specs.clear()
+            sealed = json.dumps(self._spec_fields(json.loads(plain), self.sealer.seal),
+                                sort_keys=True)
+            self._sealed_specs[plain] = sealed
+        return sealed
+
+    def open_spec(self, stored: str) -> str:
+        """The plain JSON spec of a stored one (as ``Rule.to_json`` writes it)."""
+        plain = self._opened_specs.get(stored)
+        if plain is None:
+            if len(self._opened_specs) >= _MEMO:
+                self._opened_specs.clear()
+            plain = json.dumps(self._spec_fields(json.loads(stored), self.sealer.open),
+                               sort_keys=True)
+            self._opened_specs[stored] = plain
+        return plain
+
+    def _spec_current(self, stored: str) -> bool:
+        current = True
+
+        def check(value: Any) -> Any:
+            nonlocal current
+            current = current and self.sealer.current(value)
+            return value
+        self._spec_fields(json.loads(stored), check)
+        return current
+
+    def _alert_row(self, alert: Alert) -> tuple:
+        rule = alert.rule
+        return (alert.alert_id, rule.name, alert.fingerprint, alert.state, rule.severity,
+                self.seal_spec(rule.to_json()), self.sealer.seal(rule.secret), rule.update_time,
+                alert.triggered_at, alert.fired_at, alert.resolved_at, alert.cleared_at,
+                alert.current_value, alert.message, rule.labels_json, int(alert.notified),
+                alert.last_notified_at, int(alert.silenced))
+
+    def _alert(self, row: dict[str, Any]) -> Alert:
+        rule = Rule.from_json(self.open_spec(row["rule_spec"]),
+                              secret=self.sealer.open(row["rule_secret"]),
+                              update_time=row["rule_update_time"])
+        return Alert(alert_id=row["alert_id"], rule=rule, state=row["state"],
+                     triggered_at=row["triggered_at"], current_value=row["current_value"],
+                     message=row["message"], fired_at=row["fired_at"],
+                     resolved_at=row["resolved_at"], cleared_at=row["cleared_at"],
+                     acknowledged_by=row["acknowledged_by"],
+                     acknowledged_at=row["acknowledged_at"], notes=row["notes"],
+                     notified=bool(row["notified"]), last_notified_at=row["last_notified_at"],
+                     silenced=bool(row["silenced"]), labels=json.loads(row["labels"]),
+                     fingerprint=row["fingerprint"])
+
+    def _rule(self, row: dict[str, Any]) -> Rule:
+        return Rule.from_json(self.open_spec(row["spec"]), secret=self.sealer.open(row["secret"]),
+                              create_time=row["create_time"], update_time=row["update_time"])
+
+    def _target(self, channel: str, target: Any) -> str:
+        return json.dumps(self.sealer.seal(target) if channel in SEALED_CHANNELS else target)
+
+    def outbox_rows(self, notice: Notice, channels: Sequence[str] | None = None) -> list[tuple]:
+        """The outbox rows of a notice: one per channel target of the alert's rule."""
+        rule = notice.rule
+        payload = json.dumps(notice.payload)
+        return [(notice.alert_id, rule.name, rule.severity, notice.kind, channel,
+                 self._target(channel, target), self.sealer.seal(secret), payload,
+                 notice.due_at, notice.due_at)
+                for channel, target, secret in rule.targets
+                if channels is None or channel in channels]
+
+    async def reseal(self) -> int:
+        """Seal with the newest key every secret that is plaintext or sealed with an older
+        one; returns the rows rewritten. Old plaintext is wiped from the SQLite file too."""
+        rewritten = 0
+        async with self.db.transaction() as tx:
+            for row in await tx.fetch("SELECT name, spec, secret FROM alerts_rules"):
+                if self._spec_current(row["spec"]) and self.sealer.current(row["secret"]):
+                    continue
+                await tx.execute("UPDATE alerts_rules SET spec = ?, secret = ? WHERE name = ?",
+                                 (self.seal_spec(self.open_spec(row["spec"])),
+                                  self.sealer.seal(self.sealer.open(row["secret"])),
+                                  row["name"]))
+                rewritten += 1
+            for row in await tx.fetch("SELECT alert_id, rule_spec, rule_secret "
+                                      "FROM alerts_alerts"):
+                if self._spec_current(row["rule_spec"]) and \
+                        self.sealer.current(row["rule_secret"]):
+                    continue
+                await tx.execute("UPDATE alerts_alerts SET rule_spec = ?, rule_secret = ? "
+                                 "WHERE alert_id = ?",
+                                 (self.seal_spec(self.open_spec(row["rule_spec"])),
+                                  self.sealer.seal(self.sealer.open(row["rule_secret"])),
+                                  row["alert_id"]))
+                rewritten += 1
+            for row in await tx.fetch("SELECT id, channel, target, secret FROM alerts_outbox"):
+                target = json.loads(row["target"])
+                sealed_target = row["channel"] in SEALED_CHANNELS
+                if (not sealed_target or self.sealer.current(target)) and \
+                        self.sealer.current(row["secret"]):
+                    continue
+                plain = self.sealer.open(target) if sealed_target else target
+                await tx.execute("UPDATE alerts_outbox SET target = ?, secret = ? WHERE id = ?",
+                                 (self._target(row["channel"], plain),
+                                  self.sealer.seal(self.sealer.open(row["secret"])), row["id"]))
+                rewritten += 1
+        if rewritten:
+            await self.db.forget_overwritten()
+        return rewritten
 
     async def close(self) -> None:
         await self.db.close()
@@ -158,7 +266,8 @@ class AlertsStore:
             await tx.executemany(
                 "INSERT INTO alerts_rules (name, spec, secret, create_time, update_time) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
-                [(r.name, r.to_json(), r.secret, now, now) for r in rules])
+                [(r.name, self.seal_spec(r.to_json()), self.sealer.seal(r.secret), now, now)
+                 for r in rules])
             await tx.execute(_BUMP)
         return True
 
@@ -176,8 +285,9 @@ class AlertsStore:
                 "INSERT INTO alerts_rules (name, spec, secret, create_time, update_time) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, "
                 "secret = excluded.secret, update_time = excluded.update_time",
-                (rule.name, rule.to_json(), rule.secret, create_time, update_time))
-            before = None if created else json.loads(rows[0]["spec"])
+                (rule.name, self.seal_spec(rule.to_json()), self.sealer.seal(rule.secret),
+                 create_time, update_time))
+            before = None if created else json.loads(self.open_spec(rows[0]["spec"]))
             await tx.execute(_INSERT_AUDIT, AuditRecord(
                 actor, "rule.created" if created else "rule.replaced", f"rules/{rule.name}", now,
                 rule_changes(before, json.loads(rule.to_json()),
@@ -196,18 +306,23 @@ class AlertsStore:
                 raise NotFound(f"no alert rule named {name!r}; GET /alerts/rules lists them")
             await tx.execute(_INSERT_AUDIT, AuditRecord(
                 actor, "rule.deleted", f"rules/{name}", now,
-                rule_changes(json.loads(rows[0]["spec"]), None,
+                rule_changes(json.loads(self.open_spec(rows[0]["spec"])), None,
                              secret_before=bool(rows[0]["secret"]))).row())
             await tx.execute(_BUMP)
 
     async def get_rule(self, name: str) -> Rule:
-        rows = await self.db.fetch("SELECT * FROM alerts_rules WHERE name = ?", (name,))
-        if not rows:
+        rule = await self.find_rule(name)
+        if rule is None:
             raise NotFound(f"no alert rule named {name!r}; GET /alerts/rules lists them")
-        return _rule(rows[0])
+        return rule
+
+    async def find_rule(self, name: str) -> Rule | None:
+        rows = await self.db.fetch("SELECT * FROM alerts_rules WHERE name = ?", (name,))
+        return self._rule(rows[0]) if rows else None
 
     async def list_rules(self) -> list[Rule]:
-        return [_rule(r) for r in await self.db.fetch("SELECT * FROM alerts_rules ORDER BY name")]
+        rows = await self.db.fetch("SELECT * FROM alerts_rules ORDER BY name")
+        return [self._rule(r) for r in rows]
 
     # -- evaluator state -----------------------------------------------------
 
@@ -219,8 +334,8 @@ class AlertsStore:
         """Everything the evaluator holds in memory, read consistently, with its version."""
         async with self.db.transaction() as tx:
             version = (await tx.fetch("SELECT version FROM alerts_version WHERE id = 1"))[0]
-            rules = [_rule(r) for r in await tx.fetch("SELECT * FROM alerts_rules")]
-            alerts = [_alert(r) for r in await tx.fetch(
+            rules = [self._rule(r) for r in await tx.fetch("SELECT * FROM alerts_rules")]
+            alerts = [self._alert(r) for r in await tx.fetch(
                 "SELECT * FROM alerts_alerts WHERE state IN ('pending', 'firing')")]
             silences = [_silence(r) for r in await tx.fetch(
                 "SELECT * FROM alerts_silences WHERE ends_at > ?", (now,))]
@@ -232,9 +347,10 @@ class AlertsStore:
                                from_state=t.from_state, to_state=t.to_state, value=t.value,
                                detail=t.detail)
                    for t in changes.transitions]
-        outbox = [row for notice in changes.notices for row in outbox_rows(notice)]
+        outbox = [row for notice in changes.notices for row in self.outbox_rows(notice)]
         async with self.db.transaction() as tx:
-            await tx.executemany(_UPSERT_ALERT, [_alert_row(a) for a in changes.alerts.values()])
+            await tx.executemany(_UPSERT_ALERT,
+                                 [self._alert_row(a) for a in changes.alerts.values()])
             await tx.executemany(_INSERT_HISTORY, history)
             await tx.executemany(_INSERT_OUTBOX, outbox)
         return len(outbox)
@@ -245,7 +361,7 @@ class AlertsStore:
         marks = ", ".join("?" for _ in states)
         rows = await self.db.fetch(f"SELECT * FROM alerts_alerts WHERE state IN ({marks}) "
                                    "ORDER BY triggered_at DESC, alert_id", tuple(states))
-        return [_alert(r) for r in rows]
+        return [self._alert(r) for r in rows]
 
     async def acknowledge(self, alert_id: str, by: str, notes: str, now: float,
                           actor: Actor) -> Alert:
@@ -256,7 +372,7 @@ class AlertsStore:
                                   (alert_id,))
             if not rows:
                 raise NotFound(f"no alert with id {alert_id!r}; GET /alerts lists active alerts")
-            alert = _alert(rows[0])
+            alert = self._alert(rows[0])
             if alert.state not in ACTIVE:
                 raise FailedPrecondition(f"alert {alert_id} is {alert.state}; only pending or "
                                          "firing alerts can be acknowledged")
@@ -269,7 +385,7 @@ class AlertsStore:
                 now, alert_id, alert.rule.name, alert.rule.severity, "acknowledgement",
                 value=alert.current_value, detail=f"{by}: {notes}" if notes else by))
             if alert.notified and not alert.silenced:
-                await tx.executemany(_INSERT_OUTBOX, outbox_rows(
+                await tx.executemany(_INSERT_OUTBOX, self.outbox_rows(
                     Notice.of(alert, "acknowledged", now), ACK_CHANNELS))
             await tx.execute(_INSERT_AUDIT, AuditRecord(
                 actor, "alert.acknowledged", f"alerts/{alert_id}", now,
@@ -400,9 +516,14 @@ class AlertsStore:
         rows = await self.db.fetch(sql + f" ORDER BY id LIMIT {int(limit)}", (now, *skip))
         return [OutboxRow(id=r["id"], alert_id=r["alert_id"], rule=r["rule"],
                           severity=r["severity"], kind=r["kind"], channel=r["channel"],
-                          target=json.loads(r["target"]), secret=r["secret"],
+                          target=self._opened_target(r["channel"], r["target"]),
+                          secret=self.sealer.open(r["secret"]),
                           payload=json.loads(r["payload"]), attempts=r["attempts"])
                 for r in rows]
+
+    def _opened_target(self, channel: str, stored: str) -> Any:
+        target = json.loads(stored)
+        return self.sealer.open(target) if channel in SEALED_CHANNELS else target
 
     async def next_due(self, exclude: Iterable[int] = ()) -> float | None:
         """When the next pending notification (not among ``exclude``) is due."""

@@ -10,6 +10,8 @@ from collections.abc import Collection
 from urllib.parse import urlsplit
 
 from botmon.runtime.errors import FailedPrecondition, InvalidArgument
+from botmon.runtime.sealing import PREFIX as SEALED_PREFIX
+from botmon.runtime.sealing import Sealer
 from services.alerts.destinations import DestinationPolicy
 from services.alerts.lifecycle import UNREACHABLE_RULE
 from services.alerts.rule import CONDITIONS, DEFAULT_REPEAT_SECONDS, NO_DATA, SEVERITIES, Rule
@@ -72,6 +74,8 @@ def check_rule(rule: Rule, *, has_recovery: bool, smtp_configured: bool,
     problems.extend(_description_problems(rule.description))
     if len(rule.secret) > 256:
         problems.append("secret must be at most 256 characters")
+    elif Sealer.sealed(rule.secret):
+        problems.append(f"secret must not start with {SEALED_PREFIX!r}, which marks sealed values")
     problems.extend(_notify_problems(rule, destinations))
     if problems:
         raise InvalidArgument("invalid rule: " + "; ".join(problems))

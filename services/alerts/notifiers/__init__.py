@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from services.alerts.destinations import DestinationPolicy, PolicyResolver
+from services.alerts.masking import MASKED_CHANNELS, mask
 from services.alerts.notifiers import email, pagerduty, slack, sms, teams, webhook
 from services.alerts.notifiers.http import post_json
 from services.alerts.notifiers.outcome import Outcome
@@ -27,15 +28,15 @@ def describe_target(channel: str, target: Any) -> str:
     if channel == "email":
         return ", ".join(target)
     if channel == "pagerduty":
-        return "routing key …" + str(target)[-4:]
-    if channel in ("webhook", "slack", "teams"):
+        return "routing key " + mask(channel, str(target))
+    if channel in MASKED_CHANNELS:
+        return mask(channel, str(target))
+    if channel == "webhook":
         parts = urlsplit(str(target))
         host = parts.hostname or ""
         if parts.port:
             host += f":{parts.port}"
-        # Slack and Teams URLs are bearer secrets in their path, so only the host is shown.
-        path = parts.path if channel == "webhook" else "/…"
-        return f"{parts.scheme}://{host}{path}"
+        return f"{parts.scheme}://{host}{parts.path}"
     return str(target)
 
 
