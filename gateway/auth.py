@@ -18,6 +18,7 @@ from pathlib import Path
 import jwt
 
 from botmon.runtime.config import ROLES, ApiToken, Settings
+from botmon.runtime.datadir import private_dir
 from gateway.errors import GatewayError
 
 __all__ = [
@@ -142,7 +143,7 @@ def bootstrap_admin_token(settings: Settings) -> tuple[ApiToken, ...]:
         token = path.read_text().strip()
         log.info("no credentials configured; using the admin token in %s", path)
         return (ApiToken(token, "admin", "admin"),)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     token = secrets.token_urlsafe(32)
     # O_EXCL: two gateways starting at once must not overwrite each other's token.
     try:

@@ -21,11 +21,11 @@ def private_dir(path: Path) -> Path:
 
 
 def private_file(path: Path) -> Path:
-    """Create ``path`` empty with mode 0600 if missing, and make an existing one 0600."""
+    """Create ``path`` empty with mode 0600 if missing, and make an existing one of ours 0600."""
     private_dir(path.parent)
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
-        pass
-    os.chmod(path, 0o600)
+        if path.stat().st_uid == os.getuid():
+            os.chmod(path, 0o600)
     return path

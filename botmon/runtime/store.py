@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from botmon.runtime.datadir import private_file
+
 __all__ = ["SqliteDatabase", "StoreLocation", "write_transaction"]
 
 T = TypeVar("T")
@@ -58,7 +60,13 @@ class SqliteDatabase:
     """
 
     def __init__(self, path: Path, *, synchronous: str = "NORMAL"):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # The file is made 0600 before SQLite opens it: SQLite gives its WAL and shared-memory
+        # files the database file's mode, so they are private too, whatever the umask.
+        private_file(path)
+        for companion in ("-wal", "-shm"):
+            extra = path.with_name(path.name + companion)
+            if extra.exists():
+                private_file(extra)
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{path.name}")
         self._local = threading.local()

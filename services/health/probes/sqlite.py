@@ -8,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from botmon.runtime.datadir import private_file
 from botmon.runtime.errors import Unavailable
 from services.health.probes.probe import describe, elapsed_ms
 from services.health.probes.resources import DatabaseResources
@@ -39,7 +40,7 @@ class SqliteProbe:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             if self.create:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                private_file(self.path)
             mode = "rwc" if self.create else "ro"
             self._conn = sqlite3.connect(f"file:{self.path}?mode={mode}", uri=True,
                                          timeout=self.timeout, check_same_thread=False)
