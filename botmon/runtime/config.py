@@ -352,6 +352,10 @@ class Settings(EnvSettings):
     smtp_from: str = setting("BOTMON_SMTP_FROM", "botmon@localhost", doc="sender address")
     smtp_starttls: bool = setting("BOTMON_SMTP_STARTTLS", False, parse_bool,
                                   doc="upgrade SMTP with STARTTLS")
+    smtp_allow_plaintext_auth: bool = setting(
+        "BOTMON_SMTP_ALLOW_PLAINTEXT_AUTH", False, parse_bool,
+        doc="log in to SMTP even when the connection is not encrypted (the password then "
+            "crosses the network in clear)")
     pagerduty_url: str = setting("BOTMON_PAGERDUTY_URL", "https://events.pagerduty.com/v2/enqueue",
                                  url("http", "https"), doc="PagerDuty Events v2 endpoint")
     sms_gateway_url: str | None = setting("BOTMON_SMS_GATEWAY_URL", None, url("http", "https"),

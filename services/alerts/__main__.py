@@ -73,6 +73,7 @@ async def create_server(settings: Settings, *, address: str | None = None,
     smtp = Smtp(settings.smtp_host, settings.smtp_port, user=settings.smtp_user,
                 password=settings.smtp_password, starttls=settings.smtp_starttls,
                 sender=settings.smtp_from,
+                allow_plaintext_auth=settings.smtp_allow_plaintext_auth,
                 ca_file=str(extra.smtp_ca_file) if extra.smtp_ca_file else None,
                 ) if settings.smtp_host else None
     notifiers = Notifiers(

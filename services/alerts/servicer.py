@@ -45,6 +45,14 @@ def _subject(context: grpc.aio.ServicerContext) -> str:
     return dict(context.invocation_metadata() or ()).get(SUBJECT_HEADER, "")
 
 
+def _noted(text: str, named: str, subject: str) -> str:
+    """``text`` with a note of the person the body named when that is not the caller."""
+    if not subject or not named or named == subject:
+        return text
+    note = f"(on behalf of {named})"
+    return f"{text} {note}" if text else note
+
+
 def _one_of(field: str, value: str, allowed: tuple[str, ...]) -> None:
     if value and value not in allowed:
         raise InvalidArgument(f"{field} must be one of {', '.join(allowed)}, got {value!r}")
@@ -133,16 +141,20 @@ class AlertsServicer(alerts_service_pb2_grpc.AlertsServiceServicer):
             deliveries=[delivery_message(r) for r in records])
 
     async def AcknowledgeAlert(self, request, context):
-        by = request.acknowledged_by or _subject(context)
+        # The authenticated subject is who acted; a name in the body is only a note. A call
+        # with no subject (gRPC without the gateway) names itself.
+        subject = _subject(context)
+        by = subject or request.acknowledged_by
         if not by:
             raise InvalidArgument("acknowledged_by is required when the call carries no "
                                   "authenticated subject")
-        if len(by) > 256:
+        if len(request.acknowledged_by) > 256:
             raise InvalidArgument("acknowledged_by must be at most 256 characters")
         if len(request.notes) > 4096:
             raise InvalidArgument(f"notes must be at most 4096 characters, got {len(request.notes)}")
+        notes = _noted(request.notes, request.acknowledged_by, subject)
         now = self.clock()
-        alert = await self.store.acknowledge(request.alert_id, by, request.notes, now,
+        alert = await self.store.acknowledge(request.alert_id, by, notes, now,
                                              Actor.of(context))
         self.wake()
         self.audited()
@@ -183,10 +195,11 @@ class AlertsServicer(alerts_service_pb2_grpc.AlertsServiceServicer):
         if len(given.comment) > 1024 or len(given.created_by) > 256:
             raise InvalidArgument("comment must be at most 1024 and created_by at most 256 "
                                   "characters")
+        subject = _subject(context)
         silence = Silence(silence_id="sil_" + uuid.uuid4().hex[:16], matchers=tuple(matchers),
                           starts_at=starts, ends_at=ends,
-                          created_by=given.created_by or _subject(context),
-                          comment=given.comment)
+                          created_by=subject or given.created_by,
+                          comment=_noted(given.comment, given.created_by, subject))
         await self.store.create_silence(silence, now, Actor.of(context))
         self.audited()
         return alerts_service_pb2.CreateSilenceResponse(silence=silence_message(silence, now))

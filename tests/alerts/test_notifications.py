@@ -220,7 +220,8 @@ async def test_email_with_smtp_auth(alert_settings, metrics):
     box.start()
     try:
         settings = alert_settings(smtp_port=box.port, smtp_user="botmon",
-                                  smtp_password="pa55word", smtp_from="alerts@botmon.test")
+                                  smtp_password="pa55word", smtp_from="alerts@botmon.test",
+                                  smtp_allow_plaintext_auth=True)
         async with serve(settings) as svc:
             await svc.configure(**CPU, notify={"email": ["ops@example.com"]})
             metrics.values["cpu.usage_percent"] = 91

@@ -52,11 +52,13 @@ class Smtp:
     """The configured SMTP server; each send opens its own connection, bounded by a timeout."""
 
     def __init__(self, host: str, port: int, *, user: str | None, password: str | None,
-                 starttls: bool, sender: str, ca_file: str | None = None):
+                 starttls: bool, sender: str, ca_file: str | None = None,
+                 allow_plaintext_auth: bool = False):
         self.host, self.port = host, port
         self.user, self.password = user, password
         self.starttls, self.sender = starttls, sender
         self.ca_file = ca_file
+        self.allow_plaintext_auth = allow_plaintext_auth
 
     async def send(self, message: EmailMessage, recipients: list[str], deadline: float) -> Outcome:
         client = aiosmtplib.SMTP(hostname=self.host, port=self.port, timeout=deadline,
@@ -64,6 +66,12 @@ class Smtp:
         try:
             async with client:
                 if self.user:
+                    encrypted = client.get_transport_info("sslcontext") is not None
+                    if not encrypted and not self.allow_plaintext_auth:
+                        return Outcome.failure(
+                            "refusing to send the SMTP password over an unencrypted connection; "
+                            "set BOTMON_SMTP_STARTTLS=true, or BOTMON_SMTP_ALLOW_PLAINTEXT_AUTH="
+                            "true to accept that risk", retryable=False)
                     await client.login(self.user, self.password or "")
                 errors, _ = await client.send_message(message, sender=self.sender,
                                                       recipients=recipients)
