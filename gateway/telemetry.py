@@ -10,6 +10,8 @@ import bisect
 from collections import defaultdict
 from typing import Any
 
+from botmon.runtime.labels import method_label, status_label
+
 __all__ = ["DURATION_BUCKETS", "Telemetry"]
 
 #: Upper bounds of the request duration histogram, in seconds.
@@ -41,8 +43,10 @@ class Telemetry:
         self.dropped: dict[str, int] = defaultdict(int)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        """Count one finished request."""
-        self.requests[(route, method, str(status))] += 1
+        """Count one finished request; method and status from bounded sets (route is a template
+        of the route table or "unmatched", so bounded too)."""
+        method = method_label(method)
+        self.requests[(route, method, status_label(status))] += 1
         # Per series: one count per bucket (non-cumulative), then the sum and the count.
         series = self.durations.get((route, method))
         if series is None:  # not setdefault: that would build a new list on every request

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from botmon.runtime.labels import method_label
 from services.metrics.buckets import DURATION_BOUNDS, Batch, ConversationDelta, SessionDelta
 
 __all__ = ["EVENT_TYPES", "EventRules", "aggregate"]
@@ -75,7 +76,8 @@ def aggregate(events: Iterable, now: float, rules: EventRules,
             if bucket is None:
                 bucket = batch.bucket(second)
             bucket.add_request(status, duration, event.bytes)
-            key = ("requests", f"{event.method.upper()}|{status}")
+            # Any method outside the HTTP set is OTHER, so no client can grow the counters.
+            key = ("requests", f"{method_label(event.method)}|{status}")
             counters[key] = counters.get(key, 0) + 1
             slot = ("duration_slot", _SLOT_LABELS[bisect.bisect_left(DURATION_BOUNDS,
                                                                        duration / 1000)])

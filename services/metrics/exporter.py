@@ -18,6 +18,7 @@ from botmon.health.v1 import health_service_pb2
 from botmon.metrics.v1 import metrics_service_pb2
 from botmon.runtime.channels import Backends, call_metadata
 from botmon.runtime.errors import InvalidArgument
+from botmon.runtime.labels import method_label, status_label
 from services.metrics.buckets import DURATION_BOUNDS
 from services.metrics.catalogue import FAMILIES, Family
 from services.metrics.service import Metrics
@@ -94,19 +95,24 @@ async def export(metrics: Metrics, fmt: str) -> metrics_service_pb2.GetPrometheu
 
     requests = 0.0
     classes = {"client": 0.0, "server": 0.0, "timeout": 0.0}
+    # Bounded labels (botmon.runtime.labels); rows stored before the bound merge into them.
+    by_labels: dict[tuple[str, str], float] = {}
     for (name, labels), value in sorted(counters.items()):
         if name != "requests":
             continue
         method, status = labels.rsplit("|", 1)
-        add("botserver_requests_total", value, (method, status))
-        requests += value
         code = int(status)
+        series = (method_label(method), status_label(code))
+        by_labels[series] = by_labels.get(series, 0.0) + value
+        requests += value
         if code >= 500:
             classes["server"] += value
             if code == 504:
                 classes["timeout"] += value
         elif code >= 400:
             classes["client"] += value
+    for series, value in sorted(by_labels.items()):
+        add("botserver_requests_total", value, series)
     for name, value in classes.items():
         add("botserver_request_errors_total", value, (name,))
     cumulative, buckets = 0.0, []
