@@ -31,6 +31,7 @@ from gateway.auth import (
 from gateway.clients import Clients
 from gateway.errors import GatewayError, render_exception
 from gateway.limits import client_ip, rate_class, rate_key
+from gateway.sockets import SocketCaps
 from gateway.telemetry import Telemetry
 from gateway.transcoding import load_routes
 
@@ -67,6 +68,7 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     })
     app.ctx.settings = settings
     app.ctx.telemetry = Telemetry()
+    app.ctx.sockets = SocketCaps(settings.ws_max_per_subject, settings.ws_max_per_ip)
     app.ctx.authenticator = Authenticator(settings, bootstrap_admin_token(settings))
     app.ctx.started = time.monotonic()
     app.ctx.routes = load_routes()
@@ -90,7 +92,8 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
             path = f"{prefix}/ws/{stream}"
             app.add_websocket_route(bridge, path, name=f"ws_{stream}{'_base' if prefix else ''}",
                                     ctx_template=path, ctx_role="viewer", ctx_public=False,
-                                    ctx_rate_class=stream, ctx_query_token=True)
+                                    ctx_rate_class=stream, ctx_query_token=True,
+                                    ctx_websocket=True)
 
     @app.before_server_start
     async def open_clients(app: Sanic) -> None:
@@ -136,6 +139,11 @@ async def _before(request: Request) -> None:
         if not principal.allows(ctx.role):
             raise GatewayError(403, f"role {principal.role!r} may not {request.method} "
                                     f"{ctx.template}; it needs {ctx.role!r} or higher")
+        if getattr(ctx, "websocket", False):
+            refusal = app.ctx.sockets.refusal(
+                principal.subject, client_ip(request, app.ctx.settings.trusted_proxies))
+            if refusal:
+                raise GatewayError(429, refusal, headers={"Retry-After": "5"})
     if ctx.rate_class == "health":
         return
     limiter = app.ctx.clients.limiter

@@ -39,6 +39,7 @@ from botmon.runtime.errors import InvalidArgument
 from gateway.convert import message_to_json
 from gateway.errors import HTTP_STATUS
 from gateway.handlers import caller_metadata
+from gateway.limits import client_ip
 from gateway.transcoding import bind_query
 
 __all__ = ["QUEUE_SIZE", "logs_socket", "metrics_socket"]
@@ -161,6 +162,21 @@ def _open_stream(request: Request, service: str, method: str,
 
 
 async def _bridge(request: Request, socket: WebsocketImplProtocol, stream: str,
+                  call: grpc.aio.UnaryStreamCall, frames: Callable[[bytes], _Rendered]) -> None:
+    caps = request.app.ctx.sockets
+    subject = request.ctx.principal.subject
+    ip = client_ip(request, request.app.ctx.settings.trusted_proxies)
+    # Checked at the handshake too (429); again here, where no other handshake interleaves.
+    refusal = caps.refusal(subject, ip)
+    if refusal:
+        call.cancel()
+        await _refuse(socket, refusal, TRY_AGAIN_LATER, "RESOURCE_EXHAUSTED", 429)
+        return
+    with caps.hold(subject, ip):
+        await _stream(request, socket, stream, call, frames)
+
+
+async def _stream(request: Request, socket: WebsocketImplProtocol, stream: str,
                   call: grpc.aio.UnaryStreamCall, frames: Callable[[bytes], _Rendered]) -> None:
     telemetry = request.app.ctx.telemetry
     outbox = _Outbox(QUEUE_SIZE)

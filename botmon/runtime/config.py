@@ -323,6 +323,13 @@ class Settings(EnvSettings):
                                            doc="per-class limits, merged over " + DEFAULT_RATES)
     rate_limit_fail: str = setting("BOTMON_RATE_LIMIT_FAIL", "open", one_of("open", "closed"),
                                    doc="when Redis is down: open (serve) or closed (429)")
+    ws_max_per_subject: int = setting(
+        "BOTMON_WS_MAX_PER_SUBJECT", 20, positive_int,
+        doc="open WebSockets one token subject may hold per gateway process; one more is 429")
+    ws_max_per_ip: int = setting(
+        "BOTMON_WS_MAX_PER_IP", 100, positive_int,
+        doc="open WebSockets one client IP (several users behind one proxy, say) may hold per "
+            "gateway process; one more is 429")
     trusted_proxies: tuple = setting("BOTMON_TRUSTED_PROXIES", (), parse_networks,
                                      doc="CIDRs whose X-Forwarded-For is believed")
     probe_database_url: str | None = setting("BOTMON_PROBE_DATABASE_URL", None,
