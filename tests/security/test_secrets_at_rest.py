@@ -101,8 +101,12 @@ async def _api_shows_no_secret(suite, http, receiver) -> None:
 async def test_sqlite_files_hold_no_secret(alerts_suite, http, receiver, tmp_path):
     # Slack fails once and its retry waits, so the outbox holds a row while the files are read.
     receiver.fail(f"/slack/{SLACK_TOKEN}", 500)
-    async with _suite(alerts_suite, receiver, Fernet.generate_key().decode(),
+    key = Fernet.generate_key().decode()
+    async with _suite(alerts_suite, receiver, key,
                       alerts=fast(retry_initial=60.0, retry_max=60.0)) as suite:
+        debug = await http.get(f"{suite.base}/debug/info", headers=suite.headers("admin"))
+        assert debug.json()["debug"]["settings"]["BOTMON_SECRET_KEY"] == "***"
+        assert key not in debug.text
         await _configure_and_fire(suite, http, receiver)
         assert _signed_correctly(receiver.at("/hook")[0])
         await _api_shows_no_secret(suite, http, receiver)
@@ -134,6 +138,26 @@ async def test_postgresql_tables_hold_no_secret(alerts_suite, http, receiver, po
     for secret in SECRETS:
         assert secret not in dump, secret[:10]
     assert "sealed:" in dump
+
+
+async def test_a_rule_sent_back_masked_keeps_its_targets(alerts_suite, http, receiver):
+    """A client that reads a rule and changes one field sends the masks back: they stand for
+    the stored targets; the secret, never shown, is given again."""
+    async with _suite(alerts_suite, receiver, Fernet.generate_key().decode()) as suite:
+        r = await http.post(f"{suite.base}/alerts/configure", json=_rule(receiver),
+                            headers=suite.headers("operator"))
+        assert r.status_code == 201, r.text
+        shown = r.json()["rule"]
+        edited = {**_rule(receiver), "threshold": 60, "notify": shown["notify"]}
+        r = await http.post(f"{suite.base}/alerts/configure", json=edited,
+                            headers=suite.headers("operator"))
+        assert r.status_code == 200, r.text
+        assert r.json()["rule"]["notify"] == shown["notify"]
+        r = await http.post(f"{suite.base}/alerts/rules/sealed_rule/test",
+                            headers=suite.headers("operator"))
+        assert all(d["success"] for d in r.json()["deliveries"]), r.text
+    assert receiver.at(f"/slack/{SLACK_TOKEN}") and receiver.at(f"/teams/{TEAMS_TOKEN}")
+    assert receiver.at("/pagerduty")[-1].json["routing_key"] == ROUTING_KEY
 
 
 async def test_plaintext_from_before_is_sealed_on_start(alerts_suite, http, receiver, tmp_path):

@@ -11,7 +11,10 @@ the machine.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
@@ -129,3 +132,14 @@ async def test_a_failed_delivery_records_the_status_code_only(alerts_suite, http
         assert history.status_code == 200
         assert "receiver error" not in history.text and "HTTP 500" in history.text
     assert len(listener.at("/hook")) == 1
+
+
+@pytest.mark.parametrize("variable", ["BOTMON_SMS_GATEWAY_URL", "BOTMON_PROBE_LLM_URL"])
+def test_a_unicode_host_in_the_settings_stops_start(tmp_path, variable):
+    """Every URL setting the suite fetches goes through the same check, at start."""
+    env = {**os.environ, "BOTMON_DATA_DIR": str(tmp_path), variable: "http://１２７.0.0.1:9/x"}
+    result = subprocess.run([sys.executable, "-m", "botmon.cli", "config"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stdout[-500:]
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(f"botmon: {variable}: ") and "ASCII" in result.stderr
