@@ -313,8 +313,8 @@ class Settings(EnvSettings):
                                                doc="token:role[:subject], comma separated")
     jwt_secret: str | None = setting("BOTMON_JWT_SECRET", None, secret=True,
                                      doc="accept HS256 JWTs signed with this secret")
-    secret_key: tuple[str, ...] = setting(
-        "BOTMON_SECRET_KEY", (), parse_fernet_keys, secret=True,
+    secret_key: tuple[str, ...] | None = setting(
+        "BOTMON_SECRET_KEY", None, parse_fernet_keys, secret=True,
         doc="Fernet keys, comma separated, newest first, that encrypt alert rule secrets, "
             "Slack/Teams URLs and PagerDuty keys at rest (default: a key created in the data dir)")
     jwt_public_key: str | None = setting("BOTMON_JWT_PUBLIC_KEY", None, parse_pem,
