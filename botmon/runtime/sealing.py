@@ -39,6 +39,11 @@ class Sealer:
             raise ValueError("at least one key is needed")
         self._newest = Fernet(keys[0])
         self._any = MultiFernet([Fernet(k) for k in keys])
+        # Alert rows repeat their rule's secret, and a cycle may write thousands: each value
+        # is encrypted once per process (the same token then reveals only that two rows
+        # share a secret, which the rule name says anyway) and decrypted once.
+        self._sealed: dict[str, str] = {}
+        self._opened: dict[str, str] = {}
 
     @staticmethod
     def sealed(value: str) -> bool:
@@ -47,18 +52,27 @@ class Sealer:
     def seal(self, value: str) -> str:
         if not value or self.sealed(value):
             return value
-        return PREFIX + self._newest.encrypt(value.encode()).decode()
+        sealed = self._sealed.get(value)
+        if sealed is None:
+            sealed = PREFIX + self._newest.encrypt(value.encode()).decode()
+            _remember(self._sealed, value, sealed)
+        return sealed
 
     def open(self, value: str) -> str:
         """The plaintext of ``value``; a plaintext (not yet sealed) is returned as it is."""
         if not self.sealed(value):
             return value
+        opened = self._opened.get(value)
+        if opened is not None:
+            return opened
         try:
-            return self._any.decrypt(value[len(PREFIX):].encode()).decode()
+            opened = self._any.decrypt(value[len(PREFIX):].encode()).decode()
         except InvalidToken:
             raise SealError(f"{VARIABLE}: a stored secret cannot be opened with the configured "
                             "key(s); give the key it was sealed with (keys are comma "
                             "separated, newest first)") from None
+        _remember(self._opened, value, opened)
+        return opened
 
     def current(self, value: str) -> bool:
         """True when ``value`` needs no re-sealing: empty, or sealed with the newest key."""
@@ -71,6 +85,12 @@ class Sealer:
         except InvalidToken:
             return False
         return True
+
+
+def _remember(memo: dict[str, str], key: str, value: str, limit: int = 4096) -> None:
+    if len(memo) >= limit:
+        memo.clear()
+    memo[key] = value
 
 
 def secret_keys(settings: Settings) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from botmon.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
-from botmon.runtime.sealing import Sealer
+from botmon.runtime.sealing import PREFIX, Sealer
 from services.alerts.alert import ACTIVE, Alert
 from services.alerts.audit import Actor, AuditRecord, rule_changes
 from services.alerts.database import PostgresStore, SqliteStore, open_database
@@ -36,9 +36,6 @@ __all__ = ["ACK_CHANNELS", "SEALED_CHANNELS", "AlertsStore", "OutboxRow"]
 ACK_CHANNELS = ("pagerduty", "slack", "teams")
 #: Channels whose target is itself a credential: incoming-webhook URLs and routing keys.
 SEALED_CHANNELS = ("slack", "teams", "pagerduty")
-#: Memoised seal/open results kept per store, so a cycle writing thousands of alert rows
-#: of the same rule encrypts its spec once.
-_MEMO = 4096
 
 _ALERT_COLUMNS = (
     "alert_id", "rule", "fingerprint", "state", "severity", "rule_spec", "rule_secret",
@@ -112,8 +109,6 @@ class AlertsStore:
     def __init__(self, db: SqliteStore | PostgresStore, sealer: Sealer):
         self.db = db
         self.sealer = sealer
-        self._sealed_specs: dict[str, str] = {}
-        self._opened_specs: dict[str, str] = {}
 
     @classmethod
     async def open(cls, store_url: str, deadline: float, sealer: Sealer) -> AlertsStore:
@@ -141,27 +136,24 @@ class AlertsStore:
         spec["notify"] = notify
         return spec
 
+    def _stored_spec(self, rule: Rule) -> str:
+        """The rule's spec as stored: sealed, unless it has no credential target at all
+        (most rules; a cycle writing thousands of their alerts skips the JSON round trip)."""
+        n = rule.notify
+        if not (n.slack or n.teams or n.pagerduty or n.extra):
+            return rule.to_json()
+        return self.seal_spec(rule.to_json())
+
     def seal_spec(self, plain: str) -> str:
         """A rule's JSON spec with its credential targets sealed."""
-        sealed = self._sealed_specs.get(plain)
-        if sealed is None:
-            if len(self._sealed_specs) >= _MEMO:
-                self._sealed_specs.clear()
-            sealed = json.dumps(self._spec_fields(json.loads(plain), self.sealer.seal),
-                                sort_keys=True)
-            self._sealed_specs[plain] = sealed
-        return sealed
+        return json.dumps(self._spec_fields(json.loads(plain), self.sealer.seal), sort_keys=True)
 
     def open_spec(self, stored: str) -> str:
         """The plain JSON spec of a stored one (as ``Rule.to_json`` writes it)."""
-        plain = self._opened_specs.get(stored)
-        if plain is None:
-            if len(self._opened_specs) >= _MEMO:
-                self._opened_specs.clear()
-            plain = json.dumps(self._spec_fields(json.loads(stored), self.sealer.open),
-                               sort_keys=True)
-            self._opened_specs[stored] = plain
-        return plain
+        if PREFIX not in stored:
+            return stored  # nothing sealed in it: written so, or from before sealing existed
+        return json.dumps(self._spec_fields(json.loads(stored), self.sealer.open),
+                          sort_keys=True)
 
     def _spec_current(self, stored: str) -> bool:
         current = True
@@ -176,7 +168,7 @@ class AlertsStore:
     def _alert_row(self, alert: Alert) -> tuple:
         rule = alert.rule
         return (alert.alert_id, rule.name, alert.fingerprint, alert.state, rule.severity,
-                self.seal_spec(rule.to_json()), self.sealer.seal(rule.secret), rule.update_time,
+                self._stored_spec(rule), self.sealer.seal(rule.secret), rule.update_time,
                 alert.triggered_at, alert.fired_at, alert.resolved_at, alert.cleared_at,
                 alert.current_value, alert.message, rule.labels_json, int(alert.notified),
                 alert.last_notified_at, int(alert.silenced))
@@ -266,7 +258,7 @@ class AlertsStore:
             await tx.executemany(
                 "INSERT INTO alerts_rules (name, spec, secret, create_time, update_time) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
-                [(r.name, self.seal_spec(r.to_json()), self.sealer.seal(r.secret), now, now)
+                [(r.name, self._stored_spec(r), self.sealer.seal(r.secret), now, now)
                  for r in rules])
             await tx.execute(_BUMP)
         return True
@@ -285,7 +277,7 @@ class AlertsStore:
                 "INSERT INTO alerts_rules (name, spec, secret, create_time, update_time) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, "
                 "secret = excluded.secret, update_time = excluded.update_time",
-                (rule.name, self.seal_spec(rule.to_json()), self.sealer.seal(rule.secret),
+                (rule.name, self._stored_spec(rule), self.sealer.seal(rule.secret),
                  create_time, update_time))
             before = None if created else json.loads(self.open_spec(rows[0]["spec"]))
             await tx.execute(_INSERT_AUDIT, AuditRecord(
