@@ -69,6 +69,12 @@ def test_up_runs_restarts_and_stops_the_whole_suite(botmon, suite_env):
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
     token = token_file.read_text().strip()
     assert token and token in run.stdout
+    # Likewise the alerts service made the key that encrypts rule secrets at rest, and said
+    # where it is (never what it is).
+    key_file = Path(suite_env["BOTMON_DATA_DIR"]) / "secret-key"
+    run.wait_for(lambda: str(key_file) in run.stdout, "the secret key's path printed")
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert key_file.read_text().strip() not in run.stdout
     status, body = _get(f"{base}/health/detailed", token)
     assert status == 200, body
     assert body["components"]["database"]["status"] == "healthy"

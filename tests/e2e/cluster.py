@@ -28,6 +28,7 @@ from pathlib import Path
 
 import grpc
 import httpx
+from cryptography.fernet import Fernet
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.conftest import free_port
@@ -128,6 +129,8 @@ class Cluster:
             "BOTMON_HEARTBEAT_INTERVAL": "1",
             "BOTMON_PROBE_INTERVAL": "1",
             "BOTMON_LOG_LEVEL": "info",
+            # One key for every replica, as CONTRACT.md §11 asks: each seals what the others open.
+            "BOTMON_SECRET_KEY": Fernet.generate_key().decode(),
             "PYTHONUNBUFFERED": "1",
             **{f"BOTMON_{c.upper()}_TARGET": self.target(c, replicas) for c in SERVICES},
             **(env or {}),
