@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import grpc
+from cryptography.fernet import Fernet
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from benchmarks.processes import Processes, free_port, wait_http
@@ -52,6 +53,8 @@ class Cluster:
                                           for role, t in self.tokens.items()),
             # Per-request info logs would measure the log files, not the suite.
             "BOTMON_LOG_LEVEL": "warning",
+            # One key for every replica (CONTRACT.md §11): each opens what the others sealed.
+            "BOTMON_SECRET_KEY": Fernet.generate_key().decode(),
             "PYTHONUNBUFFERED": "1",
             **{f"BOTMON_{c.upper()}_TARGET": self.target(c) for c in COMPONENTS},
             **(env or {}),
