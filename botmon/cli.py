@@ -18,6 +18,7 @@ from pathlib import Path
 
 from botmon import __version__
 from botmon.runtime.config import ConfigError, EnvSettings, Settings
+from botmon.runtime.exits import ExitReporter
 from botmon.runtime.main import load_settings, run_service
 from botmon.runtime.supervisor import (
     Component,
@@ -148,13 +149,21 @@ def cmd_up(args: argparse.Namespace) -> int:
                            max_start_failures=args.max_start_failures,
                            initial_backoff=args.backoff, stable_after=args.stable_after)
     components = [_component(name, settings, min(1.0, args.grace)) for name in names]
-    supervisor = Supervisor(components, policy)
+    reporter = ExitReporter(settings)
+    supervisor = Supervisor(components, policy, on_exit=reporter)
     supervisor.say(f"starting {', '.join(names)} (botmon {__version__}, data in "
                    f"{settings.data_dir.resolve()})")
     if "gateway" in names:
         supervisor.say(f"REST API at http://{_dial_address(settings.http_addr)}"
                        "/api/v1/monitoring")
-    return asyncio.run(supervisor.run())
+
+    async def supervise() -> int:
+        try:
+            return await supervisor.run()
+        finally:
+            await reporter.close()
+
+    return asyncio.run(supervise())
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ or Ctrl-C drains in-flight requests and closes the backend clients.
 
 from __future__ import annotations
 
+from botmon.runtime.lifeline import follow_supervisor
 from botmon.runtime.logging import configure_logging
 from botmon.runtime.main import load_settings
 from gateway.app import create_app
@@ -17,6 +18,7 @@ __all__ = ["main"]
 def main() -> None:
     """Serve the gateway in this process until SIGTERM or SIGINT."""
     settings = load_settings()
+    follow_supervisor(settings.supervisor_pid)
     configure_logging("gateway", settings.log_level)
     app = create_app(settings, name="botmon_gateway")
     host, _, port = settings.http_addr.rpartition(":")

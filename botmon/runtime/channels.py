@@ -50,9 +50,10 @@ _OPTIONS = [
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
-    # Reconnect quickly after a backend restarts instead of backing off for minutes.
+    # Reconnect quickly after a backend restarts instead of backing off for minutes: a
+    # process started before the health service must be listed within a second of it.
     ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 2_000),
+    ("grpc.max_reconnect_backoff_ms", 500),
     # Each channel owns its connections. With gRPC's process-wide subchannel pool a new
     # channel to an address that refused an earlier one inherits that connection's
     # reconnect backoff and fails at once although a server listens there now.

@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import socket
 import tomllib
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +96,13 @@ def positive_int(raw: str) -> int:
         raise ValueError(f"expected a whole number, got {raw!r}") from None
     if value <= 0:
         raise ValueError(f"must be greater than 0, got {raw!r}")
+    return value
+
+
+def instance_name(raw: str) -> str:
+    value = raw.strip()
+    if not 0 < len(value) <= 256:
+        raise ValueError(f"expected 1 to 256 characters, got {len(value)}")
     return value
 
 
@@ -375,6 +384,13 @@ class Settings(EnvSettings):
             "re-resolve dns:/// targets and reach new replicas; open streams finish first")
     heartbeat_interval: float = setting("BOTMON_HEARTBEAT_INTERVAL", 5.0, positive_float,
                                         doc="seconds between a service's heartbeats to health")
+    instance_id: str | None = setting(
+        "BOTMON_INSTANCE_ID", None, instance_name,
+        doc="identifies this process among the replicas of its component in /status "
+            "(default: host-pid-random; botmon up sets one per child)")
+    supervisor_pid: int | None = setting(
+        "BOTMON_SUPERVISOR_PID", None, positive_int,
+        doc="set by botmon up for its children: a child exits when that process is gone")
     environment: str = setting("BOTMON_ENVIRONMENT", "production",
                                doc="name shown by /debug/info")
     log_level: str = setting("BOTMON_LOG_LEVEL", "info",
@@ -393,6 +409,8 @@ class Settings(EnvSettings):
             fills["probe_cache_url"] = self.redis_url
         if self.probe_storage_path is None:
             fills["probe_storage_path"] = self.data_dir
+        if self.instance_id is None:
+            fills["instance_id"] = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         fills["rate_limits"] = {**parse_rates(DEFAULT_RATES), **(self.rate_limits or {})}
         return dataclasses.replace(self, **fills)
 

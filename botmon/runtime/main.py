@@ -7,6 +7,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from botmon.runtime.config import ConfigError, Settings
+from botmon.runtime.lifeline import follow_supervisor
 from botmon.runtime.logging import configure_logging
 from botmon.runtime.server import GrpcServer, run_until_signal
 
@@ -32,6 +33,7 @@ def run_service(component: str,
                 create_server: Callable[[Settings], Awaitable[GrpcServer]]) -> None:
     """Run one gRPC service in this process until SIGTERM or Ctrl-C."""
     settings = load_settings()
+    follow_supervisor(settings.supervisor_pid)
     configure_logging(component, settings.log_level)
     sys.setswitchinterval(SWITCH_INTERVAL)
 

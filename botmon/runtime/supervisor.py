@@ -6,16 +6,23 @@ exponential backoff (reset once the child has stayed up ``stable_after``
 seconds), gives up when a child keeps dying before it is ready, and on
 SIGTERM/SIGINT stops the children stage by stage: SIGTERM, up to ``grace``
 seconds to exit, then SIGKILL for what is left.
+
+Children are started without ``preexec_fn``, so CPython uses vfork() and no fork
+handlers run: forking this process, whose gRPC threads serve the probes, could crash
+the child. Each child learns the supervisor's pid (``BOTMON_SUPERVISOR_PID``) to die
+with it, and its instance id (``BOTMON_INSTANCE_ID``) so that its death can be
+reported on its behalf.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import signal
+import socket
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
@@ -29,17 +36,11 @@ __all__ = ["Component", "RestartPolicy", "Supervisor", "grpc_probe", "http_probe
 #: A readiness probe: True when the component is ready, False (or an exception) when not.
 Probe = Callable[[], Awaitable[bool]]
 
+#: Called with a component and its child's instance id when that child has died.
+ExitHook = Callable[["Component", str], Awaitable[None]]
+
 #: Exit code a botmon process uses for a bad setting; restarting cannot fix it.
 CONFIG_ERROR = 2
-
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
-
-
-def _child_setup() -> None:
-    """Runs in the child before exec: die with the supervisor even if it is SIGKILLed."""
-    if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass(frozen=True)
@@ -97,12 +98,17 @@ class Supervisor:
     """Runs ``components`` as child processes until stopped; ``run()`` returns the exit code."""
 
     def __init__(self, components: Sequence[Component], policy: RestartPolicy | None = None, *,
-                 env: dict[str, str] | None = None, out: TextIO | None = None):
+                 env: dict[str, str] | None = None, out: TextIO | None = None,
+                 on_exit: ExitHook | None = None):
         self.components = list(components)
         self.policy = policy or RestartPolicy()
         self.env = env
         self.out = out or sys.stdout
+        self.on_exit = on_exit
         self.processes: dict[str, asyncio.subprocess.Process] = {}
+        #: The instance id given to each component's current child.
+        self.instance_ids: dict[str, str] = {}
+        self._reports: set[asyncio.Task] = set()
         self.exit_code = 0
         self._stopping: asyncio.Event | None = None
         self._ready: set[str] = set()
@@ -125,6 +131,7 @@ class Supervisor:
             # keeper can spawn a child that the termination below would miss.
             await asyncio.gather(*keepers, return_exceptions=True)
             await self._terminate_all()
+            await asyncio.gather(*self._reports, return_exceptions=True)
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
@@ -168,6 +175,7 @@ class Supervisor:
             if rc is None or self._stopping.is_set():
                 return
             self.processes.pop(component.name, None)
+            self._report_exit(component)
             if ready_at is None:
                 if rc == CONFIG_ERROR:
                     self.say(f"{component.name} exited with a configuration error (see above)")
@@ -194,13 +202,32 @@ class Supervisor:
     async def _spawn(self, component: Component) -> asyncio.subprocess.Process:
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        instance_id = f"{socket.gethostname()}-{component.name}-{uuid.uuid4().hex[:8]}"
+        env.update(BOTMON_SUPERVISOR_PID=str(os.getpid()), BOTMON_INSTANCE_ID=instance_id)
         # Own process group: the terminal's Ctrl-C reaches only the supervisor, which
         # then stops the children in order instead of all of them racing to exit.
+        # No preexec_fn: with one CPython would fork() instead of vfork().
         proc = await asyncio.create_subprocess_exec(
-            *component.command, env=env, stdin=asyncio.subprocess.DEVNULL,
-            process_group=0, preexec_fn=_child_setup)
+            *component.command, env=env, stdin=asyncio.subprocess.DEVNULL, process_group=0)
         self.processes[component.name] = proc
+        self.instance_ids[component.name] = instance_id
         return proc
+
+    def _report_exit(self, component: Component) -> None:
+        """Tell ``on_exit`` that the child died, beside the restart (which it must not delay)."""
+        if self.on_exit is None:
+            return
+        task = asyncio.create_task(self._call_on_exit(component,
+                                                      self.instance_ids[component.name]))
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
+
+    async def _call_on_exit(self, component: Component, instance_id: str) -> None:
+        assert self.on_exit is not None
+        try:
+            await self.on_exit(component, instance_id)
+        except Exception as exc:
+            self.say(f"could not report the exit of {component.name} ({instance_id}): {exc}")
 
     async def _await_ready(self, component: Component,
                            proc: asyncio.subprocess.Process) -> float | None:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
-
 from botmon.health.v1 import health_service_pb2, health_service_pb2_grpc
 from botmon.runtime.channels import Backends
 from botmon.runtime.config import Settings
@@ -72,8 +68,7 @@ async def create_server(settings: Settings, *, address: str | None = None,
     prober = Prober(probes, interval=settings.probe_interval, timeout=settings.probe_timeout,
                     critical=health.critical)
     instances = registry(settings, health)
-    board = StatusBoard(settings, instances, prober,
-                        instance_id=f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    board = StatusBoard(settings, instances, prober, instance_id=settings.instance_id)
     servicer = HealthServicer(prober, board, instances, database=database, cache=cache,
                               critical=health.critical)
     return HealthServer(

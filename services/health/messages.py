@@ -80,7 +80,7 @@ def detailed_health(snapshot: Snapshot,
 
 
 def service_status(entry: Instance, now: float) -> health_pb2.ServiceStatus:
-    running = entry.status not in ("stopped", "not_configured")
+    running = entry.status not in ("stopped", "starting", "not_configured")
     message = health_pb2.ServiceStatus(
         name=entry.name, status=entry.status, port=entry.port, pid=entry.pid,
         version=entry.version, host=entry.host, instance_id=entry.instance_id,

@@ -51,13 +51,14 @@ class RedisRegistry(Registry):
     async def _put(self, instance: Instance, now: float) -> Instance:
         member = self._member(instance.name, instance.instance_id)
         key = self._key(member)
-        stored = dataclasses.replace(instance, last_heartbeat=now)
+        stored = dataclasses.replace(instance, last_heartbeat=now, stopped_at=None)
         drop_at = self.drop_time(stored)
         mapping = {f: getattr(stored, f) for f in (*_FIELDS, *_NUMBERS, *_TIMES)}
         mapping["details"] = json.dumps(stored.details)
         try:
             async with self.client.pipeline(transaction=True) as pipe:
                 pipe.hset(key, mapping=mapping)
+                pipe.hdel(key, "stopped_at")
                 if instance.start_time:
                     pipe.hset(key, "start_time", instance.start_time)
                 else:
@@ -70,7 +71,27 @@ class RedisRegistry(Registry):
             raise Unavailable(f"registry Redis unreachable: {exc}") from None
         return dataclasses.replace(stored, start_time=float(start))
 
-    async def deregister(self, name: str, instance_id: str) -> bool:
+    async def _mark_stopped(self, name: str, instance_id: str, now: float) -> bool:
+        member = self._member(name, instance_id)
+        key = self._key(member)
+        try:
+            fields = await self.client.hgetall(key)
+            if not fields:
+                return False
+            if fields.get("stopped_at"):
+                return True
+            drop_at = self.drop_time(dataclasses.replace(self._instance(fields), stopped_at=now))
+            async with self.client.pipeline(transaction=True) as pipe:
+                # A concurrent Deregister wins: the index entry is only updated (xx).
+                pipe.hsetnx(key, "stopped_at", now)
+                pipe.pexpireat(key, int(drop_at * 1000))
+                pipe.zadd(self.index, {member: drop_at}, xx=True)
+                await pipe.execute()
+        except (OSError, RedisError) as exc:
+            raise Unavailable(f"registry Redis unreachable: {exc}") from None
+        return True
+
+    async def _remove(self, name: str, instance_id: str) -> bool:
         member = self._member(name, instance_id)
         try:
             async with self.client.pipeline(transaction=True) as pipe:
@@ -106,6 +127,7 @@ class RedisRegistry(Registry):
             **{f: int(fields.get(f) or 0) for f in _NUMBERS},
             **{f: float(fields.get(f) or 0) for f in _TIMES},
             start_time=float(fields["start_time"]) if fields.get("start_time") else None,
+            stopped_at=float(fields["stopped_at"]) if fields.get("stopped_at") else None,
             details=json.loads(fields.get("details") or "{}"))
 
     async def close(self) -> None:

@@ -34,6 +34,8 @@ class Instance:
     details: dict[str, Any] = field(default_factory=dict)
     ttl: float = DEFAULT_TTL
     last_heartbeat: float | None = None
+    #: When its supervisor reported it dead (Deregister with retain_as_stopped).
+    stopped_at: float | None = None
     #: Cache memory, for the "cache" entry of the status list.
     memory_used_mb: float | None = None
     #: Model served, for the "llm_server" entry of the status list.
@@ -41,12 +43,15 @@ class Instance:
 
     @property
     def expire_time(self) -> float:
-        """When the registration lapses unless renewed."""
+        """When the registration lapses unless renewed (at once when reported dead)."""
+        if self.stopped_at is not None:
+            return min(self.stopped_at, (self.last_heartbeat or 0.0) + self.ttl)
         return (self.last_heartbeat or 0.0) + self.ttl
 
     def as_of(self, now: float) -> Instance:
-        """This instance as listed at ``now``: "stopped" once its heartbeat has lapsed."""
-        if self.last_heartbeat is not None and now > self.expire_time:
+        """This instance as listed at ``now``: "stopped" once reported dead or lapsed."""
+        if self.stopped_at is not None or (self.last_heartbeat is not None
+                                           and now > self.expire_time):
             return dataclasses.replace(self, status="stopped")
         return self
 
@@ -99,14 +104,27 @@ class Registry(abc.ABC):
         return await self._put(instance, time.time() if now is None else now)
 
     def drop_time(self, instance: Instance) -> float:
-        return (instance.last_heartbeat or 0.0) + instance.ttl * self.retention
+        """When a registration is dropped: ``retention`` TTLs after its last heartbeat,
+        or after it was reported dead."""
+        since = instance.stopped_at if instance.stopped_at is not None else instance.last_heartbeat
+        return (since or 0.0) + instance.ttl * self.retention
 
     @abc.abstractmethod
     async def _put(self, instance: Instance, now: float) -> Instance: ...
 
+    async def deregister(self, name: str, instance_id: str, *, retain: bool = False,
+                         now: float | None = None) -> bool:
+        """Remove a registration, or with ``retain`` list it as stopped from ``now`` on
+        until it is dropped; False when there was none."""
+        if retain:
+            return await self._mark_stopped(name, instance_id, time.time() if now is None else now)
+        return await self._remove(name, instance_id)
+
     @abc.abstractmethod
-    async def deregister(self, name: str, instance_id: str) -> bool:
-        """Remove a registration; False when there was none."""
+    async def _remove(self, name: str, instance_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def _mark_stopped(self, name: str, instance_id: str, now: float) -> bool: ...
 
     @abc.abstractmethod
     async def instances(self, now: float | None = None) -> list[Instance]:
@@ -130,12 +148,21 @@ class MemoryRegistry(Registry):
         key = (instance.name, instance.instance_id)
         previous = self._entries.get(key)
         start = instance.start_time or (previous.start_time if previous else None) or now
-        stored = dataclasses.replace(instance, start_time=start, last_heartbeat=now)
+        stored = dataclasses.replace(instance, start_time=start, last_heartbeat=now,
+                                     stopped_at=None)
         self._entries[key] = stored
         return stored
 
-    async def deregister(self, name: str, instance_id: str) -> bool:
+    async def _remove(self, name: str, instance_id: str) -> bool:
         return self._entries.pop((name, instance_id), None) is not None
+
+    async def _mark_stopped(self, name: str, instance_id: str, now: float) -> bool:
+        entry = self._entries.get((name, instance_id))
+        if entry is None:
+            return False
+        if entry.stopped_at is None:
+            self._entries[(name, instance_id)] = dataclasses.replace(entry, stopped_at=now)
+        return True
 
     async def instances(self, now: float | None = None) -> list[Instance]:
         now = time.time() if now is None else now

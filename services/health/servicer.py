@@ -56,7 +56,8 @@ class HealthServicer(health_service_pb2_grpc.HealthServiceServicer):
         for field in ("name", "instance_id"):
             if not getattr(request, field):
                 raise InvalidArgument(f"{field} is required", field=field)
-        if not await self.registry.deregister(request.name, request.instance_id):
+        if not await self.registry.deregister(request.name, request.instance_id,
+                                              retain=request.retain_as_stopped):
             raise NotFound(f"no registration of {request.name!r} with instance_id "
                            f"{request.instance_id!r}")
         return health_service_pb2.DeregisterResponse()

@@ -21,7 +21,8 @@ __all__ = ["SUITE", "StatusBoard"]
 
 log = logging.getLogger("botmon.health.status")
 
-#: The suite's own services, listed first and always (as "stopped" when none is registered).
+#: The suite's own services, listed first and always: "starting" until one registers,
+#: "stopped" once every registration of it is gone.
 SUITE = ("gateway", "health", "metrics", "alerts", "logs")
 
 #: Probed component -> its name in the status list (CONTRACT.md §9).
@@ -48,6 +49,8 @@ class StatusBoard:
         self.port = 0
         self.interval = settings.heartbeat_interval
         self._task: asyncio.Task | None = None
+        #: Suite services this replica has seen registered.
+        self._seen: set[str] = set()
 
     def own_entry(self, now: float) -> Instance:
         return Instance(
@@ -95,8 +98,11 @@ class StatusBoard:
         suite: list[Instance] = []
         for name in SUITE:
             replicas = [i for i in registered if i.name == name]
-            suite += replicas or [Instance(name=name, instance_id="", status="stopped",
-                                           port=_port(self.settings.addr(name)))]
+            if replicas:
+                self._seen.add(name)
+            suite += replicas or [Instance(
+                name=name, instance_id="", status="stopped" if name in self._seen else "starting",
+                port=_port(self.settings.addr(name)))]
         others = [i for i in registered if i.name not in SUITE]
         return suite + others + self._components(await self.prober.current())
 

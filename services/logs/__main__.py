@@ -9,7 +9,6 @@ from botmon.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from botmon.runtime.config import Settings
 from botmon.runtime.main import run_service
 from botmon.runtime.pubsub import channel_name
-from botmon.runtime.registration import instance_id
 from botmon.runtime.server import Binding, GrpcServer
 from services.logs.committer import GroupCommitter
 from services.logs.config import LogsSettings
@@ -35,7 +34,7 @@ async def create_server(settings: Settings, *, address: str | None = None,
     fanout = None
     if settings.redis_url:
         # Unique per server, not per process: tests run several replicas in one process.
-        origin = f"{instance_id}/{secrets.token_hex(4)}"
+        origin = f"{settings.instance_id}/{secrets.token_hex(4)}"
         channel = logs_settings.fanout_channel or channel_name(settings.redis_url, "logs:tail")
         fanout = RedisFanout(settings.redis_url, channel, hub, origin,
                              timeout=settings.grpc_deadline)

@@ -64,7 +64,7 @@ async def test_the_status_list_names_the_suite_and_the_components(health_setting
     assert by_name["health"].port == port
     assert by_name["health"].status == "running"
     assert by_name["health"].version
-    assert by_name["metrics"].status == "stopped"  # the suite's own, never registered
+    assert by_name["metrics"].status == "starting"  # the suite's own, never registered
     assert by_name["database"].status == "running"
     assert by_name["database"].details["backend"] == "sqlite"
     assert by_name["cache"].port == int(redis_url.rsplit(":", 1)[1].split("/")[0])
@@ -110,9 +110,10 @@ async def test_deregister_removes_the_entry(health_settings):
 
 
 async def test_redis_registry_is_shared_by_two_health_servers(health_settings, redis_url):
-    settings = health_settings(redis_url=redis_url)
     retention = HealthSettings(stopped_retention=2)
-    async with serve(settings, retention) as one, serve(settings, retention) as two:
+    # Two settings, so the replicas have distinct instance ids as two processes would.
+    async with serve(health_settings(redis_url=redis_url), retention) as one, \
+            serve(health_settings(redis_url=redis_url), retention) as two:
         await one.stub.Heartbeat(beat(ttl_seconds=1, port=9000), timeout=5)
         entry, = (await two.status())["web_server"]
         assert (entry.status, entry.port) == ("running", 9000)

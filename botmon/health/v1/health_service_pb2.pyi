@@ -319,19 +319,27 @@ class DeregisterRequest(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    RETAIN_AS_STOPPED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Required. Service name."""
     instance_id: _builtins.str
     """Required. Instance to remove."""
+    retain_as_stopped: _builtins.bool
+    """Optional. The instance died without deregistering itself (its supervisor saw
+    it exit): instead of being removed it is listed as "stopped" from now on, and
+    dropped after the retention time like a registration whose heartbeat lapsed,
+    so that operators see it died. A later heartbeat of the instance renews it.
+    """
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         instance_id: _builtins.str = ...,
+        retain_as_stopped: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["instance_id", b"instance_id", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instance_id", b"instance_id", "name", b"name", "retain_as_stopped", b"retain_as_stopped"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

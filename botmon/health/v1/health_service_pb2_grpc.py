@@ -120,7 +120,8 @@ class HealthServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Deregister(self, request, context):
-        """Removes a registration, e.g. on graceful shutdown.
+        """Removes a registration, e.g. on graceful shutdown; or, for an instance that
+        died, marks it "stopped" at once (see `DeregisterRequest.retain_as_stopped`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -50,7 +50,9 @@ class HealthServiceStub:
     `ttl_seconds` lapse or the service is shown as "stopped".
     """
     Deregister: _grpc.UnaryUnaryMultiCallable[_health_service_pb2.DeregisterRequest, _health_service_pb2.DeregisterResponse]
-    """Removes a registration, e.g. on graceful shutdown."""
+    """Removes a registration, e.g. on graceful shutdown; or, for an instance that
+    died, marks it "stopped" at once (see `DeregisterRequest.retain_as_stopped`).
+    """
     GetDatabaseResources: _grpc.UnaryUnaryMultiCallable[_health_service_pb2.GetDatabaseResourcesRequest, _health_service_pb2.GetDatabaseResourcesResponse]
     """Returns connection and query figures of the probed database."""
     GetCacheResources: _grpc.UnaryUnaryMultiCallable[_health_service_pb2.GetCacheResourcesRequest, _health_service_pb2.GetCacheResourcesResponse]
@@ -78,7 +80,9 @@ class HealthServiceAsyncStub(HealthServiceStub):
     `ttl_seconds` lapse or the service is shown as "stopped".
     """
     Deregister: _aio.UnaryUnaryMultiCallable[_health_service_pb2.DeregisterRequest, _health_service_pb2.DeregisterResponse]  # type: ignore[assignment]
-    """Removes a registration, e.g. on graceful shutdown."""
+    """Removes a registration, e.g. on graceful shutdown; or, for an instance that
+    died, marks it "stopped" at once (see `DeregisterRequest.retain_as_stopped`).
+    """
     GetDatabaseResources: _aio.UnaryUnaryMultiCallable[_health_service_pb2.GetDatabaseResourcesRequest, _health_service_pb2.GetDatabaseResourcesResponse]  # type: ignore[assignment]
     """Returns connection and query figures of the probed database."""
     GetCacheResources: _aio.UnaryUnaryMultiCallable[_health_service_pb2.GetCacheResourcesRequest, _health_service_pb2.GetCacheResourcesResponse]  # type: ignore[assignment]
@@ -139,7 +143,9 @@ class HealthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _health_service_pb2.DeregisterRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_health_service_pb2.DeregisterResponse, _abc.Awaitable[_health_service_pb2.DeregisterResponse]]:
-        """Removes a registration, e.g. on graceful shutdown."""
+        """Removes a registration, e.g. on graceful shutdown; or, for an instance that
+        died, marks it "stopped" at once (see `DeregisterRequest.retain_as_stopped`).
+        """
 
     @_abc_1.abstractmethod
     def GetDatabaseResources(
