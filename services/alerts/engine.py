@@ -2,7 +2,10 @@
 
 Every replica runs this loop; only the one that holds leadership evaluates and
 notifies. Leadership is checked three times per interval, so a dead leader's
-lease or lock is taken over well within two evaluation intervals.
+lease or lock is taken over well within two evaluation intervals. The leader's
+work (evaluation cycles, the dispatcher, the pruner) runs in tasks of its own:
+a slow cycle never delays a renewal (which would let the lease lapse under a
+leader that still acts), and a task that dies is logged and started again.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from botmon.runtime.errors import Unavailable
 from services.alerts.defaults import DEFAULT_RULES
@@ -48,8 +51,8 @@ class Engine:
         self.last_cycle_seconds = 0.0
         self.cycles = 0
         self._task: asyncio.Task | None = None
-        self._dispatch_task: asyncio.Task | None = None
-        self._prune_task: asyncio.Task | None = None
+        #: The leader's tasks by name, while this replica leads.
+        self._work: dict[str, asyncio.Task] = {}
         self._unreachable_logged = False
 
     async def start(self) -> None:
@@ -72,27 +75,34 @@ class Engine:
                 "last_cycle_ms": round(self.last_cycle_seconds * 1000, 3), "cycles": self.cycles}
 
     async def _run(self) -> None:
+        """Check leadership three times per interval; start or stop the leader's work."""
         renew_every = self.interval / 3
+        loop = asyncio.get_running_loop()
+        while True:
+            checked = loop.time()
+            try:
+                if await self._acquire():
+                    if not self.leading:
+                        self._become_leader()
+                    self._revive()
+                elif self.leading:
+                    log.warning("leadership lost; stopping evaluation and notification")
+                    await self._step_down()
+            except Exception:
+                log.exception("leadership loop failed; checking again")
+            await asyncio.sleep(max(0.0, checked + renew_every - loop.time()))
+
+    async def _evaluate(self) -> None:
+        """Evaluate every interval while leading."""
         loop = asyncio.get_running_loop()
         next_eval = loop.time()
         while True:
-            if await self._acquire():
-                if not self.leading:
-                    self._become_leader()
-                    next_eval = loop.time()
-            elif self.leading:
-                log.warning("leadership lost; stopping evaluation and notification")
-                await self._step_down()
-            if self.leading and loop.time() >= next_eval:
-                await self.cycle()
-                next_eval += self.interval
-                if next_eval < loop.time():
-                    # A cycle overran the interval: start the next one now, do not pile up.
-                    next_eval = loop.time()
-            wake = loop.time() + renew_every
-            if self.leading:
-                wake = min(wake, next_eval)
-            await asyncio.sleep(max(0.0, wake - loop.time()))
+            await self.cycle()
+            next_eval += self.interval
+            if next_eval < loop.time():
+                # A cycle overran the interval: start the next one now, do not pile up.
+                next_eval = loop.time()
+            await asyncio.sleep(next_eval - loop.time())
 
     async def _acquire(self) -> bool:
         try:
@@ -107,17 +117,34 @@ class Engine:
                  extra={"leadership": self.leadership.kind})
         self.leading = True
         self.version = -1
-        self._dispatch_task = asyncio.create_task(self.dispatcher.run(), name="alerts-dispatcher")
+        for name in self._workers():
+            self._start_work(name)
+
+    def _workers(self) -> dict[str, Callable[[], Awaitable[None]]]:
+        workers = {"alerts-evaluator": self._evaluate, "alerts-dispatcher": self.dispatcher.run}
         if self.pruner is not None:
-            self._prune_task = asyncio.create_task(self.pruner.run(), name="alerts-pruner")
+            workers["alerts-pruner"] = self.pruner.run
+        return workers
+
+    def _start_work(self, name: str) -> None:
+        self._work[name] = asyncio.create_task(self._workers()[name](), name=name)
+
+    def _revive(self) -> None:
+        """Start again any of the leader's tasks that died, saying why it did."""
+        for name, task in list(self._work.items()):
+            if task.done():
+                error = None if task.cancelled() else task.exception()
+                log.error("%s ended; starting it again", name, exc_info=error)
+                self.version = -1
+                self._start_work(name)
 
     async def _step_down(self) -> None:
         self.leading = False
-        tasks = [t for t in (self._dispatch_task, self._prune_task) if t is not None]
+        tasks = list(self._work.values())
+        self._work.clear()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._dispatch_task = self._prune_task = None
 
     async def cycle(self) -> None:
         """One evaluation cycle: reload what others changed, read metrics, write the changes."""

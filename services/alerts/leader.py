@@ -2,7 +2,7 @@
 
 PostgreSQL store: a session-level advisory lock held on a dedicated
 connection (released by the server the moment that connection dies). Redis:
-a lease (``SET NX PX``) renewed by a compare-and-extend script. SQLite alone:
+a lease (set when free, extended when held, by one script) of 1.5 intervals. SQLite alone:
 this process, since an embedded store is not shared by replicas.
 """
 
@@ -23,9 +23,17 @@ log = logging.getLogger("botmon.alerts.leader")
 #: Key of the advisory lock (one per PostgreSQL database, so one per store).
 LOCK_KEY = 0x616C657274730002
 
-_EXTEND = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
+# Take the lease when free, extend it when ours: one atomic step, whatever this replica
+# believes, so a renewal whose reply was lost does not lock its own holder out until
+# the lease lapses.
+_ACQUIRE = """
+local holder = redis.call('get', KEYS[1])
+if holder == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+if not holder then
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
 end
 return 0
 """
@@ -114,18 +122,14 @@ class RedisLeadership:
         self.token = uuid.uuid4().hex
         self._redis = aioredis.Redis.from_url(url, socket_timeout=timeout,
                                               socket_connect_timeout=timeout)
-        self._extend = self._redis.register_script(_EXTEND)
+        self._acquire = self._redis.register_script(_ACQUIRE)
         self._release = self._redis.register_script(_RELEASE)
         self._leading = False
 
     async def acquire(self) -> bool:
         try:
-            if self._leading:
-                self._leading = bool(await self._extend(keys=[self.key],
-                                                        args=[self.token, self.ttl_ms]))
-            else:
-                self._leading = bool(await self._redis.set(self.key, self.token, nx=True,
-                                                           px=self.ttl_ms))
+            self._leading = bool(await self._acquire(keys=[self.key],
+                                                     args=[self.token, self.ttl_ms]))
         except (aioredis.RedisError, OSError, TimeoutError) as exc:
             log.warning("lease renewal failed", extra={"error": str(exc)})
             self._leading = False
