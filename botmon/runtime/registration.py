@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 import grpc
+import psutil
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from botmon import __version__
@@ -40,7 +41,8 @@ class Registration:
         self.details = details
         self.interval = backends.settings.heartbeat_interval
         self.instance_id = backends.settings.instance_id
-        self.started = time.time()
+        # The process's own start, not this object's: uptime counts from it.
+        self.started = psutil.Process().create_time()
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:

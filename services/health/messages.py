@@ -86,6 +86,8 @@ def service_status(entry: Instance, now: float) -> health_pb2.ServiceStatus:
         version=entry.version, host=entry.host, instance_id=entry.instance_id,
         uptime_seconds=int(now - entry.start_time) if running and entry.start_time else 0,
         model=entry.model)
+    if running and entry.start_time:
+        message.start_time.CopyFrom(timestamp(entry.start_time))
     if entry.last_heartbeat is not None:
         message.last_heartbeat_time.CopyFrom(timestamp(entry.last_heartbeat))
     if entry.memory_used_mb is not None:

@@ -10,6 +10,8 @@ import socket
 import time
 from urllib.parse import urlsplit
 
+import psutil
+
 from botmon import __version__
 from botmon.runtime.config import Settings
 from botmon.runtime.errors import Unavailable
@@ -45,7 +47,8 @@ class StatusBoard:
         self.registry = registry
         self.prober = prober
         self.instance_id = instance_id
-        self.started = time.time()
+        # The process's own start: uptime counts from it, as for every registration.
+        self.started = psutil.Process().create_time()
         self.port = 0
         self.interval = settings.heartbeat_interval
         self._task: asyncio.Task | None = None

@@ -32,6 +32,8 @@ class Figures:
 
     now: float
     uptime_seconds: int
+    #: "platform" or "botmon": what uptime_seconds measures (services.metrics.uptime).
+    uptime_source: str
     requests_total: int
     rate_per_second: float
     average_latency_ms: float
@@ -44,23 +46,23 @@ def _midnight(now: float) -> float:
     return now - now % 86400
 
 
-async def compute(store: MetricsStore, now: float, idle: float) -> Figures:
+async def compute(store: MetricsStore, now: float, idle: float,
+                  uptime: tuple[int, str]) -> Figures:
     """Read the store once for every figure (windows end at ``now``)."""
     second = int(now)
-    recent, counters, meta, people = await asyncio.gather(
+    recent, counters, people = await asyncio.gather(
         store.buckets(1, second - TAIL_WINDOW + 1, second + 1),
         store.counters(),
-        store.meta(),
         store.people(now, _midnight(now), idle))
     minute, tail = Bucket(), Bucket()
     for start, bucket in recent.items():
         tail.merge(bucket)
         if start > second - RATE_WINDOW:
             minute.merge(bucket)
-    first = meta.get("first_event_time")
     return Figures(
         now=now,
-        uptime_seconds=int(max(0.0, now - first)) if first is not None else 0,
+        uptime_seconds=uptime[0],
+        uptime_source=uptime[1],
         requests_total=int(sum(v for (name, _), v in counters.items() if name == "requests")),
         rate_per_second=minute.count / RATE_WINDOW,
         average_latency_ms=minute.sum_ms / minute.count if minute.count else 0.0,

@@ -77,7 +77,10 @@ FAMILIES: tuple[Family, ...] = (
     _f("botserver_errors_last_hour", "gauge",
        "Errors in the last hour: error-level logs (source=logs) or, without the logs "
        "service, requests with status >= 500 (source=requests).", ("source",)),
-    _f("botserver_uptime_seconds", "gauge", "Seconds since the first event was stored."),
+    _f("botserver_uptime_seconds", "gauge",
+       "Seconds since the start of the longest-running live platform instance "
+       "(source=platform), or of botmon itself when none is registered (source=botmon).",
+       ("source",)),
     # The host, from the latest psutil sample of this replica.
     _f("botserver_cpu_usage_percent", "gauge", "CPU use over the last sample period, 0-100.",
        source="host"),

@@ -9,6 +9,14 @@ from botmon.runtime.config import ConfigError, EnvSettings, positive_float, posi
 __all__ = ["MetricsSettings"]
 
 
+def names(raw: str) -> tuple[str, ...]:
+    """Parse ``web_server,worker`` into service names."""
+    found = tuple(dict.fromkeys(p.strip() for p in raw.split(",") if p.strip()))
+    if not found:
+        raise ValueError(f"expected comma-separated service names, got {raw!r}")
+    return found
+
+
 @dataclass(frozen=True)
 class MetricsSettings(EnvSettings):
     """Sampling, ingest, retention and streaming knobs of the metrics service."""
@@ -51,6 +59,14 @@ class MetricsSettings(EnvSettings):
         "BOTMON_METRICS_FANOUT_CHANNEL", None, str,
         doc="Redis pub/sub channel announcing commits to the other replicas; default "
             "`botmon:N:metrics:committed`, N being the database number of BOTMON_REDIS_URL")
+    platform_services: tuple[str, ...] = setting(
+        "BOTMON_PLATFORM_SERVICES", (), names,
+        doc="registered services whose instances are the platform for uptime_seconds, comma "
+            "separated; default every registered service that is not one of botmon's own")
+    uptime_refresh: float = setting(
+        "BOTMON_METRICS_UPTIME_REFRESH", 2.0, positive_float,
+        doc="seconds between two reads of the registrations (for uptime_seconds) from the "
+            "health service, in the background")
     postgres_pool_size: int = setting(
         "BOTMON_METRICS_PG_POOL", 4, positive_int,
         doc="PostgreSQL connections of one metrics replica")

@@ -80,10 +80,11 @@ async def export(metrics: Metrics, fmt: str) -> metrics_service_pb2.GetPrometheu
         raise InvalidArgument(f"format must be text or openmetrics; got {fmt!r}", field="format")
     now = time.time()
     store = metrics.store
-    counters, meta, people, errors, health, alerts = await asyncio.gather(
-        store.counters(), store.meta(),
+    counters, people, errors, uptime, health, alerts = await asyncio.gather(
+        store.counters(),
         store.people(now, now - now % 86400, metrics.settings.session_idle_timeout),
-        metrics.errors.figures(now), _health(metrics.backends), _alerts(metrics.backends))
+        metrics.errors.figures(now), metrics.uptime.figure(now), _health(metrics.backends),
+        _alerts(metrics.backends))
     sample = metrics.collector.latest
     out = {f.name: _make(f) for f in FAMILIES if f.type != "histogram"}
 
@@ -132,8 +133,8 @@ async def export(metrics: Metrics, fmt: str) -> metrics_service_pb2.GetPrometheu
     add("botserver_conversations_completed_total", total("conversations_completed"))
     add("botserver_conversation_messages_total", total("conversation_messages"))
     add("botserver_errors_last_hour", errors.rate_per_hour, (errors.source,))
-    first = meta.get("first_event_time")
-    add("botserver_uptime_seconds", max(0.0, now - first) if first is not None else 0.0)
+    seconds, source = uptime
+    add("botserver_uptime_seconds", seconds, (source,))
     if sample is not None:
         add("botserver_cpu_usage_percent", sample.cpu_percent)
         add("botserver_cpu_cores", sample.cores)

@@ -57,6 +57,7 @@ def application_message(figures: Figures, errors: ErrorFigures) -> metrics_pb2.A
         error_message.last_error.CopyFrom(timestamp(errors.last_error))
     return metrics_pb2.ApplicationMetrics(
         uptime_seconds=figures.uptime_seconds,
+        uptime_source=figures.uptime_source,
         requests=metrics_pb2.RequestMetrics(
             total=figures.requests_total,
             rate_per_second=round(figures.rate_per_second, 4),

@@ -20,6 +20,7 @@ from services.metrics.ingest import Ingestor
 from services.metrics.snapshot import Snapshot
 from services.metrics.store import Retention, open_store
 from services.metrics.stream import StreamHub
+from services.metrics.uptime import Uptime
 
 __all__ = ["Metrics"]
 
@@ -39,7 +40,10 @@ class Metrics:
         self.rules = EventRules(max_age_seconds=ms.minute_retention_days * 86400)
         self.errors = ErrorSource(backends, self.store, interval=ms.error_refresh,
                                   on_change=lambda: self.snapshot.invalidate())
-        self.snapshot = Snapshot(self.collector, self.store, self.errors,
+        self.uptime = Uptime(backends, interval=ms.uptime_refresh,
+                             platform=ms.platform_services,
+                             on_change=lambda: self.snapshot.invalidate())
+        self.snapshot = Snapshot(self.collector, self.store, self.errors, self.uptime,
                                  ttl=ms.snapshot_ttl, min_refresh=ms.figures_min_refresh,
                                  idle=settings.session_idle_timeout, deadline=backends.deadline)
         self.hub = StreamHub(self.snapshot.stream_values, slack=ms.sample_interval / 2)
@@ -83,4 +87,5 @@ class Metrics:
         await self.collector.stop()
         await self.snapshot.stop()
         await self.errors.stop()
+        await self.uptime.stop()
         await self.store.close()

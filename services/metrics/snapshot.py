@@ -25,6 +25,7 @@ from services.metrics.collector import Collector
 from services.metrics.error_source import ErrorSource
 from services.metrics.messages import application_message, flatten, system_message
 from services.metrics.store import MetricsStore
+from services.metrics.uptime import Uptime
 
 __all__ = ["Snapshot"]
 
@@ -34,11 +35,13 @@ log = logging.getLogger("botmon.metrics.snapshot")
 class Snapshot:
     """Application figures refreshed in the background; see the module's docstring."""
 
-    def __init__(self, collector: Collector, store: MetricsStore, errors: ErrorSource, *,
-                 ttl: float, min_refresh: float, idle: float, deadline: float):
+    def __init__(self, collector: Collector, store: MetricsStore, errors: ErrorSource,
+                 uptime: Uptime, *, ttl: float, min_refresh: float, idle: float,
+                 deadline: float):
         self.collector = collector
         self.store = store
         self.errors = errors
+        self.uptime = uptime
         self.ttl = ttl
         self.min_refresh = min_refresh
         self.idle = idle
@@ -96,8 +99,10 @@ class Snapshot:
         now = time.time()
         try:
             async with asyncio.timeout(self.deadline):
+                uptime = await self.uptime.figure(now)
                 figures, errors = await asyncio.gather(
-                    application.compute(self.store, now, self.idle), self.errors.figures(now))
+                    application.compute(self.store, now, self.idle, uptime),
+                    self.errors.figures(now))
         except Exception as exc:
             raise Unavailable(f"the application figures could not be read from the store "
                               f"({exc!r}); retry shortly") from exc
@@ -123,6 +128,7 @@ class Snapshot:
         self._read_at = time.monotonic()
         # New error figures, when they differ, mark these stale (ErrorSource.on_change).
         self.errors.poll()
+        self.uptime.poll()
         if self._stale():
             self._want()
         return self._figures

@@ -337,10 +337,14 @@ class ServiceStatus(_message.Message):
     MEMORY_USED_MB_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     DETAILS_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Output only. Service name, e.g. "gateway", "logs", "database"."""
     status: _builtins.str
-    """Output only. "running", "degraded", "stopped" or "not_configured"."""
+    """Output only. "running", "degraded", "starting" (one of the suite's own, not
+    registered yet), "stopped" (seen, and its heartbeat lapsed or its process
+    died) or "not_configured".
+    """
     uptime_seconds: _builtins.int
     """Output only. Seconds since the service started."""
     port: _builtins.int
@@ -365,6 +369,13 @@ class ServiceStatus(_message.Message):
     def details(self) -> _struct_pb2.Struct:
         """Output only. Free-form details the service registered (e.g. retention)."""
 
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the instance started: the start time its heartbeats carry,
+        else its first heartbeat; unset when it is not running. `uptime_seconds`
+        counts from it.
+        """
+
     def __init__(
         self,
         *,
@@ -380,10 +391,11 @@ class ServiceStatus(_message.Message):
         memory_used_mb: _builtins.float | None = ...,
         model: _builtins.str = ...,
         details: _struct_pb2.Struct | None = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_memory_used_mb", b"_memory_used_mb", "details", b"details", "last_heartbeat_time", b"last_heartbeat_time", "memory_used_mb", b"memory_used_mb"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_memory_used_mb", b"_memory_used_mb", "details", b"details", "last_heartbeat_time", b"last_heartbeat_time", "memory_used_mb", b"memory_used_mb", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_memory_used_mb", b"_memory_used_mb", "details", b"details", "host", b"host", "instance_id", b"instance_id", "last_heartbeat_time", b"last_heartbeat_time", "memory_used_mb", b"memory_used_mb", "model", b"model", "name", b"name", "pid", b"pid", "port", b"port", "status", b"status", "uptime_seconds", b"uptime_seconds", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_memory_used_mb", b"_memory_used_mb", "details", b"details", "host", b"host", "instance_id", b"instance_id", "last_heartbeat_time", b"last_heartbeat_time", "memory_used_mb", b"memory_used_mb", "model", b"model", "name", b"name", "pid", b"pid", "port", b"port", "start_time", b"start_time", "status", b"status", "uptime_seconds", b"uptime_seconds", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__memory_used_mb: _TypeAlias = _typing.Literal["memory_used_mb"]  # noqa: Y015
     _WhichOneofArgType__memory_used_mb: _TypeAlias = _typing.Literal["_memory_used_mb", b"_memory_used_mb"]  # noqa: Y015

@@ -346,8 +346,18 @@ class ApplicationMetrics(_message.Message):
     SESSIONS_FIELD_NUMBER: _builtins.int
     CONVERSATIONS_FIELD_NUMBER: _builtins.int
     ERRORS_FIELD_NUMBER: _builtins.int
+    UPTIME_SOURCE_FIELD_NUMBER: _builtins.int
     uptime_seconds: _builtins.int
-    """Output only. Seconds since the first event was stored."""
+    """Output only. Seconds since the start of the longest-running live instance of
+    the platform (a registered service whose heartbeat is within its TTL); when
+    none is registered, since the start of the longest-running live instance of
+    botmon itself. See `uptime_source`.
+    """
+    uptime_source: _builtins.str
+    """Output only. What `uptime_seconds` measures: "platform" (a registered platform
+    service; BOTMON_PLATFORM_SERVICES says which count) or "botmon" (no platform
+    service registered: botmon's own uptime).
+    """
     @_builtins.property
     def requests(self) -> Global___RequestMetrics:
         """Output only. Requests."""
@@ -372,10 +382,11 @@ class ApplicationMetrics(_message.Message):
         sessions: Global___SessionMetrics | None = ...,
         conversations: Global___ConversationMetrics | None = ...,
         errors: Global___ErrorMetrics | None = ...,
+        uptime_source: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["conversations", b"conversations", "errors", b"errors", "requests", b"requests", "sessions", b"sessions"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversations", b"conversations", "errors", b"errors", "requests", b"requests", "sessions", b"sessions", "uptime_seconds", b"uptime_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversations", b"conversations", "errors", b"errors", "requests", b"requests", "sessions", b"sessions", "uptime_seconds", b"uptime_seconds", "uptime_source", b"uptime_source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
