@@ -167,6 +167,17 @@ async def test_admin_token_bootstrap(make_settings, tmp_path, capsys, http):
         assert r.status_code == 200
 
 
+@pytest.mark.parametrize("credential", ["api_tokens", "jwt_secret", "jwt_public_key"])
+def test_no_admin_token_is_created_when_any_credential_is_configured(make_settings, tmp_path,
+                                                                    capsys, rsa_keys, credential):
+    value = {"api_tokens": (ApiToken("configured-token-0123456789", "viewer", "ops"),),
+             "jwt_secret": SECRET, "jwt_public_key": rsa_keys[1]}[credential]
+    app = create_app(make_settings(data_dir=tmp_path / "data", **{credential: value}))
+    assert not (tmp_path / "data" / "admin-token").exists()
+    assert "admin token" not in capsys.readouterr().out
+    assert all(t.role != "admin" or t.subject != "admin" for t in app.ctx.authenticator.tokens)
+
+
 async def test_debug_info_gathers_every_process_without_secrets(make_settings, http):
     settings = make_settings(jwt_secret=SECRET, redis_url=None,
                              smtp_password="hunter2-smtp-password")
