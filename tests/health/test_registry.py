@@ -12,9 +12,13 @@ import redis
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from botmon.health.v1 import health_service_pb2 as pb
+from botmon.health.v1 import health_service_pb2_grpc
 from botmon.runtime.server import GrpcServer
+from services.health.__main__ import create_server
 from services.health.config import HealthSettings
+from tests.harness import Suite
 from tests.health.conftest import serve
+from tests.waiting import eventually
 
 
 def beat(name="web_server", instance_id="web-1", **fields) -> pb.HeartbeatRequest:
@@ -182,3 +186,25 @@ async def test_suite_services_register_themselves(health_settings):
         # A graceful stop deregisters: the suite entry is back to "stopped".
         entry, = (await running.status())["logs"]
         assert entry.status == "stopped"
+
+
+async def test_a_gracefully_stopped_gateway_leaves_the_status_list_at_once(make_settings):
+    suite = Suite(make_settings(probe_interval=30.0), components=())
+    server = await create_server(suite.settings, address=f"127.0.0.1:{suite.ports['health']}",
+                                 health_settings=HealthSettings())
+    async with server, grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = health_service_pb2_grpc.HealthServiceStub(channel)
+
+        async def gateway() -> list[tuple[str, str]]:
+            reply = await stub.GetStatus(pb.GetStatusRequest(), timeout=5)
+            return [(s.status, s.instance_id) for s in reply.services if s.name == "gateway"]
+
+        assert await gateway() == [("starting", "")]
+        async with suite:
+            await eventually(lambda: _running(gateway()))
+        # It deregistered on its way out instead of staying "running" until its TTL lapsed.
+        assert await gateway() == [("stopped", "")]
+
+
+async def _running(entries) -> bool:
+    return [status for status, _ in await entries] == ["running"]
