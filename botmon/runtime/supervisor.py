@@ -131,6 +131,9 @@ class Supervisor:
             # keeper can spawn a child that the termination below would miss.
             await asyncio.gather(*keepers, return_exceptions=True)
             await self._terminate_all()
+            # Reports still waiting (e.g. for a health service that is stopping) are moot.
+            for report in self._reports:
+                report.cancel()
             await asyncio.gather(*self._reports, return_exceptions=True)
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
