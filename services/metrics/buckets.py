@@ -94,7 +94,6 @@ class Batch:
     counters: dict[tuple[str, str], float] = field(default_factory=dict)
     sessions: dict[str, SessionDelta] = field(default_factory=dict)
     conversations: dict[str, ConversationDelta] = field(default_factory=dict)
-    first_time: float | None = None
     last_server_error: float | None = None
     events: int = 0
 
@@ -125,7 +124,6 @@ class Batch:
                                                 or delta.completed >= mine.completed):
                 mine.completed, mine.messages = delta.completed, delta.messages
             mine.last_seen = max(mine.last_seen, delta.last_seen)
-        self.first_time = _least(self.first_time, other.first_time)
         self.last_server_error = _greatest(self.last_server_error, other.last_server_error)
         self.events += other.events
 

@@ -44,7 +44,6 @@ def aggregate(events: Iterable, now: float, rules: EventRules,
     newest = now + rules.future_seconds
     seconds = batch.seconds
     counters = batch.counters
-    first = None
     last_5xx = None
     for index, event in enumerate(events, offset):
         kind = event.type
@@ -125,10 +124,7 @@ def aggregate(events: Iterable, now: float, rules: EventRules,
             errors.append((index, f"events[{index}].type: must be one of "
                            f"{', '.join(EVENT_TYPES)}; got {kind!r}"))
             continue
-        if first is None or ts < first:
-            first = ts
         batch.events += 1
-    batch.first_time = first
     batch.last_server_error = last_5xx
     if seconds:
         _count(counters, "duration_sum_ms", sum(b.sum_ms for b in seconds.values()))

@@ -106,9 +106,6 @@ INSERT INTO metrics_counters (name, labels, value) VALUES ($1, $2, $3)
 ON CONFLICT (name, labels) DO UPDATE SET value = metrics_counters.value + excluded.value"""
 
 _UPSERT_META = {
-    "first_event_time": "INSERT INTO metrics_meta VALUES ('first_event_time', $1) "
-                        "ON CONFLICT (key) DO UPDATE "
-                        "SET value = least(metrics_meta.value, excluded.value)",
     "last_server_error": "INSERT INTO metrics_meta VALUES ('last_server_error', $1) "
                          "ON CONFLICT (key) DO UPDATE "
                          "SET value = greatest(metrics_meta.value, excluded.value)",
@@ -196,8 +193,6 @@ class PostgresMetricsStore(MetricsStore):
             await conn.executemany(_UPSERT_QUEUE, _bucket_rows((), minutes))
             await conn.executemany(_UPSERT_COUNTER, [
                 (n, lab, float(v)) for (n, lab), v in sorted(batch.counters.items())])
-            if batch.first_time is not None:
-                await conn.execute(_UPSERT_META["first_event_time"], batch.first_time)
             if batch.last_server_error is not None:
                 await conn.execute(_UPSERT_META["last_server_error"], batch.last_server_error)
             if batch.sessions:

@@ -73,8 +73,6 @@ INSERT INTO metrics_counters (name, labels, value) VALUES (?, ?, ?)
 ON CONFLICT (name, labels) DO UPDATE SET value = value + excluded.value"""
 
 _UPSERT_META = {
-    "first_event_time": "INSERT INTO metrics_meta VALUES ('first_event_time', ?) "
-                        "ON CONFLICT (key) DO UPDATE SET value = min(value, excluded.value)",
     "last_server_error": "INSERT INTO metrics_meta VALUES ('last_server_error', ?) "
                          "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
 }
@@ -148,10 +146,8 @@ class SqliteMetricsStore(MetricsStore):
                     for sid, d in sorted(batch.sessions.items())]
         conversations = [(cid, d.started, d.last_seen, d.completed, d.messages)
                          for cid, d in sorted(batch.conversations.items())]
-        meta = [(_UPSERT_META[key], value)
-                for key, value in (("first_event_time", batch.first_time),
-                                   ("last_server_error", batch.last_server_error))
-                if value is not None]
+        meta = ([(_UPSERT_META["last_server_error"], batch.last_server_error)]
+                if batch.last_server_error is not None else [])
 
         def write(conn: sqlite3.Connection) -> None:
             with write_transaction(conn):

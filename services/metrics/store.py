@@ -84,7 +84,7 @@ class MetricsStore(abc.ABC):
 
     @abc.abstractmethod
     async def meta(self) -> dict[str, float]:
-        """``first_event_time`` and ``last_server_error`` when known."""
+        """``last_server_error`` when known."""
 
     @abc.abstractmethod
     async def people(self, now: float, midnight: float, idle: float) -> People:
