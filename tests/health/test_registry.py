@@ -208,3 +208,40 @@ async def test_a_gracefully_stopped_gateway_leaves_the_status_list_at_once(make_
 
 async def _running(entries) -> bool:
     return [status for status, _ in await entries] == ["running"]
+
+
+@pytest.mark.parametrize("registry", ["memory", "redis"])
+async def test_an_instance_reported_dead_is_stopped_at_once_then_dropped(health_settings,
+                                                                         registry, request):
+    settings = (health_settings(redis_url=request.getfixturevalue("redis_url"))
+                if registry == "redis" else health_settings())
+    async with serve(settings, HealthSettings(stopped_retention=2)) as running:
+        await running.stub.Heartbeat(beat(ttl_seconds=1, pid=4321), timeout=5)
+        await running.stub.Heartbeat(beat(instance_id="web-2", ttl_seconds=30), timeout=5)
+        await running.stub.Deregister(pb.DeregisterRequest(
+            name="web_server", instance_id="web-1", retain_as_stopped=True), timeout=5)
+        entries = {e.instance_id: e for e in (await running.status())["web_server"]}
+        assert (entries["web-1"].status, entries["web-1"].pid) == ("stopped", 4321)
+        assert entries["web-2"].status == "running"
+        # Reporting it again changes nothing; an unknown instance is NOT_FOUND.
+        await running.stub.Deregister(pb.DeregisterRequest(
+            name="web_server", instance_id="web-1", retain_as_stopped=True), timeout=5)
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await running.stub.Deregister(pb.DeregisterRequest(
+                name="web_server", instance_id="web-9", retain_as_stopped=True), timeout=5)
+        assert error.value.code() == grpc.StatusCode.NOT_FOUND
+        # Listed as stopped for the retention (2 TTLs of 1 s), then dropped.
+        await asyncio.sleep(1.0)
+        assert {e.instance_id: e.status for e in (await running.status())["web_server"]} == {
+            "web-1": "stopped", "web-2": "running"}
+        await eventually(lambda: _instances(running, {"web-2"}), within=5)
+        # A heartbeat of an instance reported dead renews it.
+        await running.stub.Heartbeat(beat(instance_id="web-2", ttl_seconds=30), timeout=5)
+        await running.stub.Deregister(pb.DeregisterRequest(
+            name="web_server", instance_id="web-2", retain_as_stopped=True), timeout=5)
+        await running.stub.Heartbeat(beat(instance_id="web-2", ttl_seconds=30), timeout=5)
+        assert [e.status for e in (await running.status())["web_server"]] == ["running"]
+
+
+async def _instances(running, ids: set[str]) -> bool:
+    return {e.instance_id for e in (await running.status()).get("web_server", [])} == ids
