@@ -5,7 +5,8 @@ BIN     := $(VENV)/bin
 PROTOS  := $(shell find protos/botmon -name '*.proto' | sort)
 GEN_DIR ?= .
 
-.PHONY: run test bench protos protos-check lint venv buf-lint readme clean deploy-render deploy-check
+.PHONY: run test bench protos protos-check lint venv buf-lint readme clean deploy-render deploy-check \
+        console-vendor console-check
 
 $(BIN)/botmon: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -43,6 +44,23 @@ protos-check: venv
 node_modules/.bin/buf: package.json
 	npm install --silent --no-audit --no-fund
 	touch $@
+
+# The console's third-party files, copied from the versions pinned in package.json into the
+# package (committed, served by the gateway); console-check fails when they differ.
+CONSOLE_VENDOR_FILES := node_modules/uplot/dist/uPlot.esm.js node_modules/uplot/dist/uPlot.min.css \
+                        node_modules/uplot/LICENSE
+CONSOLE_VENDOR_DIR ?= gateway/console/vendor
+
+console-vendor: node_modules/.bin/buf
+	@mkdir -p $(CONSOLE_VENDOR_DIR)
+	cp $(CONSOLE_VENDOR_FILES) $(CONSOLE_VENDOR_DIR)/
+
+console-check: node_modules/.bin/buf
+	@rm -rf build/console-check
+	@$(MAKE) -s console-vendor CONSOLE_VENDOR_DIR=build/console-check >/dev/null
+	@diff -r build/console-check gateway/console/vendor >/dev/null || { \
+	  echo "console-check: gateway/console/vendor differs from package.json's pins; run make console-vendor"; exit 1; }
+	@echo "console-check: gateway/console/vendor matches package.json"
 
 buf-lint: node_modules/.bin/buf
 	cd protos && ../node_modules/.bin/buf lint

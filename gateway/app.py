@@ -21,6 +21,7 @@ from sanic.response import HTTPResponse
 from botmon.runtime.config import Settings
 from botmon.runtime.context import request_id
 from gateway import handlers, openapi, ws
+from gateway.ui import add_console_routes
 from gateway.auth import (
     PUBLIC_PATHS,
     Authenticator,
@@ -95,6 +96,8 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
                                     ctx_rate_class=stream, ctx_query_token=True,
                                     ctx_websocket=True)
 
+    add_console_routes(app)
+
     @app.before_server_start
     async def open_clients(app: Sanic) -> None:
         app.ctx.clients = Clients(settings, port=_port(settings.http_addr))
@@ -167,6 +170,11 @@ async def _after(request: Request, response: HTTPResponse) -> None:
         response.headers["X-Request-ID"] = rid
     for key, value in (getattr(request.ctx, "rate_headers", None) or {}).items():
         response.headers.setdefault(key, value)
+    principal = getattr(request.ctx, "principal", None)
+    if principal is not None:
+        # Who the token belongs to, so a client (the console) offers only what its role may do.
+        for key, value in handlers.caller_pairs(principal.subject, principal.role):
+            response.headers[key] = value
     route = request.route
     template = getattr(route.ctx, "template", "unmatched") if route else "unmatched"
     started = getattr(request.ctx, "started", None)

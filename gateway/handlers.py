@@ -25,7 +25,7 @@ from gateway.errors import from_rpc_error
 from gateway.health_json import CONTENT_TYPE, health_json, http_status, wants_health_json
 from gateway.transcoding import Route, render
 
-__all__ = ["SPECIAL", "live", "ready", "rpc_handler"]
+__all__ = ["SPECIAL", "caller_pairs", "live", "ready", "rpc_handler"]
 
 Prepare = Callable[[Request, Message], None]
 Finish = Callable[[Request, Route, Message, int], HTTPResponse]
@@ -46,7 +46,8 @@ def _ascii(value: str) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _caller(subject: str, role: str) -> tuple[tuple[str, str], ...]:
+def caller_pairs(subject: str, role: str) -> tuple[tuple[str, str], ...]:
+    """``x-botmon-subject`` / ``x-botmon-role``: gRPC metadata to backends, headers to clients."""
     # The same few callers make every request: escape and build their pairs once.
     return (("x-botmon-subject", _ascii(subject)), ("x-botmon-role", role))
 
@@ -56,7 +57,7 @@ def caller_metadata(request: Request) -> tuple[tuple[str, str], ...]:
     principal = getattr(request.ctx, "principal", None)
     if principal is None:
         return call_metadata()
-    return call_metadata() + _caller(principal.subject, principal.role)
+    return call_metadata() + caller_pairs(principal.subject, principal.role)
 
 
 def _http_code(metadata, default: int) -> int:
