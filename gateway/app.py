@@ -21,7 +21,6 @@ from sanic.response import HTTPResponse
 from botmon.runtime.config import Settings
 from botmon.runtime.context import request_id
 from gateway import handlers, openapi, ws
-from gateway.ui import add_console_routes
 from gateway.auth import (
     PUBLIC_PATHS,
     Authenticator,
@@ -35,6 +34,7 @@ from gateway.limits import client_ip, rate_class, rate_key
 from gateway.sockets import SocketCaps
 from gateway.telemetry import Telemetry
 from gateway.transcoding import load_routes
+from gateway.ui import add_console_routes
 
 __all__ = ["MAX_BODY_BYTES", "MAX_HEAD_BYTES", "create_app"]
 

@@ -79,14 +79,16 @@ def severe_console_entries(driver: WebDriver) -> list[dict]:
     return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
-def network_urls(driver: WebDriver) -> list[str]:
-    """Every URL the page requested since the last call (HTTP and WebSocket), from CDP events."""
+def network_urls(driver: WebDriver, page_prefix: str) -> list[str]:
+    """Every URL that documents under ``page_prefix`` requested since the last call (HTTP and
+    WebSocket), from CDP Network events; the browser's own pages (its new-tab page) are left out."""
     urls = []
     for entry in driver.get_log("performance"):
         message = json.loads(entry["message"])["message"]
         method = message.get("method")
         params = message.get("params", {})
-        if method == "Network.requestWillBeSent":
+        if method == "Network.requestWillBeSent" and \
+                params.get("documentURL", "").startswith(page_prefix):
             urls.append(params["request"]["url"])
         elif method == "Network.webSocketCreated":
             urls.append(params["url"])
