@@ -1,4 +1,4 @@
-// Building DOM without innerHTML: every value from the API is inserted as text.
+// Building DOM from elements and text nodes only (no HTML parsing): every value from the API is inserted as text.
 
 let ids = 0;
 
