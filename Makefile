@@ -6,7 +6,7 @@ PROTOS  := $(shell find protos/botmon -name '*.proto' | sort)
 GEN_DIR ?= .
 
 .PHONY: run test bench protos protos-check lint venv buf-lint readme clean deploy-render deploy-check \
-        console-vendor console-check
+        console-vendor console-check console-screenshots
 
 $(BIN)/botmon: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -61,6 +61,10 @@ console-check: node_modules/.bin/buf
 	@diff -r build/console-check gateway/console/vendor >/dev/null || { \
 	  echo "console-check: gateway/console/vendor differs from package.json's pins; run make console-vendor"; exit 1; }
 	@echo "console-check: gateway/console/vendor matches package.json"
+
+# Retake README's screenshots of the console (docs/console-*.png) with the browser tests.
+console-screenshots: venv
+	BOTMON_CONSOLE_SCREENSHOTS=docs $(BIN)/pytest -q tests/console/test_console.py -k screenshots
 
 buf-lint: node_modules/.bin/buf
 	cd protos && ../node_modules/.bin/buf lint

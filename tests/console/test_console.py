@@ -7,13 +7,18 @@ request the page made, HTTP or WebSocket, went to the gateway's own origin.
 
 from __future__ import annotations
 
+import base64
+import os
 import time
 import uuid
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from selenium.common.exceptions import NoSuchElementException
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 from botmon.runtime.config import Settings
 from tests.console.chromium import (
@@ -25,7 +30,15 @@ from tests.console.chromium import (
     severe_console_entries,
 )
 from tests.console.conftest import SuiteThread
-from tests.console.pages import heading, open_view, sign_in, text_of_page, wait_for, wait_text
+from tests.console.pages import (
+    fresh_tab,
+    heading,
+    open_view,
+    sign_in,
+    text_of_page,
+    wait_for,
+    wait_text,
+)
 from tests.waiting import wait_until
 
 WRITE_ACTIONS = ("Acknowledge", "New rule", "Edit", "Delete", "New silence", "Expire")
@@ -68,7 +81,8 @@ def firing_alert(suite: SuiteThread, rule: str) -> dict:
     """Configure a rule that holds at once (cpu.cores > 0) and wait until its alert fires."""
     r = suite.http.post("/alerts/configure", headers=suite.headers("admin"), json={
         "name": rule, "metric": "cpu.cores", "condition": "greater_than", "threshold": 0,
-        "duration_seconds": 0, "severity": "critical", "description": "console test {value}"})
+        "duration_seconds": 0, "severity": "critical",
+        "description": "{metric} is {value}, above {threshold}"})
     assert r.status_code in (200, 201), r.text
 
     def fired():
@@ -337,3 +351,122 @@ def test_a_silence_is_created_and_expired(suite, chrome):
     states = {s["silence_id"]: s["state"] for s in suite.http.get(
         "/alerts/silences", headers=suite.headers("viewer")).json()["silences"]}
     assert states[silence_id] == "expired"
+
+
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+VIEWS = ("Overview", "Metrics", "Logs", "Alerts")
+
+
+def axe_violations(driver) -> list[dict]:
+    """axe-core's critical and serious violations on the page as it is now."""
+    if not hasattr(axe_violations, "source"):
+        if not AXE.exists():
+            pytest.fail(f"{AXE} is missing: run `npm install` (package.json pins axe-core)")
+        axe_violations.source = AXE.read_text()
+    driver.execute_script(axe_violations.source)
+    found = driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        axe.run(document, {resultTypes: ["violations"]}).then((r) => done(r.violations.map((v) =>
+          ({id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" "))}))));""")
+    return [v for v in found if v["impact"] in ("critical", "serious")]
+
+
+def test_axe_finds_no_critical_or_serious_violation_in_any_view(suite, chrome):
+    firing_alert(suite, "console_axe")
+    fresh_tab(chrome)
+    chrome.get(f"{suite.url}/ui/")
+    wait_for(chrome, lambda d: field(d, "Token").is_displayed(), "the token prompt")
+    assert axe_violations(chrome) == [], "the sign-in page"
+    sign_in(chrome, suite.url, suite.token("operator"))
+    for name in VIEWS:
+        open_view(chrome, name)
+        if name == "Alerts":
+            refresh_until_card(chrome, "console_axe")
+        else:
+            time.sleep(2)  # live figures and tables in place
+        assert axe_violations(chrome) == [], name
+    wait_for(chrome, lambda d: button(alert_card(d, "console_axe"), "Acknowledge").click() or True,
+             "the Acknowledge button pressed")
+    open_dialog(chrome)
+    assert axe_violations(chrome) == [], "the acknowledge dialog"
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])
+def test_the_layout_holds_on_a_desktop_and_a_phone(suite, chrome, width, height):
+    chrome.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
+    try:
+        sign_in(chrome, suite.url, suite.token("operator"))
+        for name in VIEWS:
+            open_view(chrome, name)
+            time.sleep(1.5)
+            overflow = chrome.execute_script(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {width}x{height}"
+            for other in VIEWS:
+                assert link(chrome, other).is_displayed()
+    finally:
+        chrome.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_keyboard_alone_signs_in_and_moves_between_views(suite, chrome):
+    fresh_tab(chrome)
+    chrome.get(f"{suite.url}/ui/")
+    wait_for(chrome, lambda d: field(d, "Token").is_displayed(), "the token prompt")
+    actions = ActionChains(chrome)
+
+    def focused() -> str:
+        return chrome.execute_script(
+            "const e = document.activeElement; return e.getAttribute('aria-label') || e.id || "
+            "e.textContent.trim()")
+
+    actions.send_keys(Keys.TAB).perform()
+    assert focused() == "Skip to content"
+    while focused() != "token":
+        actions.send_keys(Keys.TAB).perform()
+    actions.send_keys(suite.token("viewer"), Keys.ENTER).perform()
+    wait_for(chrome, lambda d: heading(d, 1, "Overview"), "the Overview")
+    chrome.find_element(By.TAG_NAME, "body").click()
+    for _ in range(10):
+        actions.send_keys(Keys.TAB).perform()
+        if focused() == "Logs":
+            break
+    assert focused() == "Logs"
+    actions.send_keys(Keys.ENTER).perform()
+    wait_for(chrome, lambda d: heading(d, 1, "Logs"), "the Logs view by keyboard")
+
+
+def test_screenshots_of_the_four_views(suite, chrome, tmp_path):
+    """Taken at 1280x800 into $BOTMON_CONSOLE_SCREENSHOTS (docs/ by `make console-screenshots`)."""
+    out = Path(os.environ.get("BOTMON_CONSOLE_SCREENSHOTS") or tmp_path)
+    firing_alert(suite, "cpu_cores_seen")
+    post_logs(suite, *({"level": level, "service": service, "message": message,
+                        "metadata": {"request_id": f"req_{i}"}}
+                       for i, (level, service, message) in enumerate([
+                           ("info", "web", "GET /chat 200 in 41 ms"),
+                           ("warn", "llm", "model reply took 2.4 s"),
+                           ("error", "database", "connection timeout after 5000 ms"),
+                           ("info", "web", "session started")])))
+    chrome.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        sign_in(chrome, suite.url, suite.token("operator"))
+        for name in VIEWS:
+            open_view(chrome, name)
+            if name == "Alerts":
+                refresh_until_card(chrome, "cpu_cores_seen")
+            elif name == "Metrics":
+                wait_for(chrome, lambda d: len(d.find_elements(By.TAG_NAME, "canvas")) >= 7,
+                         "the charts drawn")
+                time.sleep(4)  # a few live points
+            else:
+                time.sleep(1.5)
+            shot = chrome.execute_cdp_cmd("Page.captureScreenshot", {
+                "format": "png", "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": 1280, "height": 800, "scale": 1}})
+            png = base64.b64decode(shot["data"])
+            assert png[:8] == b"\x89PNG\r\n\x1a\n"
+            (out / f"console-{name.lower()}.png").write_bytes(png)
+    finally:
+        chrome.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
