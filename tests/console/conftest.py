@@ -21,11 +21,11 @@ from tests.harness import Suite
 class SuiteThread:
     """A Suite running on an event loop in a daemon thread until ``close()``."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, **options):
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="suite", daemon=True)
         self.thread.start()
-        self.suite = Suite(settings)
+        self.suite = Suite(settings, **options)
         self._call(self.suite.__aenter__())
         self.url = self.suite.url
         self.http = httpx.Client(base_url=self.suite.base, timeout=10)

@@ -46,7 +46,7 @@ export function query(params) {
 
 /**
  * Call a route under the API base; the JSON answer, or an ApiError.
- * A 401 and a 429 are also announced as "botmon:unauthorized" / "botmon:throttled" events.
+ * A 401 is also announced as a "botmon:unauthorized" event; a 429 says when to retry.
  */
 export async function api(path, {method = "GET", body, params, signal} = {}) {
   const headers = {Authorization: `Bearer ${session.token}`};
@@ -71,13 +71,17 @@ export async function api(path, {method = "GET", body, params, signal} = {}) {
   try { doc = text ? JSON.parse(text) : null; } catch { doc = null; }
   if (resp.ok) return doc;
   const error = (doc && doc.error) || {};
+  let message = error.message || `${resp.status} ${resp.statusText}`;
   const retry = resp.headers.get("Retry-After");
-  const failure = new ApiError(resp.status, error.message || `${resp.status} ${resp.statusText}`,
-                               error.details || [], retry === null ? null : Number(retry));
-  if (resp.status === 401) window.dispatchEvent(new CustomEvent("botmon:unauthorized"));
   if (resp.status === 429) {
-    window.dispatchEvent(new CustomEvent("botmon:throttled", {detail: failure}));
+    // Whatever view asked, the person reads when trying again will work.
+    const wait = Number(retry);
+    message = `Rate limit reached (${message}). Retry in ${Number.isFinite(wait) ? wait : "a few"} s` +
+      (Number.isFinite(wait) ? ` (at ${new Date(Date.now() + wait * 1000).toLocaleTimeString()}).` : ".");
   }
+  const failure = new ApiError(resp.status, message, error.details || [],
+                               retry === null ? null : Number(retry));
+  if (resp.status === 401) window.dispatchEvent(new CustomEvent("botmon:unauthorized"));
   throw failure;
 }
 

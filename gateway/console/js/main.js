@@ -96,13 +96,6 @@ window.addEventListener("hashchange", () => { if (session.token) show(); });
 window.addEventListener("botmon:unauthorized", () => {
   if (session.token) signOut("The token was refused (401); sign in again.");
 });
-window.addEventListener("botmon:throttled", (event) => {
-  const wait = event.detail.retryAfter;
-  announce(`Rate limit reached: ${event.detail.message}. Retry in ${wait ?? "a few"} s` +
-           (wait ? ` (at ${new Date(Date.now() + wait * 1000).toLocaleTimeString()}).` : "."),
-           "error");
-});
-
 if (session.token) {
   signIn(session.token).catch(() => signOut(""));
 } else {
