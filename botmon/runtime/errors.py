@@ -26,10 +26,13 @@ class BotmonError(Exception):
 
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
 
-    def __init__(self, message: str, *, field: str | None = None):
+    def __init__(self, message: str, *, field: str | None = None,
+                 violations: tuple[tuple[str, str], ...] = ()):
         super().__init__(message)
         self.message = message
         self.field = field
+        #: (field, what to fix) pairs; they travel as ``google.rpc.BadRequest`` details.
+        self.violations = violations or (((field, message),) if field else ())
 
 
 class InvalidArgument(BotmonError):

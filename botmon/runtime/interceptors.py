@@ -6,6 +6,8 @@ import inspect
 import logging
 
 import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 from botmon.runtime.context import REQUEST_ID_HEADER, new_request_id, request_id
 from botmon.runtime.errors import UNREACHABLE, BotmonError
@@ -13,6 +15,8 @@ from botmon.runtime.errors import UNREACHABLE, BotmonError
 __all__ = ["ServerInterceptor"]
 
 log = logging.getLogger("botmon.rpc")
+#: The trailing metadata key of a serialized ``google.rpc.Status`` (gRPC's rich errors).
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
@@ -34,8 +38,20 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         return handler._replace(stream_stream=_streaming(handler.stream_stream, rid, method))
 
 
+def _rich_status(exc: BotmonError) -> bytes:
+    """``exc`` as a serialized ``google.rpc.Status`` whose BadRequest names each bad field."""
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.BadRequest(field_violations=[
+        error_details_pb2.BadRequest.FieldViolation(field=field, description=description)
+        for field, description in exc.violations]))
+    return status_pb2.Status(code=exc.code.value[0], message=exc.message,
+                             details=[detail]).SerializeToString()
+
+
 async def _fail(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
     if isinstance(exc, BotmonError):
+        if exc.violations:
+            context.set_trailing_metadata(((STATUS_DETAILS_KEY, _rich_status(exc)),))
         await context.abort(exc.code, exc.message)
     if isinstance(exc, UNREACHABLE):
         log.warning("dependency unreachable in %s: %s: %s", method, type(exc).__name__, exc)

@@ -30,55 +30,62 @@ MAX_SECONDS = 30 * 86400
 def check_rule_name(name: str) -> None:
     """Raise InvalidArgument unless ``name`` is a valid rule name."""
     if not NAME.match(name):
-        raise InvalidArgument(f"name must be 1 to 128 letters, digits, '_', '-' or '.', got {name!r}")
+        raise InvalidArgument(f"name must be 1 to 128 letters, digits, '_', '-' or '.', got {name!r}",
+                              field="name")
 
 
 def check_metric(metric: str, known: Collection[str]) -> None:
     """Raise InvalidArgument listing the known metrics unless ``metric`` is one of them."""
     if metric not in known:
-        raise InvalidArgument(f"invalid rule: unknown metric {metric!r}; known metrics: "
-                              + ", ".join(sorted(known)))
+        problem = f"unknown metric {metric!r}; known metrics: " + ", ".join(sorted(known))
+        raise InvalidArgument(f"invalid rule: {problem}", violations=(("metric", problem),))
 
 
 def check_rule(rule: Rule, *, has_recovery: bool, smtp_configured: bool,
                sms_configured: bool, destinations: DestinationPolicy) -> Rule:
     """Return ``rule`` with defaults filled in, or raise with every problem found."""
-    problems: list[str] = []
+    # (field, what to fix): the message lists them all, the details name each field.
+    problems: list[tuple[str, str]] = []
     if not NAME.match(rule.name):
-        problems.append("name must be 1 to 128 letters, digits, '_', '-' or '.'"
-                        + (f", got {rule.name!r}" if rule.name else " (it is required)"))
+        problems.append(("name", "name must be 1 to 128 letters, digits, '_', '-' or '.'"
+                         + (f", got {rule.name!r}" if rule.name else " (it is required)")))
     elif rule.name == UNREACHABLE_RULE:
-        problems.append(f"name {UNREACHABLE_RULE!r} is reserved for botmon's own alert")
+        problems.append(("name", f"name {UNREACHABLE_RULE!r} is reserved for botmon's own alert"))
     if rule.type not in ("", "threshold"):
-        problems.append(f"type must be 'threshold', got {rule.type!r}")
+        problems.append(("type", f"type must be 'threshold', got {rule.type!r}"))
     if not rule.metric:
-        problems.append("metric is required, e.g. 'memory.usage_percent'")
+        problems.append(("metric", "metric is required, e.g. 'memory.usage_percent'"))
     elif len(rule.metric) > 256:
-        problems.append("metric must be at most 256 characters")
+        problems.append(("metric", "metric must be at most 256 characters"))
     if rule.condition not in CONDITIONS:
-        problems.append(f"condition must be one of {', '.join(CONDITIONS)}"
-                        + (f", got {rule.condition!r}" if rule.condition else " (it is required)"))
+        problems.append(("condition", f"condition must be one of {', '.join(CONDITIONS)}"
+                         + (f", got {rule.condition!r}" if rule.condition
+                            else " (it is required)")))
     if not math.isfinite(rule.threshold):
-        problems.append("threshold must be a finite number")
+        problems.append(("threshold", "threshold must be a finite number"))
     for field in ("duration_seconds", "repeat_interval_seconds", "keep_firing_seconds"):
         value = getattr(rule, field)
         if not 0 <= value <= MAX_SECONDS:
-            problems.append(f"{field} must be between 0 and {MAX_SECONDS}, got {value}")
+            problems.append((field, f"{field} must be between 0 and {MAX_SECONDS}, got {value}"))
     if rule.severity not in ("", *SEVERITIES):
-        problems.append(f"severity must be one of {', '.join(SEVERITIES)}, got {rule.severity!r}")
+        problems.append(("severity", f"severity must be one of {', '.join(SEVERITIES)}, "
+                                     f"got {rule.severity!r}"))
     if rule.on_no_data not in ("", *NO_DATA):
-        problems.append(f"on_no_data must be one of {', '.join(NO_DATA)}, got {rule.on_no_data!r}")
+        problems.append(("on_no_data", f"on_no_data must be one of {', '.join(NO_DATA)}, "
+                                       f"got {rule.on_no_data!r}"))
     if has_recovery:
-        problems.extend(_recovery_problems(rule))
-    problems.extend(_label_problems(rule.labels))
-    problems.extend(_description_problems(rule.description))
+        problems.extend(("recovery_threshold", p) for p in _recovery_problems(rule))
+    problems.extend(("labels", p) for p in _label_problems(rule.labels))
+    problems.extend(("description", p) for p in _description_problems(rule.description))
     if len(rule.secret) > 256:
-        problems.append("secret must be at most 256 characters")
+        problems.append(("secret", "secret must be at most 256 characters"))
     elif Sealer.sealed(rule.secret):
-        problems.append(f"secret must not start with {SEALED_PREFIX!r}, which marks sealed values")
+        problems.append(("secret", f"secret must not start with {SEALED_PREFIX!r}, which marks "
+                                   "sealed values"))
     problems.extend(_notify_problems(rule, destinations))
     if problems:
-        raise InvalidArgument("invalid rule: " + "; ".join(problems))
+        raise InvalidArgument("invalid rule: " + "; ".join(text for _, text in problems),
+                              violations=tuple(problems))
     if rule.notify.email and not smtp_configured:
         raise FailedPrecondition("notify.email needs BOTMON_SMTP_HOST set on the alerts service")
     if rule.notify.sms and not sms_configured:
@@ -142,28 +149,31 @@ def _description_problems(description: str) -> list[str]:
     return problems
 
 
-def _notify_problems(rule: Rule, destinations: DestinationPolicy) -> list[str]:
+def _notify_problems(rule: Rule, destinations: DestinationPolicy) -> list[tuple[str, str]]:
     notify = rule.notify
     problems = []
     for address in notify.email:
         if not EMAIL.match(address):
-            problems.append(f"notify.email {address!r} is not an e-mail address")
+            problems.append(("notify.email", f"notify.email {address!r} is not an e-mail address"))
     for channel in ("webhook", "slack", "teams"):
         value = getattr(notify, channel)
         if value and not _http_url(value):
-            problems.append(f"notify.{channel} must be an http:// or https:// URL, got {value!r}")
+            problems.append((f"notify.{channel}",
+                             f"notify.{channel} must be an http:// or https:// URL, got {value!r}"))
         elif value and (problem := destinations.problem(value)):
-            problems.append(f"notify.{channel}: {problem}")
+            problems.append((f"notify.{channel}", f"notify.{channel}: {problem}"))
     if notify.pagerduty and not ROUTING_KEY.match(notify.pagerduty):
-        problems.append("notify.pagerduty must be a PagerDuty Events v2 routing key "
-                        "(1 to 64 letters and digits)")
+        problems.append(("notify.pagerduty", "notify.pagerduty must be a PagerDuty Events v2 "
+                                             "routing key (1 to 64 letters and digits)"))
     for number in notify.sms:
         if not PHONE.match(number):
-            problems.append(f"notify.sms {number!r} must be an E.164 number like +15551234567")
+            problems.append(("notify.sms",
+                             f"notify.sms {number!r} must be an E.164 number like +15551234567"))
     if len(notify.email) > 50 or len(notify.sms) > 50:
-        problems.append("at most 50 e-mail addresses and 50 SMS numbers per rule")
+        problems.append(("notify", "at most 50 e-mail addresses and 50 SMS numbers per rule"))
     if rule.secret and not notify.webhook:
-        problems.append("secret signs webhook payloads; set notify.webhook or remove the secret")
+        problems.append(("secret",
+                         "secret signs webhook payloads; set notify.webhook or remove the secret"))
     return problems
 
 

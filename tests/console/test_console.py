@@ -302,7 +302,20 @@ def test_a_rule_is_created_edited_and_deleted_through_the_form(suite, chrome):
         "the threshold error next to its field")
     assert "threshold" in error.text
     assert field(dialog, "Threshold").get_attribute("aria-invalid") == "true"
+    # A metric nobody reports: the service's 400 names the field, shown beside Metric.
+    metric = field(dialog, "Metric")
+    metric.clear()
+    metric.send_keys("memory.usage_percentage")
     field(dialog, "Threshold").send_keys("95")
+    button(dialog, "Create rule").click()
+    error = wait_for(chrome, lambda d: dialog.find_element(
+        By.XPATH, ".//div[label[normalize-space()='Metric']]/p[contains(@class, 'error') and not(@hidden)]"),
+        "the metric error next to its field")
+    assert "unknown metric 'memory.usage_percentage'" in error.text
+    assert "memory.usage_percent" in error.text  # the known metrics are listed
+    assert field(dialog, "Threshold").get_attribute("aria-invalid") is None
+    metric.clear()
+    metric.send_keys("memory.usage_percent")
     button(dialog, "Create rule").click()
     wait_for(chrome, lambda d: rule_row(d, name), "the new rule in the table")
     stored = {r["name"]: r for r in suite.http.get("/alerts/rules", headers=suite.headers("viewer"))

@@ -79,3 +79,23 @@ async def test_every_detail_keeps_its_type_even_an_unknown_one(make_settings, ht
                      "metadata": {"cursor": "c1"}}
     assert unknown == {"@type": "type.example.com/x.Unknown",
                        "value": base64.b64encode(b"\x08\x01").decode()}
+
+
+async def test_a_rule_with_several_problems_names_each_field(make_settings, http):
+    async with Suite(make_settings(), components=("alerts", "metrics")) as suite:
+        reply = await http.post(f"{suite.base}/alerts/configure", headers=suite.headers("operator"),
+                                json={"name": "bad rule", "metric": "cpu.usage_percent",
+                                      "condition": "above", "threshold": 1,
+                                      "notify": {"webhook": "ftp://x"}})
+        assert reply.status_code == 400, reply.text
+        (detail,) = reply.json()["error"]["details"]
+        assert detail["@type"] == BAD_REQUEST
+        fields = {v["field"]: v["description"] for v in detail["field_violations"]}
+        assert set(fields) == {"name", "condition", "notify.webhook"}
+        assert "'above'" in fields["condition"] and "ftp://x" in fields["notify.webhook"]
+        # A metric nobody reports is named the same way.
+        reply = await http.post(f"{suite.base}/alerts/configure", headers=suite.headers("operator"),
+                                json={"name": "ok", "metric": "cpu.nope",
+                                      "condition": "greater_than", "threshold": 1})
+        (violation,) = reply.json()["error"]["details"][0]["field_violations"]
+        assert violation["field"] == "metric" and "cpu.usage_percent" in violation["description"]
