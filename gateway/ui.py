@@ -17,6 +17,7 @@ from sanic import Request, Sanic
 from sanic.response import HTTPResponse, redirect
 
 from gateway.errors import GatewayError
+from gateway.limits import rate_class
 
 __all__ = ["CONSOLE_DIR", "CONTENT_SECURITY_POLICY", "add_console_routes"]
 
@@ -59,7 +60,7 @@ def _load(root: Path) -> dict[str, _File]:
 
 
 def add_console_routes(app: Sanic, root: Path = CONSOLE_DIR) -> None:
-    """``GET /ui`` (redirect), ``/ui/`` and ``/ui/<file>``."""
+    """``GET /ui`` (redirect), ``/ui/`` and ``/ui/<file>``; public, in the ``default`` rate class."""
     files = _load(root)
 
     async def index_redirect(request: Request) -> HTTPResponse:
@@ -72,11 +73,13 @@ def add_console_routes(app: Sanic, root: Path = CONSOLE_DIR) -> None:
         headers = {**_HEADERS, "ETag": found.etag}
         if found.etag in request.headers.get("if-none-match", ""):
             return HTTPResponse(status=304, headers=headers)
-        return HTTPResponse(found.body if request.method == "GET" else b"", headers=headers,
-                            content_type=found.content_type)
+        return HTTPResponse(found.body, headers=headers, content_type=found.content_type)
 
-    app.add_route(index_redirect, "/ui", methods=["GET", "HEAD"], name="console_redirect",
-                  strict_slashes=True)
-    app.add_route(serve, "/ui/", methods=["GET", "HEAD"], name="console_index",
-                  strict_slashes=True)
-    app.add_route(serve, "/ui/<path:path>", methods=["GET", "HEAD"], name="console_file")
+    # Public (the page itself asks for the token), rate-limited like any other route.
+    for handler, path, template, name in (
+            (index_redirect, "/ui", "/ui", "console_redirect"),
+            (serve, "/ui/", "/ui/", "console_index"),
+            (serve, "/ui/<path:path>", "/ui/{path}", "console_file")):
+        app.add_route(handler, path, methods=["GET"], name=name, strict_slashes=True,
+                      ctx_template=template, ctx_role="viewer", ctx_public=True,
+                      ctx_rate_class=rate_class("GET", template), ctx_query_token=False)

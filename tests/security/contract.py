@@ -6,8 +6,10 @@ __all__ = ["BASE", "PUBLIC", "ROLES", "expected_role", "rank"]
 
 BASE = "/api/v1/monitoring"
 ROLES = ("viewer", "operator", "admin")
-#: "every REST route except GET /health, /health/live and /health/ready".
-PUBLIC = frozenset({f"{BASE}/health", f"{BASE}/health/live", f"{BASE}/health/ready"})
+#: "every REST route except GET /health, /health/live and /health/ready"; and the console's
+#: files (§12: the token is typed into the page, so the page loads without one).
+PUBLIC = frozenset({f"{BASE}/health", f"{BASE}/health/live", f"{BASE}/health/ready",
+                    "/ui", "/ui/", "/ui/{path}"})
 
 
 def expected_role(method: str, template: str) -> str | None:

@@ -37,12 +37,20 @@ export function badge(state) {
            h("span", {"aria-hidden": "true"}, MARKS[word] || "?"), " ", word.replace(/_/g, " "));
 }
 
-/** An RFC 3339 timestamp as local date and time, in a <time> element. */
-export function when(iso) {
+// One formatter for every timestamp: toLocaleString() would build one per call, which
+// shows at a thousand log lines a second.
+const LOCAL_TIME = new Intl.DateTimeFormat(undefined, {dateStyle: "short", timeStyle: "medium"});
+
+/** An RFC 3339 timestamp as local date and time text. */
+export function localTime(iso) {
   if (!iso) return "—";
   const date = new Date(iso);
-  if (Number.isNaN(date.getTime())) return iso;
-  return h("time", {datetime: iso}, date.toLocaleString());
+  return Number.isNaN(date.getTime()) ? iso : LOCAL_TIME.format(date);
+}
+
+/** An RFC 3339 timestamp as local date and time, in a <time> element. */
+export function when(iso) {
+  return iso ? h("time", {datetime: iso}, localTime(iso)) : "—";
 }
 
 /** A number rounded for display, with its unit. */
