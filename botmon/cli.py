@@ -156,6 +156,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     if "gateway" in names:
         supervisor.say(f"REST API at http://{_dial_address(settings.http_addr)}"
                        "/api/v1/monitoring")
+        supervisor.say(f"console at http://{_dial_address(settings.http_addr)}/ui/ "
+                       "(sign in with an API token)")
 
     async def supervise() -> int:
         try:

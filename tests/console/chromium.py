@@ -21,8 +21,8 @@ from selenium.webdriver.remote.webelement import WebElement
 __all__ = ["CHROMEDRIVER", "CHROMIUM", "button", "browser", "field", "link", "literal",
            "network_urls", "severe_console_entries"]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage")
