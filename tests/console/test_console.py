@@ -77,13 +77,18 @@ def post_logs(suite: SuiteThread, *entries: dict) -> None:
     assert r.status_code == 202, r.text
 
 
-def firing_alert(suite: SuiteThread, rule: str) -> dict:
-    """Configure a rule that holds at once (cpu.cores > 0) and wait until its alert fires."""
+def holding_rule(suite: SuiteThread, rule: str) -> None:
+    """Configure a rule whose condition holds at once (cpu.cores > 0)."""
     r = suite.http.post("/alerts/configure", headers=suite.headers("admin"), json={
         "name": rule, "metric": "cpu.cores", "condition": "greater_than", "threshold": 0,
         "duration_seconds": 0, "severity": "critical",
         "description": "{metric} is {value}, above {threshold}"})
     assert r.status_code in (200, 201), r.text
+
+
+def firing_alert(suite: SuiteThread, rule: str) -> dict:
+    """Configure a rule that holds at once and wait until its alert fires."""
+    holding_rule(suite, rule)
 
     def fired():
         alerts = suite.http.get("/alerts", headers=suite.headers("viewer")).json()["alerts"]
@@ -364,6 +369,37 @@ def test_a_silence_is_created_and_expired(suite, chrome):
     states = {s["silence_id"]: s["state"] for s in suite.http.get(
         "/alerts/silences", headers=suite.headers("viewer")).json()["silences"]}
     assert states[silence_id] == "expired"
+
+
+def test_history_pages_forward_and_back(suite, chrome):
+    names = [f"console_history_{i}" for i in range(12)]
+    for name in names:
+        holding_rule(suite, name)
+
+    def entries():
+        doc = suite.http.get("/alerts/history", params={"page_size": 1000},
+                             headers=suite.headers("viewer")).json()
+        return len(doc["history"]) > 20
+    wait_until(entries, "more than one page of history", 30)
+    try:
+        sign_in(chrome, suite.url, suite.token("viewer"))
+        open_view(chrome, "Alerts")
+
+        def history_page(d) -> str:
+            return d.find_element(By.XPATH, "//table/caption[starts-with(., 'History')]").text
+        wait_for(chrome, lambda d: history_page(d) == "History, page 1", "the first page")
+        first = chrome.find_element(By.XPATH, "//table[caption[starts-with(., 'History')]]").text
+        assert len(chrome.find_elements(
+            By.XPATH, "//table[caption[starts-with(., 'History')]]/tbody/tr")) == 20
+        button(chrome, "Next page").click()
+        wait_for(chrome, lambda d: history_page(d) == "History, page 2", "the second page")
+        assert chrome.find_element(
+            By.XPATH, "//table[caption[starts-with(., 'History')]]").text != first
+        button(chrome, "First page").click()
+        wait_for(chrome, lambda d: history_page(d) == "History, page 1", "back to the first page")
+    finally:
+        for name in names:  # their alerts resolve: later views show only their own
+            suite.http.delete(f"/alerts/rules/{name}", headers=suite.headers("admin"))
 
 
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
