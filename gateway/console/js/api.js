@@ -1,6 +1,6 @@
 // The console's only way to the server: the public REST and WebSocket API, same origin.
 
-export const BASE = "/api/v1/monitoring";
+const BASE = "/api/v1/monitoring";
 const TOKEN_KEY = "botmon-token";
 
 /** An error answer of the API: status, message and the google.rpc details. */
@@ -35,7 +35,7 @@ export const session = {
 };
 
 /** The query string of an object, leaving out empty values. */
-export function query(params) {
+function query(params) {
   const search = new URLSearchParams();
   for (const [key, value] of Object.entries(params || {})) {
     if (value !== undefined && value !== null && value !== "") search.append(key, value);

@@ -6,7 +6,7 @@ import {badge, h, localTime, uid} from "./dom.js";
 export const title = "Logs";
 const PAGE = 50;
 /** Lines of the live tail kept in view; older ones are removed as new ones arrive. */
-export const LIVE_LINES = 500;
+const LIVE_LINES = 500;
 /** The live tail draws every DRAW_MS at most LINES_PER_DRAW lines: up to 1,000 lines/s. */
 const DRAW_MS = 50;
 const LINES_PER_DRAW = 50;

@@ -19,7 +19,7 @@ let leave = null;
 let shown = 0;
 
 /** Show a message in the shared status line; retry/errors stay until replaced. */
-export function announce(text, kind = "info") {
+function announce(text, kind = "info") {
   notice.textContent = text;
   notice.dataset.kind = kind;
   notice.hidden = !text;

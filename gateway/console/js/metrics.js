@@ -49,6 +49,7 @@ function liveCharts(root, announce) {
   }
   const socket = stream("/ws/metrics", {metrics: LIVE.map(([m]) => m).join(","), interval: 1});
   let pending = false;
+  let closing = false;
   socket.addEventListener("message", (event) => {
     const msg = JSON.parse(event.data);
     if (msg.type === "error") {
@@ -70,7 +71,6 @@ function liveCharts(root, announce) {
   socket.addEventListener("close", (event) => {
     if (!closing) announce(`Live metrics stopped (${event.code} ${event.reason}).`, "error");
   });
-  let closing = false;
 
   function draw() {
     pending = false;
