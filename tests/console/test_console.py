@@ -300,6 +300,8 @@ def test_a_rule_is_created_edited_and_deleted_through_the_form(suite, chrome):
     field(dialog, "Condition").send_keys("greater than or equal")
     field(dialog, "For (seconds)").clear()
     field(dialog, "For (seconds)").send_keys("120")
+    field(dialog, "Labels").send_keys("team=payments, tier=1")
+    field(dialog, "On no data").send_keys("alert")
     # No threshold: the API's 400 is shown next to the Threshold field.
     button(dialog, "Create rule").click()
     error = wait_for(chrome, lambda d: dialog.find_element(
@@ -327,6 +329,7 @@ def test_a_rule_is_created_edited_and_deleted_through_the_form(suite, chrome):
               .json()["rules"]}[name]
     assert (stored["metric"], stored["condition"], stored["threshold"],
             stored["duration_seconds"]) == ("memory.usage_percent", "greater_than_or_equal", 95, 120)
+    assert stored["labels"] == {"team": "payments", "tier": "1"} and stored["on_no_data"] == "alert"
 
     button(chrome, f"Edit {name}").click()
     dialog = open_dialog(chrome)
@@ -338,6 +341,7 @@ def test_a_rule_is_created_edited_and_deleted_through_the_form(suite, chrome):
     stored = {r["name"]: r for r in suite.http.get("/alerts/rules", headers=suite.headers("viewer"))
               .json()["rules"]}[name]
     assert stored["threshold"] == 97.5 and stored["duration_seconds"] == 120
+    assert stored["labels"] == {"team": "payments", "tier": "1"} and stored["on_no_data"] == "alert"
 
     button(chrome, f"Delete {name}").click()
     confirm = open_dialog(chrome)
@@ -438,8 +442,13 @@ def test_axe_finds_no_critical_or_serious_violation_in_any_view(suite, chrome):
         assert axe_violations(chrome) == [], name
     wait_for(chrome, lambda d: button(alert_card(d, "console_axe"), "Acknowledge").click() or True,
              "the Acknowledge button pressed")
-    open_dialog(chrome)
+    dialog = open_dialog(chrome)
     assert axe_violations(chrome) == [], "the acknowledge dialog"
+    button(dialog, "Cancel").click()
+    wait_for(chrome, lambda d: not d.find_elements(By.XPATH, "//dialog[@open]"), "no dialog")
+    button(chrome, "New rule").click()
+    open_dialog(chrome)
+    assert axe_violations(chrome) == [], "the rule form"
 
 
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])

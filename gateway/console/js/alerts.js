@@ -10,16 +10,18 @@ const CONDITIONS = ["greater_than", "greater_than_or_equal", "less_than", "less_
 const SEVERITIES = ["info", "warning", "error", "critical"];
 const HISTORY_PAGE = 20;
 const REFRESH_MS = 30000;
-// Fields of a rule that the API sets and a replacement must not send back.
-const OUTPUT_ONLY = ["create_time", "update_time", "has_secret", "secret"];
 
 function section(heading, ...children) {
   const id = uid("sec");
   return h("section", {"aria-labelledby": id}, h("h2", {id}, heading), ...children);
 }
 
+const list = (values) => (values || []).join(", ");
+const split = (text) => text.split(",").map((v) => v.trim()).filter(Boolean);
+
 function ruleFields(rule) {
   const r = rule || {};
+  const n = r.notify || {};
   return [
     {name: "name", label: "Name", value: r.name, required: true, readonly: Boolean(rule),
      hint: "Letters, digits, _ - and . (the rule is replaced when the name exists)"},
@@ -34,22 +36,57 @@ function ruleFields(rule) {
     {name: "severity", label: "Severity", value: r.severity || "warning", options: SEVERITIES},
     {name: "description", label: "Description", value: r.description,
      hint: "Message template; {value}, {threshold}, {metric} and {duration} are filled in"},
-    {name: "notify.webhook", label: "Webhook URL", value: r.notify?.webhook, type: "url"},
+    {name: "notify.webhook", label: "Webhook URL", value: n.webhook, type: "url"},
+    {name: "secret", label: "Webhook secret", type: "password",
+     hint: rule?.has_secret ? "Set: the API never shows it. Type it again to keep signing."
+                            : "Signs the webhook body (X-Botmon-Signature); optional"},
+    {name: "notify.email", label: "E-mail addresses", value: list(n.email),
+     hint: "Comma separated"},
+    {name: "notify.slack", label: "Slack webhook URL", value: n.slack, type: "url"},
+    {name: "notify.teams", label: "Teams webhook URL", value: n.teams, type: "url"},
+    {name: "notify.pagerduty", label: "PagerDuty routing key", value: n.pagerduty},
+    {name: "notify.sms", label: "SMS numbers", value: list(n.sms),
+     hint: "Comma separated, E.164 (+15551234567)"},
+    {name: "repeat_interval_seconds", label: "Repeat every (seconds)",
+     value: r.repeat_interval_seconds ?? 14400, type: "number", step: "1"},
+    {name: "keep_firing_seconds", label: "Keep firing (seconds)",
+     value: r.keep_firing_seconds ?? 0, type: "number", step: "1"},
+    {name: "recovery_threshold", label: "Recovery threshold", value: r.recovery_threshold,
+     type: "number", step: "any", hint: "Optional: the value to cross back over to resolve"},
+    {name: "on_no_data", label: "On no data", value: r.on_no_data || "ok",
+     options: ["ok", "alert", "keep"]},
+    {name: "labels", label: "Labels",
+     value: Object.entries(r.labels || {}).map(([k, v]) => `${k}=${v}`).join(", "),
+     hint: "Comma separated name=value pairs"},
   ];
 }
 
-function ruleBody(existing, values) {
-  const rule = {...(existing || {})};
-  for (const key of OUTPUT_ONLY) delete rule[key];
-  rule.name = values.name;
-  rule.metric = values.metric;
-  rule.condition = values.condition;
-  // Sent as typed: the API says what is wrong with a value that is not a number.
-  rule.threshold = values.threshold === "" ? values.threshold : Number(values.threshold);
-  rule.duration_seconds = values.duration_seconds === "" ? 0 : Number(values.duration_seconds);
-  rule.severity = values.severity;
-  rule.description = values.description;
-  rule.notify = {...(rule.notify || {}), webhook: values["notify.webhook"]};
+/** A number field as the API takes it: a number, or the text as typed for the API to refuse. */
+function number(text, fallback) {
+  if (text === "") return fallback;
+  const value = Number(text);
+  return Number.isNaN(value) ? text : value;
+}
+
+function ruleBody(values) {
+  const rule = {
+    name: values.name, metric: values.metric, condition: values.condition,
+    threshold: number(values.threshold, ""),
+    duration_seconds: number(values.duration_seconds, 0),
+    severity: values.severity, description: values.description,
+    notify: {webhook: values["notify.webhook"], email: split(values["notify.email"]),
+             slack: values["notify.slack"], teams: values["notify.teams"],
+             pagerduty: values["notify.pagerduty"], sms: split(values["notify.sms"])},
+    repeat_interval_seconds: number(values.repeat_interval_seconds, 0),
+    keep_firing_seconds: number(values.keep_firing_seconds, 0),
+    on_no_data: values.on_no_data,
+    labels: Object.fromEntries(split(values.labels).map((pair) => {
+      const at = pair.indexOf("=");
+      return at < 0 ? [pair, ""] : [pair.slice(0, at).trim(), pair.slice(at + 1).trim()];
+    })),
+  };
+  if (values.secret) rule.secret = values.secret;
+  if (values.recovery_threshold !== "") rule.recovery_threshold = number(values.recovery_threshold);
   return rule;
 }
 
@@ -158,11 +195,8 @@ export function render(root, {announce, canWrite}) {
       title: rule ? `Edit rule ${rule.name}` : "New rule",
       submit: rule ? "Save rule" : "Create rule",
       fields: ruleFields(rule),
-      note: rule?.has_secret
-        ? "This rule signs its webhook with a secret; saving here keeps the rule without it."
-        : "",
-      send: (values) => api("/alerts/configure",
-                            {method: "POST", body: ruleBody(rule, values)}),
+      note: "Saving replaces the whole rule with these fields.",
+      send: (values) => api("/alerts/configure", {method: "POST", body: ruleBody(values)}),
     });
     if (done) {
       announce(`Rule ${done.rule.name} ${rule ? "saved" : "created"}.`);
