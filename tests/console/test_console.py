@@ -453,10 +453,12 @@ def test_axe_finds_no_critical_or_serious_violation_in_any_view(suite, chrome):
 
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])
 def test_the_layout_holds_on_a_desktop_and_a_phone(suite, chrome, width, height):
+    sign_in(chrome, suite.url, suite.token("operator"))
+    # After sign_in: an override holds for the tab it was set on, and sign_in opens a new one.
     chrome.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
         "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
     try:
-        sign_in(chrome, suite.url, suite.token("operator"))
+        assert chrome.execute_script("return innerWidth") == width
         for name in VIEWS:
             open_view(chrome, name)
             time.sleep(1.5)
@@ -507,10 +509,10 @@ def test_screenshots_of_the_four_views(suite, chrome, tmp_path):
                            ("warn", "llm", "model reply took 2.4 s"),
                            ("error", "database", "connection timeout after 5000 ms"),
                            ("info", "web", "session started")])))
+    sign_in(chrome, suite.url, suite.token("operator"))
     chrome.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
         "width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False})
     try:
-        sign_in(chrome, suite.url, suite.token("operator"))
         for name in VIEWS:
             open_view(chrome, name)
             if name == "Alerts":
