@@ -159,7 +159,7 @@ export function render(root, {announce, canWrite}) {
     const done = await formDialog({
       title: `Acknowledge ${alert.rule} (${alert.alert_id})`,
       submit: "Acknowledge",
-      fields: [{name: "notes", label: "Notes", multiline: true,
+      fields: [{name: "notes", label: "Notes", multiline: true, maxlength: 4096,
                 hint: "What you are doing about it; kept on the alert and in its history"}],
       send: (values) => api(`/alerts/${encodeURIComponent(alert.alert_id)}/acknowledge`,
                             {method: "POST", body: {notes: values.notes}}),

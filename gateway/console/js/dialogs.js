@@ -4,7 +4,8 @@ import {h, uid} from "./dom.js";
 
 function control(field) {
   const id = uid("in");
-  const common = {id, name: field.name, required: field.required, readonly: field.readonly};
+  const common = {id, name: field.name, required: field.required, readonly: field.readonly,
+                  maxlength: field.maxlength};
   let input;
   if (field.options) {
     input = h("select", common, field.options.map((o) => h("option", {value: o,
