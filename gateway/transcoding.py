@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -34,12 +35,18 @@ from botmon.metrics.v1 import metrics_service_pb2
 from botmon.runtime.errors import InvalidArgument
 from gateway.convert import assign_text, json_to_message, message_to_json
 
-__all__ = ["FILES", "Route", "bind_query", "decode_json", "load_routes", "render"]
+__all__ = ["FILES", "MAX_JSON_DEPTH", "Route", "bind_query", "decode_json", "load_routes",
+           "render"]
 
 #: The proto files whose annotated RPCs become REST routes.
 FILES = (health_service_pb2, metrics_service_pb2, alerts_service_pb2, logs_service_pb2,
          debug_service_pb2)
 
+#: Deepest nesting of objects and arrays accepted in a JSON body. Each level can cost
+#: three protobuf levels (Struct, map entry, Value), and protobuf decoders stop at 100.
+MAX_JSON_DEPTH = 32
+
+_SURROGATE = re.compile(rb"\\[uU][dD][89a-fA-F]")
 _HTTP_BODY = "google.api.HttpBody"
 _VERBS = ("get", "put", "post", "delete", "patch")
 _VARIABLE = re.compile(r"\{([A-Za-z_][\w.]*)(?:=([^}]*))?\}")
@@ -142,7 +149,10 @@ def bind_query(message: Message, query: Iterable[tuple[str, str]], bound: set[st
 
 
 def decode_json(body: bytes | None) -> Any:
-    """Decode a JSON body; an empty body is ``{}``; bad JSON is a 400 that says where."""
+    """Decode a JSON body; an empty body is ``{}``; bad JSON is a 400 that says where.
+
+    Objects and arrays may nest :data:`MAX_JSON_DEPTH` levels deep at most.
+    """
     if not body or not body.strip():
         return {}
     try:
@@ -151,10 +161,51 @@ def decode_json(body: bytes | None) -> Any:
         raise InvalidArgument(f"request body is not UTF-8 (byte {exc.start}); send UTF-8 "
                               "JSON") from None
     try:
-        return json.loads(text, parse_float=_finite_float, parse_constant=_reject_constant)
+        value = json.loads(text, parse_float=_finite_float, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise InvalidArgument(f"malformed JSON in the request body at line {exc.lineno} "
                               f"column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise _too_deep() from None
+    except ValueError:
+        # Integers beyond Python's digit limit are the only other failure.
+        raise InvalidArgument(f"a number in the request body has more than "
+                              f"{sys.get_int_max_str_digits()} digits") from None
+    if _SURROGATE.search(body) and not _encodable(value):
+        raise InvalidArgument("the request body has a lone UTF-16 surrogate escape (\\ud800 to "
+                              "\\udfff without its pair); such text is not Unicode")
+    # Only a body with more brackets than the limit can nest deeper than it.
+    if body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH and \
+            _nesting(value) > MAX_JSON_DEPTH:
+        raise _too_deep()
+    return value
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _too_deep() -> InvalidArgument:
+    return InvalidArgument(f"the request body nests objects and arrays more than "
+                           f"{MAX_JSON_DEPTH} levels deep; flatten it")
+
+
+def _nesting(value: Any) -> int:
+    """How deep objects and arrays nest in ``value``, counted up to one past the limit."""
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level and depth <= MAX_JSON_DEPTH:
+        depth += 1
+        inner = []
+        for item in level:
+            children = item.values() if type(item) is dict else item
+            inner.extend(c for c in children if type(c) is dict or type(c) is list)
+        level = inner
+    return depth
 
 
 def _finite_float(text: str) -> float:

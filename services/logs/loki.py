@@ -33,6 +33,8 @@ __all__ = ["MAX_LINES", "SERVICE_LABELS", "read_push"]
 MAX_LINES = 100_000
 SERVICE_LABELS = ("service", "job", "service_name")
 LEVEL_KEYS = ("level", "detected_level")
+#: Digits of the largest Unix nanosecond timestamp in 64 bits.
+MAX_TS_DIGITS = 19
 
 
 def _service(labels: dict[str, str]) -> tuple[str, str | None]:
@@ -52,8 +54,13 @@ def _level(metadata: dict) -> str:
 
 def _timestamp(value: struct_pb2.Value) -> int:
     kind = value.WhichOneof("kind")
-    if kind == "string_value" and value.string_value.isdigit():
-        return int(value.string_value)
+    text = value.string_value
+    # isdigit alone takes "²" and other Unicode digits, which int() does not read.
+    if kind == "string_value" and text.isascii() and text.isdigit():
+        if len(text) > MAX_TS_DIGITS:
+            raise EntryProblem(f"timestamp has {len(text)} digits; Unix nanoseconds have at "
+                               f"most {MAX_TS_DIGITS}")
+        return int(text)
     if kind == "number_value" and value.number_value.is_integer() and value.number_value >= 0:
         return int(value.number_value)
     raise EntryProblem('timestamp must be Unix nanoseconds as a string, e.g. "1705312800000000000"')

@@ -43,6 +43,8 @@ MAX_LIMIT = 1000
 MAX_Q_CHARS = 256
 MAX_Q_WORDS = 16
 MAX_MATCHERS = 16
+#: Positions are 64-bit integers in both stores.
+INT64 = 2**63
 _WORD = re.compile(r"[^\W_]+")
 _NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?")
 
@@ -85,8 +87,11 @@ def _matcher(key: str, text: str) -> Matcher:
                               "http.status (dots reach into nested objects, no quotes)")
     alternatives: tuple[Any, ...] = ()
     if _NUMBER.fullmatch(text):
-        number = json.loads(text)
-        alternatives = (number,)
+        try:
+            alternatives = (json.loads(text),)
+        except ValueError:
+            # More digits than Python reads (4300): no stored number can equal it.
+            alternatives = ()
     elif text in ("true", "false"):
         alternatives = (text == "true",)
     return Matcher(path, text, alternatives)
@@ -190,7 +195,8 @@ def _position(cursor: str, fingerprint: str) -> Position:
         ts, last_id, high_id, fp = json.loads(raw)
     except (binascii.Error, ValueError, TypeError):
         raise bad from None
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (ts, last_id, high_id)):
+    if not all(isinstance(v, int) and not isinstance(v, bool) and -INT64 <= v < INT64
+               for v in (ts, last_id, high_id)):
         raise bad
     if fp != fingerprint:
         raise InvalidArgument("cursor belongs to a different query: keep level, service, q, "
