@@ -20,7 +20,7 @@ from sanic.response import HTTPResponse
 
 from botmon.runtime.config import Settings
 from botmon.runtime.context import request_id
-from gateway import handlers, openapi, ws
+from gateway import handlers, openapi, shippers, ws
 from gateway.auth import (
     PUBLIC_PATHS,
     Authenticator,
@@ -78,8 +78,12 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     for index, route in enumerate(app.ctx.routes):
         special, prepare, finish = handlers.SPECIAL.get(route.rpc, (None, None, None))
         handler = special or handlers.rpc_handler(route, prepare, finish)
+        if route.rpc in shippers.BY_CONTENT_TYPE:
+            handler = shippers.BY_CONTENT_TYPE[route.rpc](handler)
         _add(app, handler, route.sanic_path, route.http_method, route.template,
              name=f"{route.method.name}_{index}")
+    _add(app, shippers.otlp_logs, shippers.OTLP_LOGS_PATH, "POST", shippers.OTLP_LOGS_PATH,
+         name="otlp_logs")
     _add(app, handlers.live, f"{BASE}/health/live", "GET", f"{BASE}/health/live", name="live")
     _add(app, handlers.ready, f"{BASE}/health/ready", "GET", f"{BASE}/health/ready",
          name="ready")

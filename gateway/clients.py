@@ -45,6 +45,14 @@ class Clients:
                 self.backends.channel(route.component))
         return self._callables[route.grpc_path]
 
+    def forwarder(self, component: str, path: str, response_deserializer
+                  ) -> grpc.aio.UnaryUnaryMultiCallable:
+        """The cached unary callable of RPC ``path`` that sends request bytes as they are."""
+        if path not in self._callables:
+            self._callables[path] = self.backends.channel(component).unary_unary(
+                path, request_serializer=None, response_deserializer=response_deserializer)
+        return self._callables[path]
+
     def start(self) -> None:
         self.snapshot.start()
         self.registration.start()

@@ -6,9 +6,10 @@ import logging
 from typing import Any
 
 import grpc
+from google.rpc import status_pb2
 from sanic import Request
 from sanic.exceptions import SanicException
-from sanic.response import HTTPResponse, json
+from sanic.response import HTTPResponse, json, raw
 
 from botmon.runtime.errors import BotmonError
 from gateway.rpcdetails import bad_request, rpc_details
@@ -57,7 +58,18 @@ class GatewayError(Exception):
         self.headers = headers or {}
 
 
-def error_response(error: GatewayError) -> HTTPResponse:
+#: Routes whose protobuf requests get a protobuf ``google.rpc.Status`` as the error body,
+#: as OTLP/HTTP requires; every other error is JSON.
+PROTOBUF_ERRORS = frozenset({"/v1/logs"})
+
+
+def error_response(error: GatewayError, request: Request | None = None) -> HTTPResponse:
+    if request is not None and request.path in PROTOBUF_ERRORS and \
+            (request.headers.get("content-type") or "").startswith("application/x-protobuf"):
+        code = getattr(grpc.StatusCode, error.code, grpc.StatusCode.UNKNOWN).value[0]
+        status = status_pb2.Status(code=code, message=error.message)
+        return raw(status.SerializeToString(), status=error.status, headers=error.headers,
+                   content_type="application/x-protobuf")
     body = {"error": {"code": error.status, "status": error.code, "message": error.message,
                       "details": error.details}}
     return json(body, status=error.status, headers=error.headers)
@@ -83,11 +95,11 @@ def from_rpc_error(exc: grpc.aio.AioRpcError, component: str) -> GatewayError:
 def render_exception(request: Request, exc: Exception) -> HTTPResponse:
     """The app's one exception handler: every failure in the error format, never HTML."""
     if isinstance(exc, GatewayError):
-        return error_response(exc)
+        return error_response(exc, request)
     if isinstance(exc, BotmonError):
         details = [bad_request(exc.field, exc.message)] if exc.field else None
         return error_response(GatewayError(HTTP_STATUS.get(exc.code, 500), exc.message,
-                                           code=exc.code.name, details=details))
+                                           code=exc.code.name, details=details), request)
     if isinstance(exc, SanicException) and exc.status_code < 500 or \
             isinstance(exc, SanicException) and exc.status_code in (501, 503):
         status = exc.status_code
@@ -106,7 +118,7 @@ def render_exception(request: Request, exc: Exception) -> HTTPResponse:
             message = (f"request body too large; the limit is "
                        f"{request.app.config.REQUEST_MAX_SIZE} bytes")
         headers = dict(getattr(exc, "headers", None) or {})
-        return error_response(GatewayError(status, message, headers=headers))
+        return error_response(GatewayError(status, message, headers=headers), request)
     log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
     return error_response(GatewayError(500, "internal error in the gateway; see its log",
-                                       code="INTERNAL"))
+                                       code="INTERNAL"), request)

@@ -11,7 +11,7 @@ __all__ = ["client_ip", "rate_class", "rate_key"]
 
 _BASE = "/api/v1/monitoring"
 _INGEST = {("POST", f"{_BASE}/logs"), ("POST", f"{_BASE}/metrics/events"),
-           ("POST", "/loki/api/v1/push")}
+           ("POST", "/loki/api/v1/push"), ("POST", "/v1/logs")}
 
 
 def rate_class(method: str, template: str) -> str:

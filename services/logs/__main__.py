@@ -5,7 +5,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc as otlp_grpc
+
 from botmon.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from botmon.loki.v1 import push_service_pb2, push_service_pb2_grpc
 from botmon.runtime.config import Settings
 from botmon.runtime.main import run_service
 from botmon.runtime.pubsub import channel_name
@@ -17,10 +20,14 @@ from services.logs.request_counts import RequestCounts
 from services.logs.retention import Retention
 from services.logs.row import NewEntry, stored_rows
 from services.logs.servicer import LogsServicer
+from services.logs.shippers import LokiPushServicer, OtlpLogsServicer
 from services.logs.store import open_store
 from services.logs.tail import TailHub
 
 SERVICE_NAME = logs_service_pb2.DESCRIPTOR.services_by_name["LogsService"].full_name
+#: Served beside it for log shippers: OTLP logs, and Loki's protobuf push.
+OTLP_SERVICE_NAME = "opentelemetry.proto.collector.logs.v1.LogsService"
+LOKI_SERVICE_NAME = push_service_pb2.DESCRIPTOR.services_by_name["PushService"].full_name
 
 
 async def create_server(settings: Settings, *, address: str | None = None,
@@ -60,8 +67,13 @@ async def create_server(settings: Settings, *, address: str | None = None,
     server = GrpcServer("logs", settings, [], address=address, extra_settings=(logs_settings,),
                         details=details)
     servicer = LogsServicer(store, committer, hub, RequestCounts(server.backends))
-    server.bindings = [Binding(SERVICE_NAME, servicer,
-                               logs_service_pb2_grpc.add_LogsServiceServicer_to_server)]
+    server.bindings = [
+        Binding(SERVICE_NAME, servicer, logs_service_pb2_grpc.add_LogsServiceServicer_to_server),
+        Binding(OTLP_SERVICE_NAME, OtlpLogsServicer(committer),
+                otlp_grpc.add_LogsServiceServicer_to_server),
+        Binding(LOKI_SERVICE_NAME, LokiPushServicer(committer),
+                push_service_pb2_grpc.add_PushServiceServicer_to_server),
+    ]
     committer.start()
     retention.start()
     if fanout:

@@ -1,7 +1,10 @@
 """Validation of written entries: proto in, new entries and per-entry errors out.
 
 Limits: ``service`` 1-128 characters; ``message`` 1 byte to 32 KiB (UTF-8);
-``metadata`` a JSON object of at most 16 KiB serialised; ``timestamp`` (when
+``metadata`` a JSON object of at most 16 KiB serialised, nesting objects and
+arrays at most 20 levels deep (the object itself is the first), so that every
+entry can be read back over gRPC, whose decoders stop at 100 message levels
+(three per level of a Struct); ``timestamp`` (when
 set) between 2000-01-01 and one day after receipt, since anything else is a
 unit mistake (milliseconds sent as seconds) rather than a real time.
 """
@@ -25,6 +28,8 @@ __all__ = [
     "MAX_BATCH",
     "MAX_MESSAGE_BYTES",
     "MAX_METADATA_BYTES",
+    "MAX_METADATA_DEPTH",
+    "MAX_PUSH_LINES",
     "Batch",
     "EntryProblem",
     "Rejected",
@@ -38,6 +43,9 @@ __all__ = [
 MAX_BATCH = 10_000
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_METADATA_BYTES = 16 * 1024
+MAX_METADATA_DEPTH = 20
+#: Lines of one push from a log shipper (Loki, OTLP), which batch more than clients do.
+MAX_PUSH_LINES = 100_000
 MAX_SERVICE_CHARS = 128
 MIN_TS = 946_684_800 * 10**9  # 2000-01-01T00:00:00Z
 FUTURE_SLACK_NS = 86_400 * 10**9
@@ -112,8 +120,19 @@ def _fields_to_python(fields) -> dict[str, Any]:
     return result
 
 
+def _deeper_than(value: dict | list, levels: int) -> bool:
+    if levels < 1:
+        return True
+    children = value.values() if type(value) is dict else value
+    return any(_deeper_than(child, levels - 1) for child in children
+               if type(child) is dict or type(child) is list)
+
+
 def metadata_json(metadata: dict[str, Any]) -> str:
-    """``metadata`` as stored (compact JSON); raises when it is too large or not JSON."""
+    """``metadata`` as stored (compact JSON); raises when it is too large, deep or not JSON."""
+    if _deeper_than(metadata, MAX_METADATA_DEPTH):
+        raise EntryProblem(f"metadata nests objects and arrays more than {MAX_METADATA_DEPTH} "
+                           "levels deep; flatten it")
     try:
         text = "".join(_C_ENCODER(metadata, 0)) if _C_ENCODER else _ENCODER.encode(metadata)
     except ValueError as exc:

@@ -1,11 +1,15 @@
-"""Loki's push format (``POST /loki/api/v1/push``, JSON) turned into entries.
+"""Loki's push formats (``POST /loki/api/v1/push``, JSON or protobuf) turned into entries.
 
 Per stream: ``service`` comes from the ``service`` label, else ``job``, else
 ``service_name``, else ``"unknown"``; every other label goes into metadata.
 Each value is ``["<unix ns>", "<line>"]`` or ``["<unix ns>", "<line>",
 {structured metadata}]``, the third element merged into metadata (over the
-labels). The level comes from a ``level`` or ``detected_level`` label or
-structured-metadata key (read as in :mod:`services.logs.levels`), default
+labels). The protobuf body (:mod:`botmon.loki.v1.push_pb2`) carries each
+stream's labels as a PromQL-style string, parsed strictly by
+:mod:`services.logs.labels` (one that does not parse refuses the whole push,
+naming the stream), and each line's structured metadata as name/value pairs,
+merged the same way. The level comes from a ``level`` or ``detected_level``
+label or structured-metadata key (read as in :mod:`services.logs.levels`), default
 ``info``; Loki stores any level text, so an unreadable one is stored as
 ``info`` with the original kept in metadata rather than rejecting the line.
 """
@@ -17,6 +21,8 @@ import time
 from google.protobuf import struct_pb2
 
 from botmon.logs.v1 import logs_service_pb2
+from botmon.loki.v1 import push_pb2
+from botmon.runtime.errors import InvalidArgument
 from services.logs.ingest import (
     Batch,
     EntryProblem,
@@ -25,12 +31,12 @@ from services.logs.ingest import (
     metadata_json,
     struct_to_python,
 )
+from services.logs.labels import LabelError, parse_labels
 from services.logs.levels import parse_level
 from services.logs.row import NewEntry
 
-__all__ = ["MAX_LINES", "SERVICE_LABELS", "read_push"]
+__all__ = ["SERVICE_LABELS", "read_proto_push", "read_push"]
 
-MAX_LINES = 100_000
 SERVICE_LABELS = ("service", "job", "service_name")
 LEVEL_KEYS = ("level", "detected_level")
 #: Digits of the largest Unix nanosecond timestamp in 64 bits.
@@ -96,6 +102,47 @@ def read_push(request: logs_service_pb2.PushLokiRequest, now: int | None = None)
         for line_index, values in enumerate(stream.values):
             try:
                 batch.entries.append(_line(values, labels, service, now))
+            except EntryProblem as exc:
+                batch.errors.append(Rejected(line_index, str(exc), stream_index))
+    return batch
+
+
+def _stream_labels(stream: push_pb2.Stream, index: int) -> dict[str, str]:
+    try:
+        return parse_labels(stream.labels)
+    except LabelError as exc:
+        raise InvalidArgument(f"streams[{index}]: the label string does not parse: {exc}; "
+                              'write it as {job="checkout", env="prod"}',
+                              field=f"streams[{index}].labels") from None
+
+
+def read_proto_push(request: push_pb2.PushRequest, now: int | None = None) -> Batch:
+    """As :func:`read_push` for the protobuf body; a bad label string raises InvalidArgument."""
+    now = time.time_ns() if now is None else now
+    streams = [(stream, _stream_labels(stream, i)) for i, stream in enumerate(request.streams)]
+    batch = Batch()
+    append = batch.entries.append
+    for stream_index, (stream, labels) in enumerate(streams):
+        service, used = _service(labels)
+        if used:
+            del labels[used]
+        # Lines without structured metadata (most) share the stream's level and metadata.
+        level = _level(labels)
+        shared = metadata_json(labels) if labels else None
+        for line_index, line in enumerate(stream.entries):
+            try:
+                stamp = line.timestamp
+                if not 0 <= stamp.nanos < 1_000_000_000:
+                    raise EntryProblem("timestamp nanos must be between 0 and 999999999")
+                ts = stamp.seconds * 1_000_000_000 + stamp.nanos
+                pairs = line.structured_metadata
+                if pairs:
+                    metadata = dict(labels)
+                    metadata.update((pair.name, pair.value) for pair in pairs)
+                    append(make_entry(ts, _level(metadata), service, line.line,
+                                      metadata_json(metadata), now))
+                else:
+                    append(make_entry(ts, level, service, line.line, shared, now))
             except EntryProblem as exc:
                 batch.errors.append(Rejected(line_index, str(exc), stream_index))
     return batch

@@ -19,9 +19,15 @@ from google.rpc import error_details_pb2, status_pb2
 from botmon.logs.v1 import log_entry_pb2, logs_service_pb2, logs_service_pb2_grpc
 from botmon.runtime.errors import InvalidArgument
 from services.logs.committer import GroupCommitter
-from services.logs.ingest import Batch, Rejected, check_batch_size, validate_entries
+from services.logs.ingest import (
+    MAX_PUSH_LINES,
+    Batch,
+    Rejected,
+    check_batch_size,
+    validate_entries,
+)
 from services.logs.levels import NAMES
-from services.logs.loki import MAX_LINES, read_push
+from services.logs.loki import read_push
 from services.logs.query import Position, build_filter, build_query
 from services.logs.request_counts import RequestCounts
 from services.logs.row import Row
@@ -29,7 +35,7 @@ from services.logs.store import LogStore
 from services.logs.summary import summarise_errors
 from services.logs.tail import TailHub
 
-__all__ = ["LogsServicer", "entry"]
+__all__ = ["LogsServicer", "describe", "entry", "entry_errors", "nothing_stored"]
 
 #: Rejected entries reported by IngestLogs (the counts cover all of them).
 MAX_STREAM_ERRORS = 100
@@ -56,19 +62,28 @@ def entry(row: Row) -> log_entry_pb2.LogEntry:
     return message
 
 
-def _errors(rejected: list[Rejected]) -> list[log_entry_pb2.EntryError]:
+def entry_errors(rejected: list[Rejected]) -> list[log_entry_pb2.EntryError]:
     return [log_entry_pb2.EntryError(index=r.index, message=r.message, batch=r.batch)
             for r in rejected]
 
 
-def _nothing_stored(context: grpc.aio.ServicerContext, batch: Batch, what: str) -> InvalidArgument:
+def describe(rejected: list[Rejected], where: str) -> str:
+    """The first rejected entries and what to fix, in one line.
+
+    ``where`` names an entry from its ``{index}`` and ``{batch}``, e.g. ``logs[{index}]``.
+    """
+    shown = "; ".join(f"{where.format_map(vars(r))}: {r.message}" for r in rejected[:5])
+    more = f" (and {len(rejected) - 5} more)" if len(rejected) > 5 else ""
+    return shown + more
+
+
+def nothing_stored(context: grpc.aio.ServicerContext, batch: Batch, where: str
+                   ) -> InvalidArgument:
     """INVALID_ARGUMENT for a batch without a valid entry, with BadRequest details."""
-    shown = "; ".join(f"{what}[{r.index}]: {r.message}" for r in batch.errors[:5])
-    more = f" (and {len(batch.errors) - 5} more)" if len(batch.errors) > 5 else ""
-    message = f"no entry was stored, every one is invalid: {shown}{more}"
+    message = f"no entry was stored, every one is invalid: {describe(batch.errors, where)}"
     details = any_pb2.Any()
     details.Pack(error_details_pb2.BadRequest(field_violations=[
-        error_details_pb2.BadRequest.FieldViolation(field=f"{what}[{r.index}]",
+        error_details_pb2.BadRequest.FieldViolation(field=where.format_map(vars(r)),
                                                     description=r.message)
         for r in batch.errors[:MAX_STREAM_ERRORS]]))
     status = status_pb2.Status(code=grpc.StatusCode.INVALID_ARGUMENT.value[0], message=message,
@@ -93,10 +108,10 @@ class LogsServicer(logs_service_pb2_grpc.LogsServiceServicer):
             raise InvalidArgument(problem)
         batch = validate_entries(request.logs)
         if not batch.entries:
-            raise _nothing_stored(context, batch, "logs")
+            raise nothing_stored(context, batch, "logs[{index}]")
         await self.committer.submit(batch.entries)
         return logs_service_pb2.WriteLogsResponse(accepted=len(batch.entries),
-                                                  errors=_errors(batch.errors))
+                                                  errors=entry_errors(batch.errors))
 
     async def IngestLogs(self, request_iterator, context):
         accepted = rejected = 0
@@ -128,20 +143,20 @@ class LogsServicer(logs_service_pb2_grpc.LogsServiceServicer):
             for task in inflight:
                 task.cancel()
         return logs_service_pb2.IngestLogsResponse(accepted=accepted, rejected=rejected,
-                                                   errors=_errors(errors))
+                                                   errors=entry_errors(errors))
 
     async def PushLoki(self, request, context):
         if not request.streams:
             raise InvalidArgument("streams is empty: send at least one stream with values")
         lines = sum(len(s.values) for s in request.streams)
-        if lines > MAX_LINES:
-            raise InvalidArgument(f"the push has {lines} lines; send at most {MAX_LINES}")
+        if lines > MAX_PUSH_LINES:
+            raise InvalidArgument(f"the push has {lines} lines; send at most {MAX_PUSH_LINES}")
         batch = read_push(request)
         if not batch.entries:
-            raise _nothing_stored(context, batch, "values")
+            raise nothing_stored(context, batch, "values[{index}]")
         await self.committer.submit(batch.entries)
         return logs_service_pb2.PushLokiResponse(accepted=len(batch.entries),
-                                                 errors=_errors(batch.errors))
+                                                 errors=entry_errors(batch.errors))
 
     async def ListLogs(self, request, context):
         log_filter = build_filter(request.level, request.service, request.q, request.metadata)
