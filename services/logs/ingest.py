@@ -128,15 +128,26 @@ def _deeper_than(value: dict | list, levels: int) -> bool:
                if type(child) is dict or type(child) is list)
 
 
-def metadata_json(metadata: dict[str, Any]) -> str:
-    """``metadata`` as stored (compact JSON); raises when it is too large, deep or not JSON."""
-    if _deeper_than(metadata, MAX_METADATA_DEPTH):
+def metadata_json(metadata: dict[str, Any], shared: str | None = None) -> str | None:
+    """``metadata`` as stored (compact JSON), or None when empty; raises when it is too
+    large, deep or not JSON.
+
+    ``shared`` is more members already written this way (``"k":v,…``, checked when they
+    were written), added after ``metadata``'s own: what many entries have in common is
+    encoded once.
+    """
+    if not metadata:
+        return _within_limit("{" + shared + "}") if shared else None
+    if any(type(v) is dict or type(v) is list for v in metadata.values()) and \
+            _deeper_than(metadata, MAX_METADATA_DEPTH):
         raise EntryProblem(f"metadata nests objects and arrays more than {MAX_METADATA_DEPTH} "
                            "levels deep; flatten it")
     try:
         text = "".join(_C_ENCODER(metadata, 0)) if _C_ENCODER else _ENCODER.encode(metadata)
     except ValueError as exc:
         raise EntryProblem(f"metadata is not valid JSON: {exc}") from None
+    if shared:
+        text = text[:-1] + "," + shared + "}"
     return _within_limit(text)
 
 

@@ -126,9 +126,17 @@ def read_proto_push(request: push_pb2.PushRequest, now: int | None = None) -> Ba
         service, used = _service(labels)
         if used:
             del labels[used]
-        # Lines without structured metadata (most) share the stream's level and metadata.
+        # The stream's labels are written once, and each line adds its structured
+        # metadata to them; a pair that overrides a label or names the level takes
+        # the general way.
         level = _level(labels)
-        shared = metadata_json(labels) if labels else None
+        try:
+            shared = metadata_json(labels)
+        except EntryProblem as exc:
+            batch.errors.extend(Rejected(i, str(exc), stream_index)
+                                for i in range(len(stream.entries)))
+            continue
+        members = shared[1:-1] if shared else None
         for line_index, line in enumerate(stream.entries):
             try:
                 stamp = line.timestamp
@@ -136,13 +144,17 @@ def read_proto_push(request: push_pb2.PushRequest, now: int | None = None) -> Ba
                     raise EntryProblem("timestamp nanos must be between 0 and 999999999")
                 ts = stamp.seconds * 1_000_000_000 + stamp.nanos
                 pairs = line.structured_metadata
-                if pairs:
-                    metadata = dict(labels)
-                    metadata.update((pair.name, pair.value) for pair in pairs)
+                if not pairs:
+                    append(make_entry(ts, level, service, line.line, shared, now))
+                    continue
+                own = {pair.name: pair.value for pair in pairs}
+                if own.keys().isdisjoint(labels) and own.keys().isdisjoint(LEVEL_KEYS):
+                    append(make_entry(ts, level, service, line.line,
+                                      metadata_json(own, members), now))
+                else:
+                    metadata = {**labels, **own}
                     append(make_entry(ts, _level(metadata), service, line.line,
                                       metadata_json(metadata), now))
-                else:
-                    append(make_entry(ts, level, service, line.line, shared, now))
             except EntryProblem as exc:
                 batch.errors.append(Rejected(line_index, str(exc), stream_index))
     return batch

@@ -79,7 +79,14 @@ def _attributes(pairs, reserved: frozenset[str] = frozenset()) -> dict[str, Any]
     """Attribute pairs as a dict, keys split on dots (see the module docstring)."""
     result: dict[str, Any] = {}
     for pair in pairs:
-        _place(result, pair.key, _value(pair.value), reserved)
+        key, value = pair.key, pair.value
+        # Most attributes are a plain key with a string: placed without the general walk.
+        text = value.string_value
+        if text and "." not in key and key not in reserved and key != _OVERFLOW \
+                and type(result.get(key)) is not dict:
+            result[key] = text
+        else:
+            _place(result, key, text if text else _value(value), reserved)
     return result
 
 
@@ -108,50 +115,57 @@ def _hex_id(raw: bytes, name: str, size: int) -> str | None:
 
 
 def _message(body: common_pb2.AnyValue) -> str:
+    text = body.string_value
+    if text:
+        return text
     kind = body.WhichOneof("value")
-    if kind == "string_value":
-        return body.string_value
-    if kind is None:
+    if kind is None or kind == "string_value":
         return ""
     return json.dumps(_value(body), ensure_ascii=False, separators=(",", ":"))
 
 
+#: Stored level names by OpenTelemetry severity number (0, unspecified, reads the text).
+_BY_NUMBER = (None, *(NAMES[parse_level(f"otel:{n}")] for n in range(1, 25)))
+
+
 def _level(number: int, text: str) -> tuple[str, str | None]:
     """The stored level's name, and the severity text to keep when it was unreadable."""
-    if number:
-        level = parse_level(f"otel:{number}")
-        if level is not None:
-            return NAMES[level], None
+    if 0 < number < len(_BY_NUMBER):
+        return _BY_NUMBER[number], None
     if text:
         level = parse_level(text)
         return (NAMES[level], None) if level is not None else ("info", text)
     return "info", None
 
 
-def _entry(record, service: str, shared: dict[str, Any], now: int):
+def _entry(record, service: str, shared: str | None, now: int):
+    """One record as an entry; ``shared`` is the resource and scope metadata, as JSON
+    members written once for all the records of a scope."""
     metadata = _attributes(record.attributes, RESERVED) if record.attributes else {}
     exception = metadata.get("exception")
-    if "error_type" not in metadata and type(exception) is dict \
+    if exception is not None and "error_type" not in metadata and type(exception) is dict \
             and type(exception.get("type")) is str:
         metadata["error_type"] = exception["type"]
-    metadata.update(shared)
-    trace_id = _hex_id(record.trace_id, "trace_id", 16)
-    if trace_id:
-        metadata["trace_id"] = trace_id
-    span_id = _hex_id(record.span_id, "span_id", 8)
-    if span_id:
-        metadata["span_id"] = span_id
+    if record.trace_id:
+        trace_id = _hex_id(record.trace_id, "trace_id", 16)
+        if trace_id:
+            metadata["trace_id"] = trace_id
+    if record.span_id:
+        span_id = _hex_id(record.span_id, "span_id", 8)
+        if span_id:
+            metadata["span_id"] = span_id
     message = _message(record.body)
-    if not message and record.event_name:
-        message = record.event_name
-    elif record.event_name:
-        metadata["event_name"] = record.event_name
+    event_name = record.event_name
+    if event_name:
+        if message:
+            metadata["event_name"] = event_name
+        else:
+            message = event_name
     level, unread = _level(record.severity_number, record.severity_text)
     if unread:
         metadata["severity_text"] = unread
     ts = record.time_unix_nano or record.observed_time_unix_nano or now
-    return make_entry(ts, level, service, message,
-                      metadata_json(metadata) if metadata else None, now)
+    return make_entry(ts, level, service, message, metadata_json(metadata, shared), now)
 
 
 def _scope(scope: common_pb2.InstrumentationScope) -> dict[str, Any]:
@@ -186,12 +200,20 @@ def read_export(request: logs_service_pb2.ExportLogsServiceRequest,
                 others.append(pair)
         resource = _attributes(others)
         for scope_logs in resource_logs.scope_logs:
-            shared: dict[str, Any] = {}
+            members: dict[str, Any] = {}
             if resource:
-                shared["resource"] = resource
+                members["resource"] = resource
             scope = _scope(scope_logs.scope)
             if scope:
-                shared["scope"] = scope
+                members["scope"] = scope
+            try:
+                shared = metadata_json(members)[1:-1] if members else None
+            except EntryProblem as exc:
+                problem = f"the resource or scope attributes: {exc}"
+                for _ in scope_logs.log_records:
+                    batch.errors.append(Rejected(index, problem))
+                    index += 1
+                continue
             for record in scope_logs.log_records:
                 try:
                     batch.entries.append(_entry(record, service, shared, now))
