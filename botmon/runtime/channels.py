@@ -32,7 +32,10 @@ _SERVICE_CONFIG = json.dumps({
     "loadBalancingConfig": [{"round_robin": {}}],
     "methodConfig": [{
         "name": [{"service": name} for name, _ in SERVICES.values()]
-        + [{"service": "botmon.debug.v1.DebugService"}],
+        + [{"service": "botmon.debug.v1.DebugService"},
+           # Served by the logs service beside its own, for log shippers.
+           {"service": "opentelemetry.proto.collector.logs.v1.LogsService"},
+           {"service": "botmon.loki.v1.PushService"}],
         "retryPolicy": {
             "maxAttempts": 3,
             "initialBackoff": "0.05s",

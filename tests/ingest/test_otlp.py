@@ -95,6 +95,8 @@ def test_an_app_configured_only_by_environment_gets_its_lines_read_back(suite, h
     assert [e["message"] for e in by_trace] == ["card declined for order-7"]
     by_host = read(http, suite, service=service, **{"metadata[resource.host.name]": "web-1"})
     assert len(by_host) == 3
+    by_status = read(http, suite, service=service, **{"metadata[http.status_code]": "402"})
+    assert [e["message"] for e in by_status] == ["card declined for order-7"]
 
 
 def test_the_grpc_exporter_writes_to_the_logs_service(suite, http):
