@@ -10,7 +10,7 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from botmon.runtime.context import REQUEST_ID_HEADER, new_request_id, request_id
-from botmon.runtime.decoding import check, checked_stream, lenient
+from botmon.runtime.decoding import checked
 from botmon.runtime.errors import UNREACHABLE, BotmonError
 
 __all__ = ["ServerInterceptor"]
@@ -30,17 +30,14 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         rid = dict(handler_call_details.invocation_metadata or ()).get(REQUEST_ID_HEADER) \
             or new_request_id()
         method = handler_call_details.method
-        handler = handler._replace(request_deserializer=lenient(handler.request_deserializer))
+        handler = checked(handler)
         if handler.unary_unary:
-            return handler._replace(unary_unary=_unary(handler.unary_unary, rid, method, check))
+            return handler._replace(unary_unary=_unary(handler.unary_unary, rid, method))
         if handler.stream_unary:
-            return handler._replace(stream_unary=_unary(handler.stream_unary, rid, method,
-                                                        checked_stream))
+            return handler._replace(stream_unary=_unary(handler.stream_unary, rid, method))
         if handler.unary_stream:
-            return handler._replace(unary_stream=_streaming(handler.unary_stream, rid, method,
-                                                            check))
-        return handler._replace(stream_stream=_streaming(handler.stream_stream, rid, method,
-                                                         checked_stream))
+            return handler._replace(unary_stream=_streaming(handler.unary_stream, rid, method))
+        return handler._replace(stream_stream=_streaming(handler.stream_stream, rid, method))
 
 
 def _rich_status(exc: BotmonError) -> bytes:
@@ -69,11 +66,11 @@ async def _fail(context: grpc.aio.ServicerContext, exc: Exception, method: str) 
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; see the service log")
 
 
-def _unary(behavior, rid: str, method: str, decoded):
+def _unary(behavior, rid: str, method: str):
     async def wrapper(request, context):
         token = request_id.set(rid)
         try:
-            return await behavior(decoded(request), context)
+            return await behavior(request, context)
         except Exception as exc:
             if isinstance(exc, grpc.aio.AbortError):
                 raise
@@ -83,14 +80,14 @@ def _unary(behavior, rid: str, method: str, decoded):
     return wrapper
 
 
-def _streaming(behavior, rid: str, method: str, decoded):
+def _streaming(behavior, rid: str, method: str):
     if not inspect.isasyncgenfunction(behavior):
-        return _unary(behavior, rid, method, decoded)
+        return _unary(behavior, rid, method)
 
     async def wrapper(request, context):
         token = request_id.set(rid)
         try:
-            async for response in behavior(decoded(request), context):
+            async for response in behavior(request, context):
                 yield response
         except Exception as exc:
             if isinstance(exc, grpc.aio.AbortError):

@@ -128,3 +128,14 @@ async def test_a_5000_digit_metadata_matcher(suite):
             else:
                 raise AssertionError("the tail never delivered an entry")
     assert frame["type"] == "log" and frame["log"]["metadata"]["n"] == digits
+
+
+async def test_a_corrupt_message_in_a_request_stream(suite):
+    good = _field(1, log_entry_pb2.LogEntry(level="info", service="stream-corrupt",
+                                            message="m").SerializeToString())
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{suite.ports['logs']}") as channel:
+        ingest = channel.stream_unary("/botmon.logs.v1.LogsService/IngestLogs")
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await ingest(iter([good, good[:-2]]), timeout=10)
+    assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a valid botmon.logs.v1.IngestLogsRequest" in failed.value.details()
