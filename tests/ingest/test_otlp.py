@@ -277,3 +277,39 @@ def test_credentials_and_role(suite, http):
     response = http.post(f"{suite.url}/v1/logs", content=body,
                          headers={**suite.headers("viewer"), **PROTOBUF})
     assert response.status_code == 403 and "operator" in _status(response).message
+
+
+def _attribute(key: str, value: dict) -> dict:
+    return {"key": key, "value": value}
+
+
+def test_attribute_keys_never_overwrite_each_other(suite, http):
+    service = _service()
+    record = _record("collisions", attributes=[
+        _attribute("a", {"stringValue": "plain"}),
+        _attribute("a.b", {"stringValue": "under a scalar"}),
+        _attribute("c.d", {"intValue": "1"}),
+        _attribute("c", {"boolValue": True}),
+        _attribute("resource", {"stringValue": "an attribute, not the resource"}),
+        _attribute("attributes", {"doubleValue": 1.5}),
+        _attribute("list", {"arrayValue": {"values": [{"stringValue": "x"}, {"intValue": "2"}]}}),
+        _attribute("map", {"kvlistValue": {"values": [_attribute("k.l", {"stringValue": "v"})]}}),
+        _attribute("raw", {"bytesValue": "AAE="}),
+    ])
+    document = {"resourceLogs": [{
+        "resource": {"attributes": [_attribute("service.name", {"stringValue": service}),
+                                    _attribute("host.name", {"stringValue": "h"})]},
+        "scopeLogs": [{"scope": {"name": "lib", "version": "1.2",
+                                 "attributes": [_attribute("x.y", {"stringValue": "z"})]},
+                       "logRecords": [record]}]}]}
+    response = http.post(f"{suite.url}/v1/logs", json=document,
+                         headers=suite.headers("operator"))
+    assert response.status_code == 200 and response.json() == {}, response.text
+    (entry,) = read(http, suite, service=service)
+    assert entry["metadata"] == {
+        "a": "plain", "c": {"d": 1}, "list": ["x", 2], "map": {"k": {"l": "v"}}, "raw": "AAE=",
+        "attributes": {"a.b": "under a scalar", "c": True,
+                       "resource": "an attribute, not the resource", "attributes": 1.5},
+        "resource": {"host": {"name": "h"}},
+        "scope": {"name": "lib", "version": "1.2", "attributes": {"x": {"y": "z"}}},
+    }
