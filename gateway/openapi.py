@@ -276,6 +276,32 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
     return op
 
 
+def _otlp_logs() -> dict[str, Any]:
+    """``POST /v1/logs``: OTLP/HTTP, whose bodies are OTLP's own messages, not botmon's."""
+    either = {"application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+              "application/json": {"schema": {"type": "object"}}}
+    errors = {code: {"description": _ERRORS.get(code, "Content-Type or Content-Encoding "
+                                                      "not accepted"),
+                     "content": {"application/x-protobuf": {"schema": {
+                                     "type": "string", "format": "binary",
+                                     "description": "google.rpc.Status"}},
+                                 "application/json": {"schema": {
+                                     "$ref": "#/components/schemas/Error"}}}}
+              for code in ("400", "401", "403", "413", "415", "429", "431", "503", "504")}
+    return {
+        "operationId": "ExportLogs", "tags": ["logs"],
+        "summary": "OTLP/HTTP logs (opentelemetry.proto.collector.logs.v1.LogsService.Export)",
+        "description": "An ExportLogsServiceRequest as protobuf or OTLP/JSON, optionally "
+                       "gzip-compressed (Content-Encoding: gzip). Answers an "
+                       "ExportLogsServiceResponse in the request's encoding; errors of a "
+                       "protobuf request are a protobuf google.rpc.Status. Role: operator; "
+                       "rate-limit class: ingest.",
+        "requestBody": {"required": True, "content": either},
+        "responses": {"200": {"description": "Stored (partialSuccess lists rejected records)",
+                              "content": either}, **errors},
+    }
+
+
 def _gateway_paths() -> dict[str, Any]:
     error = {"$ref": "#/components/responses/E503"}
     probe = {"type": "object", "additionalProperties": True}
@@ -306,6 +332,7 @@ def _gateway_paths() -> dict[str, Any]:
             "responses": {"200": {"description": "HTML", "content": {
                 "text/html": {"schema": {"type": "string"}}}}, **denied}}},
     }
+    paths["/v1/logs"] = {"post": _otlp_logs()}
     streams = {
         "metrics": ("StreamMetrics", "Query: `metrics=cpu_usage,memory_usage` (all when "
                     "absent), `interval` seconds >= 1 (default 1). Frames: `{\"type\": "
