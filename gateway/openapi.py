@@ -248,6 +248,10 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
         if route.rpc in _REQUEST_EXAMPLES:
             media["example"] = _REQUEST_EXAMPLES[route.rpc]
         op["requestBody"] = {"required": True, "content": {"application/json": media}}
+        if route.rpc in _PROTOBUF_TOO:
+            op["requestBody"]["content"]["application/x-protobuf"] = {
+                "schema": {"type": "string", "format": "binary",
+                           "description": _PROTOBUF_TOO[route.rpc]}}
     params.extend(_query_parameters(request_type, bound))
     if params:
         op["parameters"] = params
@@ -270,10 +274,19 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
         responses["201"] = {"description": "Created", "content": content}
     for code in _ERRORS:
         responses[code] = {"$ref": f"#/components/responses/E{code}"}
+    if route.rpc in _PROTOBUF_TOO:
+        responses["415"] = {"description": "Content-Type not accepted", "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     op["responses"] = responses
     if route.template in PUBLIC_PATHS:
         op["security"] = []
     return op
+
+
+#: Routes that also take a protobuf body (gateway.shippers), and what it is.
+_PROTOBUF_TOO = {"botmon.logs.v1.LogsService.PushLoki":
+                 "Loki's logproto.PushRequest (botmon.loki.v1.PushRequest), snappy-compressed "
+                 "in the block format, as Promtail sends it"}
 
 
 def _otlp_logs() -> dict[str, Any]:
