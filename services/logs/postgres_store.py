@@ -23,13 +23,15 @@ are exact either way.
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import asyncpg
 
+from services.logs import entry_counts
 from services.logs.levels import ERROR
 from services.logs.query import LogQuery, Matcher
 from services.logs.row import NewEntry, Row
-from services.logs.sql import list_sql, oldest_sql
+from services.logs.sql import list_sql, oldest_sql, stored_total_sql
 from services.logs.store import ErrorCount, Freed, LogStore, Page, usage_shard
 
 #: Advisory lock key that orders inserts across replicas ("botmon:logs:insert").
@@ -70,6 +72,7 @@ _COLUMNS = ["id", "ts", "level", "service", "message", "metadata", "size"]
 _USAGE = ("INSERT INTO logs_usage (shard, entries, bytes) VALUES ($1, $2, $3) "
           "ON CONFLICT (shard) DO UPDATE SET entries = logs_usage.entries + excluded.entries, "
           "bytes = logs_usage.bytes + excluded.bytes")
+_COUNTS = entry_counts.UPSERT.format("$1", "$2", "$3", "$4")
 
 
 class PostgresDialect:
@@ -122,7 +125,8 @@ class PostgresLogStore(LogStore):
         async with self.pool.acquire() as conn, conn.transaction():
             # Replicas starting together would race on CREATE ... IF NOT EXISTS.
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('botmon.logs.schema'))")
-            await conn.execute(SCHEMA)
+            await conn.execute(SCHEMA + entry_counts.SCHEMA)
+            await conn.execute(entry_counts.INIT)
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -139,7 +143,10 @@ class PostgresLogStore(LogStore):
                 "logs_entries", columns=_COLUMNS,
                 records=[(i, e[0], e[1], e[2], e[3], e[4], e[5])
                          for i, e in zip(ids, entries, strict=True)])
-            await conn.execute(_USAGE, usage_shard(), len(entries), sum(e[5] for e in entries))
+            shard = usage_shard()
+            await conn.execute(_USAGE, shard, len(entries), sum(e[5] for e in entries))
+            await conn.executemany(_COUNTS, entry_counts.changes(entry_counts.by_key(entries),
+                                                                 shard))
         return ids
 
     async def list(self, query: LogQuery) -> Page:
@@ -150,7 +157,9 @@ class PostgresLogStore(LogStore):
             else:
                 high_id = await conn.fetchval("SELECT coalesce(max(id), 0) FROM logs_entries")
             sql = list_sql(query, high_id, self._dialect, "logs_entries")
-            total = await conn.fetchval(sql.count, *sql.count_params)
+            total_sql, total_params = (stored_total_sql(query, high_id, self._dialect)
+                                       or (sql.count, sql.count_params))
+            total = await conn.fetchval(total_sql, *total_params)
             rows = [_row(r) for r in await conn.fetch(sql.page, *sql.page_params)]
         return Page(rows, total, high_id)
 
@@ -172,13 +181,17 @@ class PostgresLogStore(LogStore):
     async def _delete(self, victims: str, *params) -> Freed:
         async with self.pool.acquire() as conn, conn.transaction():
             # SKIP LOCKED: replicas enforcing retention at once take different rows.
-            record = await conn.fetchrow(
+            gone = await conn.fetch(
                 f"WITH gone AS (DELETE FROM logs_entries WHERE id IN ({victims} "
-                f"FOR UPDATE SKIP LOCKED) RETURNING size) "
-                f"SELECT count(*), coalesce(sum(size), 0)::bigint FROM gone", *params)
-            freed = Freed(record[0], record[1])
+                f"FOR UPDATE SKIP LOCKED) RETURNING service, level, size) "
+                f"SELECT service, level, count(*), sum(size)::bigint FROM gone GROUP BY 1, 2",
+                *params)
+            freed = Freed(sum(r[2] for r in gone), sum(r[3] for r in gone))
             if freed.entries:
-                await conn.execute(_USAGE, usage_shard(), -freed.entries, -freed.bytes)
+                shard = usage_shard()
+                await conn.execute(_USAGE, shard, -freed.entries, -freed.bytes)
+                await conn.executemany(_COUNTS, entry_counts.changes(
+                    Counter({(r[0], r[1]): r[2] for r in gone}), shard, -1))
         return freed
 
     async def expire(self, level: int, before: int, limit: int) -> Freed:

@@ -24,10 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from services.logs import entry_counts
 from services.logs.levels import NAMES
 from services.logs.query import LogQuery, Matcher
 
-__all__ = ["COLUMNS", "Dialect", "ListSql", "list_sql", "oldest_sql"]
+__all__ = ["COLUMNS", "Dialect", "ListSql", "list_sql", "oldest_sql", "search_conditions",
+           "span_sql", "stored_total_sql"]
 
 #: Columns read back, in the order ``Row`` is built from.
 COLUMNS = "id, ts, level, service, message, metadata"
@@ -50,7 +52,7 @@ class Dialect(Protocol):
 @dataclass
 class _Params:
     dialect: Dialect
-    values: list[Any] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)  # appended to, also when passed in
 
     def add(self, value: Any) -> str:
         self.values.append(value)
@@ -93,6 +95,35 @@ def _conditions(query: LogQuery, high_id: int, params: _Params, dialect: Dialect
     for matcher in f.matchers:
         where.append(dialect.metadata(matcher, params.add))
     return " AND ".join(where)
+
+
+def search_conditions(query: LogQuery, high_id: int, dialect: Dialect, values: list[Any], *,
+                      keyset: bool = False, terms: bool = True) -> str:
+    """The WHERE conditions of ``query`` over entries with id ≤ ``high_id``, numbering
+    placeholders after ``values`` (to which the parameters are appended); without the
+    text search when ``terms`` is False (a plan that applies it another way)."""
+    if not terms:
+        query = replace(query, filter=replace(query.filter, terms=()))
+    return _conditions(query, high_id, _Params(dialect, values), dialect, query.filter.levels,
+                       keyset)
+
+
+def stored_total_sql(query: LogQuery, high_id: int,
+                     dialect: Dialect) -> tuple[str, list[Any]] | None:
+    """The exact total from ``logs_counts`` of a query filtering by service and level only
+    (None for any other query): the counted entries less those after ``high_id``."""
+    f = query.filter
+    if f.terms or f.matchers or query.start is not None or query.end is not None:
+        return None
+    params = _Params(dialect)
+    stored = entry_counts.count_sql(f.service, f.levels, params.add)
+    # level + 0 and service || '' keep the planner on the id range (the entries
+    # committed after the snapshot, usually none) instead of the level indexes.
+    newer = (f"SELECT count(*) FROM logs_entries WHERE id > {params.add(high_id)} "
+             f"AND level + 0 IN ({', '.join(map(str, f.levels))})")
+    if f.service:
+        newer += f" AND service || '' = {params.add(f.service)}"
+    return f"SELECT CAST(({stored}) - ({newer}) AS BIGINT)", params.values
 
 
 def list_sql(query: LogQuery, high_id: int, dialect: Dialect, table: str,

@@ -16,14 +16,15 @@ import asyncio
 import functools
 import itertools
 import sqlite3
+from collections import Counter
 from pathlib import Path
 
 from botmon.runtime.store import SqliteDatabase, write_transaction
-from services.logs import sqlite_fts
+from services.logs import entry_counts, sqlite_fts, sqlite_search
 from services.logs.levels import ERROR
 from services.logs.query import LogQuery, Matcher
 from services.logs.row import NewEntry, Row
-from services.logs.sql import list_sql, oldest_sql, span_sql
+from services.logs.sql import list_sql, oldest_sql, stored_total_sql
 from services.logs.store import ErrorCount, Freed, LogStore, Page, usage_shard
 
 __all__ = ["SqliteLogStore"]
@@ -68,6 +69,9 @@ def _insert_sql(rows: int) -> str:
 _USAGE = ("INSERT INTO logs_usage (shard, entries, bytes) VALUES (?, ?, ?) "
           "ON CONFLICT (shard) DO UPDATE SET entries = entries + excluded.entries, "
           "bytes = bytes + excluded.bytes")
+#: What a retention delete reads of each entry it removes.
+_VICTIM = "id, size, message, service, level"
+_COUNTS = entry_counts.UPSERT.format("?", "?", "?", "?")
 
 
 class SqliteDialect:
@@ -117,8 +121,10 @@ class SqliteLogStore(LogStore):
     async def open(self) -> None:
         def create(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA cache_size=-65536")
-            conn.executescript(SCHEMA + sqlite_fts.SCHEMA)
-            conn.execute(sqlite_fts.INIT)
+            conn.executescript(SCHEMA + sqlite_fts.SCHEMA + entry_counts.SCHEMA)
+            with write_transaction(conn):
+                conn.execute(sqlite_fts.INIT)
+                conn.execute(entry_counts.INIT)
             self._indexed = sqlite_fts.indexed_id(conn)
         await self._writer.run(create)
         for reader in self._readers:
@@ -148,7 +154,10 @@ class SqliteLogStore(LogStore):
                 catch_up = last - self._indexed > sqlite_fts.MAX_BACKLOG
                 if catch_up:
                     sqlite_fts.index(conn, last)
-                conn.execute(_USAGE, (usage_shard(), len(entries), sum(e[5] for e in entries)))
+                shard = usage_shard()
+                conn.execute(_USAGE, (shard, len(entries), sum(e[5] for e in entries)))
+                conn.executemany(_COUNTS, entry_counts.changes(entry_counts.by_key(entries),
+                                                               shard))
             if catch_up:
                 self._indexed = last
             return range(first, last + 1)
@@ -184,18 +193,13 @@ class SqliteLogStore(LogStore):
                         # Entries committed since the catch-up are not indexed yet: the
                         # snapshot ends before them (they arrived after the search began).
                         high_id = min(high_id, sqlite_fts.indexed_id(conn))
-                id_span = None
-                # Worth it only when service or time narrow the rows; the span's min/max
-                # reads every row the indexed filters allow.
-                if query.filter.terms and (query.filter.service or query.start is not None
-                                           or query.end is not None):
-                    span, params = span_sql(query, high_id, self._dialect, "logs_entries")
-                    low, high = conn.execute(span, params).fetchone()
-                    if low is None:
-                        return Page([], 0, high_id)
-                    id_span = (low, high)
-                sql = list_sql(query, high_id, self._dialect, "logs_entries", id_span)
-                total = conn.execute(sql.count, sql.count_params).fetchone()[0]
+                if query.filter.terms:
+                    rows, total = sqlite_search.search(conn, query, high_id, self._dialect)
+                    return Page(rows, total, high_id)
+                sql = list_sql(query, high_id, self._dialect, "logs_entries")
+                total_sql, total_params = (stored_total_sql(query, high_id, self._dialect)
+                                           or (sql.count, sql.count_params))
+                total = conn.execute(total_sql, total_params).fetchone()[0]
                 rows = [_row(r) for r in conn.execute(sql.page, sql.page_params)]
             finally:
                 conn.execute("COMMIT")
@@ -225,7 +229,7 @@ class SqliteLogStore(LogStore):
     async def _delete(self, select: str, params: tuple) -> Freed:
         def delete(conn: sqlite3.Connection) -> Freed:
             with write_transaction(conn):
-                victims = conn.execute(select, params).fetchall()
+                victims = conn.execute(select, params).fetchall()  # the _VICTIM columns
                 if not victims:
                     return Freed()
                 # External-content FTS needs the old text to unindex it; entries of
@@ -237,18 +241,21 @@ class SqliteLogStore(LogStore):
                 conn.executemany("DELETE FROM logs_entries WHERE id = ?",
                                  [(v[0],) for v in victims])
                 freed = Freed(len(victims), sum(v[1] for v in victims))
-                conn.execute(_USAGE, (usage_shard(), -freed.entries, -freed.bytes))
+                shard = usage_shard()
+                conn.execute(_USAGE, (shard, -freed.entries, -freed.bytes))
+                conn.executemany(_COUNTS, entry_counts.changes(
+                    Counter((v[3], v[4]) for v in victims), shard, -1))
             return freed
         return await self._writer.run(delete)
 
     async def expire(self, level: int, before: int, limit: int) -> Freed:
         return await self._delete(
-            "SELECT id, size, message FROM logs_entries WHERE level = ? AND ts < ? "
+            f"SELECT {_VICTIM} FROM logs_entries WHERE level = ? AND ts < ? "
             "ORDER BY ts LIMIT ?", (level, before, limit))
 
     async def drop_oldest(self, limit: int) -> Freed:
         return await self._delete(
-            "SELECT id, size, message FROM logs_entries "
+            f"SELECT {_VICTIM} FROM logs_entries "
             f"WHERE id IN ({oldest_sql('logs_entries', '?1')})", (limit,))
 
     def __repr__(self) -> str:
