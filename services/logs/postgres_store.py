@@ -31,7 +31,7 @@ from services.logs import entry_counts
 from services.logs.levels import ERROR
 from services.logs.query import LogQuery, Matcher
 from services.logs.row import NewEntry, Row
-from services.logs.sql import list_sql, oldest_sql, stored_total_sql
+from services.logs.sql import bounded, list_sql, oldest_sql, seed_sql, stored_total_sql
 from services.logs.store import ErrorCount, Freed, LogStore, Page, usage_shard
 
 #: Advisory lock key that orders inserts across replicas ("botmon:logs:insert").
@@ -156,11 +156,29 @@ class PostgresLogStore(LogStore):
                 high_id = query.after.high_id
             else:
                 high_id = await conn.fetchval("SELECT coalesce(max(id), 0) FROM logs_entries")
+            if query.filter.terms:
+                return await self._search(conn, query, high_id)
             sql = list_sql(query, high_id, self._dialect, "logs_entries")
             total_sql, total_params = (stored_total_sql(query, high_id, self._dialect)
                                        or (sql.count, sql.count_params))
             total = await conn.fetchval(total_sql, *total_params)
             rows = [_row(r) for r in await conn.fetch(sql.page, *sql.page_params)]
+        return Page(rows, total, high_id)
+
+    async def _search(self, conn: asyncpg.Connection, query: LogQuery, high_id: int) -> Page:
+        """A text search: its first matches in id order bound the page (see ``bounded``), so
+        a common word is not sorted in full; fewer than a page are the whole answer."""
+        seed, params = seed_sql(query, high_id, self._dialect, "logs_entries")
+        first = [_row(r) for r in await conn.fetch(seed, *params)]
+        narrowed = bounded(query, first)
+        if narrowed is None:
+            first.sort(key=lambda r: (r.ts, r.id), reverse=query.order == "desc")
+            if query.after is None:
+                return Page(first, len(first), high_id)
+        sql = list_sql(narrowed or query, high_id, self._dialect, "logs_entries")
+        total = await conn.fetchval(*_count_of(query, high_id, self._dialect))
+        rows = first if narrowed is None else [
+            _row(r) for r in await conn.fetch(sql.page, *sql.page_params)]
         return Page(rows, total, high_id)
 
     async def error_counts(self, since: int) -> list[ErrorCount]:
@@ -206,6 +224,11 @@ class PostgresLogStore(LogStore):
 
     def __repr__(self) -> str:
         return "PostgresLogStore()"
+
+
+def _count_of(query: LogQuery, high_id: int, dialect: PostgresDialect) -> list:
+    sql = list_sql(query, high_id, dialect, "logs_entries")
+    return [sql.count, *sql.count_params]
 
 
 def _error_type(value: str | None) -> str:

@@ -27,9 +27,10 @@ from typing import Any, Protocol
 from services.logs import entry_counts
 from services.logs.levels import NAMES
 from services.logs.query import LogQuery, Matcher
+from services.logs.row import Row
 
-__all__ = ["COLUMNS", "Dialect", "ListSql", "list_sql", "oldest_sql", "search_conditions",
-           "span_sql", "stored_total_sql"]
+__all__ = ["COLUMNS", "Dialect", "ListSql", "bounded", "list_sql", "oldest_sql",
+           "search_conditions", "seed_sql", "span_sql", "stored_total_sql"]
 
 #: Columns read back, in the order ``Row`` is built from.
 COLUMNS = "id, ts, level, service, message, metadata"
@@ -76,8 +77,13 @@ def _conditions(query: LogQuery, high_id: int, params: _Params, dialect: Dialect
     where: list[str] = []
     if f.service:
         where.append(f"service = {params.add(f.service)}")
-    where.append(f"level = {levels[0]}" if len(levels) == 1
-                 else f"level IN ({', '.join(map(str, levels))})")
+    if len(levels) < len(NAMES) or not f.terms or query.start is not None \
+            or query.end is not None:
+        # Every level, written out, puts the ts range on the level indexes. A text
+        # search over all time needs neither: PostgreSQL would AND a bitmap of every
+        # entry with the matches.
+        where.append(f"level = {levels[0]}" if len(levels) == 1
+                     else f"level IN ({', '.join(map(str, levels))})")
     if query.start is not None:
         where.append(f"ts >= {params.add(query.start)}")
     if query.end is not None:
@@ -152,6 +158,36 @@ def list_sql(query: LogQuery, high_id: int, dialect: Dialect, table: str,
                  f"{order} LIMIT {n}) AS l{level}" for level in levels]
         page = " UNION ALL ".join(parts) + f" {order} LIMIT {n}"
     return ListSql(count, count_params.values, page, page_params.values)
+
+
+def seed_sql(query: LogQuery, high_id: int, dialect: Dialect,
+             table: str) -> tuple[str, list[Any]]:
+    """The first ``limit + 1`` matches of ``query`` in id order (its direction), for
+    :func:`bounded`."""
+    params = _Params(dialect)
+    where = _conditions(query, high_id, params, dialect, query.filter.levels, keyset=True)
+    direction = "DESC" if query.order == "desc" else "ASC"
+    return (f"SELECT {COLUMNS} FROM {table} WHERE {where} ORDER BY id {direction} "
+            f"LIMIT {query.limit + 1}", params.values)
+
+
+def bounded(query: LogQuery, first: list[Row]) -> LogQuery | None:
+    """``query`` confined to the time range its page lies in, given its first
+    ``limit + 1`` matches in id order; None when they are all its matches.
+
+    Ids follow arrival, and so, mostly, do timestamps: at least ``limit + 1``
+    matches are at or after the oldest timestamp of ``first`` (at or before the
+    newest, ascending), so the page is within that bound — exact whatever the
+    timestamps, narrow when they follow arrival. A search then reads its page from
+    the time-ordered indexes instead of sorting every match.
+    """
+    if len(first) <= query.limit:
+        return None
+    if query.order == "desc":
+        bound = min(r.ts for r in first)
+        return replace(query, start=bound if query.start is None else max(query.start, bound))
+    bound = max(r.ts for r in first) + 1
+    return replace(query, end=bound if query.end is None else min(query.end, bound))
 
 
 def span_sql(query: LogQuery, high_id: int, dialect: Dialect,

@@ -18,11 +18,9 @@ other filters allow as ``logs_counts`` says), then, with a time range, the
 rows in the ranges (stopping past the matches).
 
 A text-driven page does not sort every match: it takes the first ``n``
-matches in id order (ids follow arrival, and so, mostly, do timestamps) whose
-oldest timestamp ``t`` bounds the page — at least ``n`` matches are at or
-after ``t``, so the ``n`` newest all are — and reads the page index-driven
-within ``ts >= t`` (``ts <= t`` for ascending order). Fewer than ``n`` are all
-the matches, and are the page. Either way the result is exact.
+matches in id order and reads the page index-driven within the time bound they
+give (:func:`services.logs.sql.bounded`). Fewer than ``n`` are all the matches,
+and are the page. Either way the result is exact.
 """
 
 from __future__ import annotations
@@ -34,7 +32,7 @@ from typing import Any
 from services.logs import entry_counts
 from services.logs.query import LogQuery
 from services.logs.row import Row
-from services.logs.sql import Dialect, list_sql, search_conditions, span_sql
+from services.logs.sql import Dialect, bounded, list_sql, search_conditions, span_sql
 
 __all__ = ["search"]
 
@@ -119,16 +117,11 @@ def _text_page(conn: sqlite3.Connection, query: LogQuery, high_id: int,
     first = _rows(_text_driven(conn, query, high_id, dialect, _COLUMNS, keyset=True,
                                tail=f" ORDER BY logs_fts.rowid {'DESC' if desc else 'ASC'} "
                                     f"LIMIT {n}"))
-    if len(first) < n:
+    narrowed = bounded(query, first)
+    if narrowed is None:
         first.sort(key=lambda r: (r.ts, r.id), reverse=desc)
         return first, True
-    if desc:
-        bound = min(r.ts for r in first)
-        bounded = replace(query, start=bound if query.start is None else max(query.start, bound))
-    else:
-        bound = max(r.ts for r in first) + 1
-        bounded = replace(query, end=bound if query.end is None else min(query.end, bound))
-    plan = _index_driven(conn, bounded, high_id, dialect)
+    plan = _index_driven(conn, narrowed, high_id, dialect)
     if plan is None:  # cannot happen: the first matches are within the bound
         raise RuntimeError("matches vanished within one snapshot")
     return _rows(conn.execute(plan[2], plan[3])), False
