@@ -27,7 +27,7 @@ from collections import Counter
 
 import asyncpg
 
-from services.logs import entry_counts
+from services.logs import entry_counts, error_rollups
 from services.logs.levels import ERROR
 from services.logs.query import LogQuery, Matcher
 from services.logs.row import NewEntry, Row
@@ -73,6 +73,7 @@ _USAGE = ("INSERT INTO logs_usage (shard, entries, bytes) VALUES ($1, $2, $3) "
           "ON CONFLICT (shard) DO UPDATE SET entries = logs_usage.entries + excluded.entries, "
           "bytes = logs_usage.bytes + excluded.bytes")
 _COUNTS = entry_counts.UPSERT.format("$1", "$2", "$3", "$4")
+_ERRORS = error_rollups.UPSERT.format("$1", "$2", "$3", "$4", "$5")
 
 
 class PostgresDialect:
@@ -125,8 +126,13 @@ class PostgresLogStore(LogStore):
         async with self.pool.acquire() as conn, conn.transaction():
             # Replicas starting together would race on CREATE ... IF NOT EXISTS.
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('botmon.logs.schema'))")
-            await conn.execute(SCHEMA + entry_counts.SCHEMA)
+            await conn.execute(SCHEMA + entry_counts.SCHEMA + error_rollups.SCHEMA)
             await conn.execute(entry_counts.INIT)
+            if not await conn.fetchval("SELECT 1 FROM logs_error_minutes LIMIT 1"):
+                # A store of a version without rollups (or without errors): roll up once.
+                await conn.executemany(_ERRORS, error_rollups.changes(error_rollups.of_rows(
+                    await conn.fetch("SELECT ts, service, metadata::text FROM logs_entries "
+                                     "WHERE level = $1", ERROR)), 0))
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -147,6 +153,9 @@ class PostgresLogStore(LogStore):
             await conn.execute(_USAGE, shard, len(entries), sum(e[5] for e in entries))
             await conn.executemany(_COUNTS, entry_counts.changes(entry_counts.by_key(entries),
                                                                  shard))
+            errors = error_rollups.of_entries(entries)
+            if errors:
+                await conn.executemany(_ERRORS, error_rollups.changes(errors, shard))
         return ids
 
     async def list(self, query: LogQuery) -> Page:
@@ -182,10 +191,15 @@ class PostgresLogStore(LogStore):
         return Page(rows, total, high_id)
 
     async def error_counts(self, since: int) -> list[ErrorCount]:
-        records = await self.pool.fetch(
-            "SELECT service, metadata -> 'error_type', count(*) FROM logs_entries "
-            "WHERE level = $1 AND ts >= $2 GROUP BY 1, 2", ERROR, since)
-        return [ErrorCount(r[0], _error_type(r[1]), r[2]) for r in records]
+        minute = error_rollups.first_whole_minute(since)
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
+                                                                  readonly=True):
+            whole = await conn.fetch(error_rollups.SUMMARY.format("$1"), minute)
+            partial = await conn.fetch(
+                "SELECT service, metadata::text FROM logs_entries WHERE level = $1 "
+                "AND ts >= $2 AND ts < $3", ERROR, since, minute * error_rollups.MINUTE_NS)
+        return error_rollups.combine(((r[0], r[1], r[2]) for r in whole),
+                                     ((r[0], r[1]) for r in partial))
 
     async def last_error(self) -> int | None:
         return await self.pool.fetchval("SELECT max(ts) FROM logs_entries WHERE level = $1", ERROR)
@@ -201,15 +215,18 @@ class PostgresLogStore(LogStore):
             # SKIP LOCKED: replicas enforcing retention at once take different rows.
             gone = await conn.fetch(
                 f"WITH gone AS (DELETE FROM logs_entries WHERE id IN ({victims} "
-                f"FOR UPDATE SKIP LOCKED) RETURNING service, level, size) "
-                f"SELECT service, level, count(*), sum(size)::bigint FROM gone GROUP BY 1, 2",
-                *params)
-            freed = Freed(sum(r[2] for r in gone), sum(r[3] for r in gone))
+                f"FOR UPDATE SKIP LOCKED) RETURNING service, level, size, ts, metadata) "
+                f"SELECT service, level, size, ts, "
+                f"CASE WHEN level = {ERROR} THEN metadata::text END FROM gone", *params)
+            freed = Freed(len(gone), sum(r[2] for r in gone))
             if freed.entries:
                 shard = usage_shard()
                 await conn.execute(_USAGE, shard, -freed.entries, -freed.bytes)
                 await conn.executemany(_COUNTS, entry_counts.changes(
-                    Counter({(r[0], r[1]): r[2] for r in gone}), shard, -1))
+                    Counter((r[0], r[1]) for r in gone), shard, -1))
+                errors = error_rollups.of_rows((r[3], r[0], r[4]) for r in gone if r[1] == ERROR)
+                if errors:
+                    await conn.executemany(_ERRORS, error_rollups.changes(errors, shard, -1))
         return freed
 
     async def expire(self, level: int, before: int, limit: int) -> Freed:
@@ -229,11 +246,3 @@ class PostgresLogStore(LogStore):
 def _count_of(query: LogQuery, high_id: int, dialect: PostgresDialect) -> list:
     sql = list_sql(query, high_id, dialect, "logs_entries")
     return [sql.count, *sql.count_params]
-
-
-def _error_type(value: str | None) -> str:
-    """``metadata -> 'error_type'`` (JSON text) as a plain string; "" when absent."""
-    if value is None:
-        return ""
-    parsed = json.loads(value)
-    return parsed if isinstance(parsed, str) else "" if parsed is None else json.dumps(parsed)

@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 from botmon.runtime.store import SqliteDatabase, write_transaction
-from services.logs import entry_counts, sqlite_fts, sqlite_search
+from services.logs import entry_counts, error_rollups, sqlite_fts, sqlite_search
 from services.logs.levels import ERROR
 from services.logs.query import LogQuery, Matcher
 from services.logs.row import NewEntry, Row
@@ -70,8 +70,9 @@ _USAGE = ("INSERT INTO logs_usage (shard, entries, bytes) VALUES (?, ?, ?) "
           "ON CONFLICT (shard) DO UPDATE SET entries = entries + excluded.entries, "
           "bytes = bytes + excluded.bytes")
 #: What a retention delete reads of each entry it removes.
-_VICTIM = "id, size, message, service, level"
+_VICTIM = "id, size, message, service, level, ts, metadata"
 _COUNTS = entry_counts.UPSERT.format("?", "?", "?", "?")
+_ERRORS = error_rollups.UPSERT.format("?", "?", "?", "?", "?")
 
 
 class SqliteDialect:
@@ -121,10 +122,16 @@ class SqliteLogStore(LogStore):
     async def open(self) -> None:
         def create(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA cache_size=-65536")
-            conn.executescript(SCHEMA + sqlite_fts.SCHEMA + entry_counts.SCHEMA)
+            conn.executescript(SCHEMA + sqlite_fts.SCHEMA + entry_counts.SCHEMA
+                               + error_rollups.SCHEMA)
             with write_transaction(conn):
                 conn.execute(sqlite_fts.INIT)
                 conn.execute(entry_counts.INIT)
+                if not conn.execute("SELECT 1 FROM logs_error_minutes LIMIT 1").fetchone():
+                    # A store of a version without rollups (or without errors): roll up once.
+                    conn.executemany(_ERRORS, error_rollups.changes(error_rollups.of_rows(
+                        conn.execute("SELECT ts, service, metadata FROM logs_entries "
+                                     "WHERE level = ?", (ERROR,))), 0))
             self._indexed = sqlite_fts.indexed_id(conn)
         await self._writer.run(create)
         for reader in self._readers:
@@ -158,6 +165,8 @@ class SqliteLogStore(LogStore):
                 conn.execute(_USAGE, (shard, len(entries), sum(e[5] for e in entries)))
                 conn.executemany(_COUNTS, entry_counts.changes(entry_counts.by_key(entries),
                                                                shard))
+                conn.executemany(_ERRORS, error_rollups.changes(
+                    error_rollups.of_entries(entries), shard))
             if catch_up:
                 self._indexed = last
             return range(first, last + 1)
@@ -207,11 +216,18 @@ class SqliteLogStore(LogStore):
         return await self._read(read)
 
     async def error_counts(self, since: int) -> list[ErrorCount]:
+        minute = error_rollups.first_whole_minute(since)
+
         def read(conn: sqlite3.Connection) -> list[ErrorCount]:
-            cursor = conn.execute(
-                "SELECT service, json_extract(metadata, '$.error_type'), count(*) "
-                "FROM logs_entries WHERE level = ? AND ts >= ? GROUP BY 1, 2", (ERROR, since))
-            return [ErrorCount(s, "" if t is None else str(t), n) for s, t, n in cursor]
+            conn.execute("BEGIN")  # one snapshot for the rollups and the partial minute
+            try:
+                whole = conn.execute(error_rollups.SUMMARY.format("?"), (minute,)).fetchall()
+                partial = conn.execute(
+                    "SELECT service, metadata FROM logs_entries WHERE level = ? AND ts >= ? "
+                    "AND ts < ?", (ERROR, since, minute * error_rollups.MINUTE_NS)).fetchall()
+            finally:
+                conn.execute("COMMIT")
+            return error_rollups.combine(whole, partial)
         return await self._read(read)
 
     async def last_error(self) -> int | None:
@@ -245,6 +261,8 @@ class SqliteLogStore(LogStore):
                 conn.execute(_USAGE, (shard, -freed.entries, -freed.bytes))
                 conn.executemany(_COUNTS, entry_counts.changes(
                     Counter((v[3], v[4]) for v in victims), shard, -1))
+                conn.executemany(_ERRORS, error_rollups.changes(error_rollups.of_rows(
+                    (v[5], v[3], v[6]) for v in victims if v[4] == ERROR), shard, -1))
             return freed
         return await self._writer.run(delete)
 
