@@ -36,7 +36,7 @@ from gateway.telemetry import Telemetry
 from gateway.transcoding import load_routes
 from gateway.ui import add_console_routes
 
-__all__ = ["MAX_BODY_BYTES", "MAX_HEAD_BYTES", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "MAX_HEAD_BYTES", "create_app", "worker_app"]
 
 log = logging.getLogger("botmon.gateway")
 
@@ -113,6 +113,13 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     app.on_request(_before, priority=100)
     app.on_response(_after, priority=100)
     return app
+
+
+def worker_app(settings: Settings) -> Sanic:
+    """The app of one of several gateway worker processes (Sanic builds it in each)."""
+    from botmon.runtime.logging import configure_logging  # the worker's own handlers
+    configure_logging("gateway", settings.log_level)
+    return create_app(settings, name="botmon_gateway")
 
 
 def _add(app: Sanic, handler, path: str, method: str, template: str, *, name: str,
