@@ -1,26 +1,24 @@
-"""SQLite ``q`` searches planned from whichever index is the more selective.
+"""SQLite ``q`` searches driven from the full-text index, within the narrowest id span.
 
-Two ways to answer a search:
+A search walks the full-text matches (``logs_fts`` first, forced by ``CROSS
+JOIN``) and looks each entry up by id to test the other filters: its cost
+follows the matches — one for a pasted request id. The alternative the planner
+would pick, walking the ``(service, level, ts)`` / ``(level, ts)`` ranges of the
+other filters and testing each entry against the matches, costs as many rows as
+the ranges hold (a million for a search with no other filter) and builds the
+whole match list on top.
 
-- **index-driven** (:func:`services.logs.sql.list_sql`): walk the
-  ``(service, level, ts)`` / ``(level, ts)`` ranges the other filters allow and
-  test each entry against the full-text matches (bounded to the id span of
-  those ranges, :func:`services.logs.sql.span_sql`). Its cost follows the rows
-  in the ranges — a million for a search with no other filter.
-- **text-driven**: walk the full-text matches (``logs_fts`` first, forced by
-  ``CROSS JOIN``) and look each entry up by id. Its cost follows the matches —
-  one for a pasted request id.
+A time range is the one filter that bounds the matches' ids too (ids follow
+arrival): when its index ranges hold fewer entries than the word has matches —
+both counted, each capped by the other so that measuring never costs more than
+the cheaper side — the walk is confined to the id span of those ranges
+(:func:`services.logs.sql.span_sql`), so a common word within an hour reads
+that hour's matches only.
 
-The choice compares the two counts, measured rather than guessed and each
-capped by the other so that measuring never costs more than the cheaper plan:
-the matches (a ``count`` over the full-text index, stopping at the rows the
-other filters allow as ``logs_counts`` says), then, with a time range, the
-rows in the ranges (stopping past the matches).
-
-A text-driven page does not sort every match: it takes the first ``n``
-matches in id order and reads the page index-driven within the time bound they
-give (:func:`services.logs.sql.bounded`). Fewer than ``n`` are all the matches,
-and are the page. Either way the result is exact.
+A page does not sort every match: it takes the first ``n`` matches in id order
+and reads the page from the time-ordered indexes within the bound they give
+(:func:`services.logs.sql.bounded`). Fewer than ``n`` are all the matches, and
+are the page. Either way the result is exact.
 """
 
 from __future__ import annotations
@@ -80,51 +78,43 @@ def _stored(conn: sqlite3.Connection, query: LogQuery, dialect: Dialect) -> int:
                 params)
 
 
-def _text_driven(conn: sqlite3.Connection, query: LogQuery, high_id: int, dialect: Dialect,
-                 select: str, keyset: bool, tail: str = "") -> sqlite3.Cursor:
-    params: list[Any] = [_match(query), high_id]
+def _text_driven(conn: sqlite3.Connection, query: LogQuery, high_id: int, ids: tuple[int, int],
+                 dialect: Dialect, select: str, keyset: bool, tail: str = "") -> sqlite3.Cursor:
+    """Matches with ids within ``ids`` that pass the other filters, walked from the index."""
+    params: list[Any] = [_match(query), *ids]
     where = search_conditions(query, high_id, dialect, params, keyset=keyset, terms=False)
     return conn.execute(f"SELECT {select} FROM {_JOIN} WHERE logs_fts MATCH ?1 "
-                        f"AND logs_fts.rowid <= ?2 AND {where}{tail}", params)
+                        f"AND logs_fts.rowid BETWEEN ?2 AND ?3 AND {where}{tail}", params)
 
 
-def _index_driven(conn: sqlite3.Connection, query: LogQuery, high_id: int,
-                  dialect: Dialect) -> tuple[str, list[Any], str, list[Any]] | None:
-    """Count and page statements of the index-driven plan; None when nothing can match."""
-    id_span = None
-    f = query.filter
-    # The span's min/max reads every row the indexed filters allow: worth it only
-    # when service or time narrow them.
-    if f.service or query.start is not None or query.end is not None:
-        span, params = span_sql(query, high_id, dialect, _TABLE)
-        low, high = conn.execute(span, params).fetchone()
-        if low is None:
-            return None
-        id_span = (low, high)
-    sql = list_sql(query, high_id, dialect, _TABLE, id_span)
-    return sql.count, sql.count_params, sql.page, sql.page_params
+def _index_page(conn: sqlite3.Connection, query: LogQuery, high_id: int,
+                dialect: Dialect) -> list[Row]:
+    """The page of a query with a time range, walking its index ranges in time order."""
+    span, params = span_sql(query, high_id, dialect, _TABLE)
+    low, high = conn.execute(span, params).fetchone()
+    if low is None:
+        return []
+    sql = list_sql(query, high_id, dialect, _TABLE, (low, high))
+    return _rows(conn.execute(sql.page, sql.page_params))
 
 
 def _rows(cursor: sqlite3.Cursor) -> list[Row]:
     return [Row(r[0], r[1], r[2], r[3], r[4], r[5]) for r in cursor]
 
 
-def _text_page(conn: sqlite3.Connection, query: LogQuery, high_id: int,
+def _text_page(conn: sqlite3.Connection, query: LogQuery, high_id: int, ids: tuple[int, int],
                dialect: Dialect) -> tuple[list[Row], bool]:
-    """The page of the text-driven plan, and whether it holds every match past the cursor."""
+    """A page, and whether it holds every match past the cursor."""
     n = query.limit + 1
     desc = query.order == "desc"
-    first = _rows(_text_driven(conn, query, high_id, dialect, _COLUMNS, keyset=True,
+    first = _rows(_text_driven(conn, query, high_id, ids, dialect, _COLUMNS, keyset=True,
                                tail=f" ORDER BY logs_fts.rowid {'DESC' if desc else 'ASC'} "
                                     f"LIMIT {n}"))
     narrowed = bounded(query, first)
     if narrowed is None:
         first.sort(key=lambda r: (r.ts, r.id), reverse=desc)
         return first, True
-    plan = _index_driven(conn, narrowed, high_id, dialect)
-    if plan is None:  # cannot happen: the first matches are within the bound
-        raise RuntimeError("matches vanished within one snapshot")
-    return _rows(conn.execute(plan[2], plan[3])), False
+    return _index_page(conn, narrowed, high_id, dialect), False
 
 
 def search(conn: sqlite3.Connection, query: LogQuery, high_id: int,
@@ -132,22 +122,20 @@ def search(conn: sqlite3.Connection, query: LogQuery, high_id: int,
     """The page (up to ``limit + 1`` rows) and exact total of a ``q`` search, inside the
     caller's read transaction, over entries with id ≤ ``high_id`` (all indexed)."""
     f = query.filter
+    ids = (0, high_id)
     if query.start is not None or query.end is not None:
-        # Only a time range narrows the id span, and with it what the index-driven plan
-        # takes from the full-text index: without one that plan tests the ranges against
-        # every match, which costs more than looking every match up.
         matches = _matches(conn, query, high_id, _stored(conn, query, dialect))
         if _in_ranges(conn, query, high_id, dialect, matches) <= matches:
-            plan = _index_driven(conn, query, high_id, dialect)
-            if plan is None:
+            span, params = span_sql(query, high_id, dialect, _TABLE)
+            low, high = conn.execute(span, params).fetchone()
+            if low is None:
                 return [], 0
-            total = _one(conn, plan[0], plan[1])
-            return _rows(conn.execute(plan[2], plan[3])), total
-    rows, complete = _text_page(conn, query, high_id, dialect)
+            ids = (low, high)
+    rows, complete = _text_page(conn, query, high_id, ids, dialect)
     if complete and query.after is None:
         return rows, len(rows)
     if f.service or f.min_level or f.matchers or query.start is not None or query.end is not None:
-        total = _text_driven(conn, query, high_id, dialect, "count(*)",
+        total = _text_driven(conn, query, high_id, ids, dialect, "count(*)",
                              keyset=False).fetchone()[0]
     else:  # the matches are all there is to count
         total = _one(conn, "SELECT count(*) FROM logs_fts WHERE logs_fts MATCH ?1 "
