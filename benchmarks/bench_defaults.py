@@ -74,7 +74,7 @@ def main() -> None:
                   for s in ("HEALTH", "METRICS", "ALERTS", "LOGS")}}
         procs.start("bare", [sys.executable, "-m", "benchmarks.bench_defaults", "bare",
                              str(bare_port)])
-        procs.start("suite", [str(Path(sys.executable).parent / "botmon"), "up"],
+        procs.start("suite", [sys.executable, "-m", "botmon.cli", "up"],
                     {**os.environ, **env})
         wait_port(bare_port)
         wait_port(http_port, timeout=60)
