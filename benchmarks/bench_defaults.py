@@ -6,7 +6,8 @@ a bare Sanic app in its own process whose handler returns fixed JSON. wrk loads
 each at 50 connections in interleaved rounds (bare, suite, bare, suite, …); the
 figure is the median of the rounds' req/s, the ratio suite/bare with its target.
 
-``python -m benchmarks.bench_defaults bare <port>`` runs the bare app alone.
+Then the same with ``BOTMON_GATEWAY_WORKERS=2``: the scaling from one gateway worker
+to two. ``python -m benchmarks.bench_defaults bare <port>`` runs the bare app alone.
 """
 
 from __future__ import annotations
@@ -64,27 +65,43 @@ def _target(name: str, value: float, baseline: float, target: float) -> None:
           f"target: >= {target})", flush=True)
 
 
+def _suite(procs: Processes, workdir: Path, workers: int) -> int:
+    """``botmon up`` at defaults with ``workers`` gateway workers; returns its HTTP port."""
+    http_port = free_port()
+    env = {"BOTMON_DATA_DIR": str(workdir / "data"),
+           "BOTMON_HTTP_ADDR": f"127.0.0.1:{http_port}",
+           **{f"BOTMON_{s}_ADDR": f"127.0.0.1:{free_port()}"
+              for s in ("HEALTH", "METRICS", "ALERTS", "LOGS")}}
+    if workers > 1:
+        env["BOTMON_GATEWAY_WORKERS"] = str(workers)
+    procs.start(f"suite{workers}", [sys.executable, "-m", "botmon.cli", "up"],
+                {**os.environ, **env})
+    wait_port(http_port, timeout=60)
+    time.sleep(3)  # the first health round
+    return http_port
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="botmon-bench-defaults-") as tmp, \
-            Processes(Path(tmp)) as procs:
-        bare_port, http_port = free_port(), free_port()
-        env = {"BOTMON_DATA_DIR": str(Path(tmp) / "data"),
-               "BOTMON_HTTP_ADDR": f"127.0.0.1:{http_port}",
-               **{f"BOTMON_{s}_ADDR": f"127.0.0.1:{free_port()}"
-                  for s in ("HEALTH", "METRICS", "ALERTS", "LOGS")}}
-        procs.start("bare", [sys.executable, "-m", "benchmarks.bench_defaults", "bare",
-                             str(bare_port)])
-        procs.start("suite", [sys.executable, "-m", "botmon.cli", "up"],
-                    {**os.environ, **env})
+            Processes(Path(tmp)) as bare_procs:
+        bare_port = free_port()
+        bare_procs.start("bare", [sys.executable, "-m", "benchmarks.bench_defaults", "bare",
+                                  str(bare_port)])
         wait_port(bare_port)
-        wait_port(http_port, timeout=60)
-        time.sleep(3)  # the first health round
-        suite, baseline = [], []
-        for _ in range(ROUNDS):
-            baseline.append(_wrk(f"http://127.0.0.1:{bare_port}{HEALTH}"))
-            suite.append(_wrk(f"http://127.0.0.1:{http_port}{HEALTH}"))
-        _target("defaults_health_rps", statistics.median(suite), statistics.median(baseline),
-                0.5)
+        medians = {}
+        for workers in (1, 2):
+            with Processes(Path(tmp)) as procs:
+                http_port = _suite(procs, Path(tmp), workers)
+                suite, baseline = [], []
+                for _ in range(ROUNDS):
+                    baseline.append(_wrk(f"http://127.0.0.1:{bare_port}{HEALTH}"))
+                    suite.append(_wrk(f"http://127.0.0.1:{http_port}{HEALTH}"))
+            medians[workers] = statistics.median(suite)
+            if workers == 1:
+                _target("defaults_health_rps", medians[1], statistics.median(baseline), 0.5)
+        print(f"defaults_health_rps_2_workers: {medians[2]:.0f} req/s "
+              f"({medians[2] / medians[1]:.2f}x 1 worker on this {os.cpu_count()}-core machine)",
+              flush=True)
 
 
 if __name__ == "__main__":
