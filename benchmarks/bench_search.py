@@ -14,7 +14,8 @@ directly in this process, one query at a time, in the same run.
 
 PostgreSQL: ``BOTMON_BENCH_DATABASE_URL`` (else ``BOTMON_TEST_DATABASE_URL``, else
 postgresql://postgres@127.0.0.1:5432/postgres); a scratch database is created and
-dropped. ``BOTMON_BENCH_SEARCH_SECONDS`` sets each wrk run's length (default 5).
+dropped. ``BOTMON_BENCH_SEARCH_SECONDS`` sets each wrk run's length (default 5);
+``BOTMON_BENCH_SEARCH_STORES`` which stores run (default ``sqlite,postgres``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ SERVICES = 20
 HOUR_NS = 3600 * 10**9
 SPAN_NS = 24 * HOUR_NS
 SECONDS = int(os.environ.get("BOTMON_BENCH_SEARCH_SECONDS", "5"))
+STORES = os.environ.get("BOTMON_BENCH_SEARCH_STORES", "sqlite,postgres").split(",")
 QUERIES = 100
 LEVELS = ("debug",) * 8 + ("info",) * 8 + ("warn",) * 3 + ("error",)
 WORDS = ("alpha", "alpha", "timeout", "cache", "retry")
@@ -206,7 +208,10 @@ def _run(kind: str, store_url: str, workdir: Path) -> None:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="botmon-bench-search-") as tmp:
         workdir = Path(tmp)
-        _run("sqlite", f"sqlite:///{workdir / 'botmon.db'}", workdir)
+        if "sqlite" in STORES:
+            _run("sqlite", f"sqlite:///{workdir / 'botmon.db'}", workdir)
+        if "postgres" not in STORES:
+            return
         with contextlib.ExitStack() as scratch:
             try:
                 url = scratch.enter_context(scratch_database())
