@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -82,6 +83,9 @@ def _suite(procs: Processes, workdir: Path, workers: int) -> int:
 
 
 def main() -> None:
+    if shutil.which("wrk") is None:
+        print("bench_defaults: skipped (wrk is not installed: apt-get install wrk)" , flush=True)
+        return
     with tempfile.TemporaryDirectory(prefix="botmon-bench-defaults-") as tmp, \
             Processes(Path(tmp)) as bare_procs:
         bare_port = free_port()

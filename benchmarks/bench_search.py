@@ -25,6 +25,7 @@ import contextlib
 import os
 import random
 import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -206,6 +207,9 @@ def _run(kind: str, store_url: str, workdir: Path) -> None:
 
 
 def main() -> None:
+    if shutil.which("wrk") is None:
+        print("bench_search: skipped (wrk is not installed: apt-get install wrk)" , flush=True)
+        return
     with tempfile.TemporaryDirectory(prefix="botmon-bench-search-") as tmp:
         workdir = Path(tmp)
         if "sqlite" in STORES:
