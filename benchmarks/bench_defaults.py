@@ -84,7 +84,7 @@ def _suite(procs: Processes, workdir: Path, workers: int) -> int:
 
 def main() -> None:
     if shutil.which("wrk") is None:
-        print("bench_defaults: skipped (wrk is not installed: apt-get install wrk)" , flush=True)
+        print("bench_defaults: skipped (wrk is not installed: apt-get install wrk)", flush=True)
         return
     with tempfile.TemporaryDirectory(prefix="botmon-bench-defaults-") as tmp, \
             Processes(Path(tmp)) as bare_procs:

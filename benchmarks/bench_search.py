@@ -208,7 +208,7 @@ def _run(kind: str, store_url: str, workdir: Path) -> None:
 
 def main() -> None:
     if shutil.which("wrk") is None:
-        print("bench_search: skipped (wrk is not installed: apt-get install wrk)" , flush=True)
+        print("bench_search: skipped (wrk is not installed: apt-get install wrk)", flush=True)
         return
     with tempfile.TemporaryDirectory(prefix="botmon-bench-search-") as tmp:
         workdir = Path(tmp)
