@@ -1,10 +1,11 @@
 """Error-level entries per minute, service and error type, kept with the entries themselves.
 
 ``logs_error_minutes`` is updated in the transaction that inserts error-level
-entries and in the retention transaction that deletes them (rows stay, at
-zero), so its sums are exact at any snapshot. The error summary reads whole
-minutes from it — a 30-day summary is at most 43,200 minutes × services × types
-of small rows, whatever the number of errors — and only the entries of the one
+entries and in the retention transaction that deletes them (rows that reach
+zero are deleted there too), so its sums are exact at any snapshot and it holds
+no rows the stored errors do not need. The error summary reads whole minutes
+from it — a 30-day summary is at most 43,200 minutes × services × types of
+small rows, whatever the number of errors — and only the entries of the one
 partial minute at the start of the period from the entries (an index range of
 at most a minute).
 
@@ -23,7 +24,7 @@ from services.logs.levels import ERROR
 from services.logs.row import NewEntry
 from services.logs.store import ErrorCount
 
-__all__ = ["MINUTE_NS", "SCHEMA", "SUMMARY", "UPSERT", "changes", "combine", "error_type",
+__all__ = ["MINUTE_NS", "PRUNE", "SCHEMA", "SUMMARY", "UPSERT", "changes", "combine", "error_type",
            "first_whole_minute", "of_entries", "of_rows"]
 
 MINUTE_NS = 60 * 10**9
@@ -43,6 +44,9 @@ CREATE TABLE IF NOT EXISTS logs_error_minutes (
 UPSERT = ("INSERT INTO logs_error_minutes (minute, service, error_type, shard, errors) "
           "VALUES ({}, {}, {}, {}, {}) ON CONFLICT (minute, service, error_type, shard) "
           "DO UPDATE SET errors = logs_error_minutes.errors + excluded.errors")
+
+#: Rows that retention emptied, between two minutes: they add nothing to any sum.
+PRUNE = "DELETE FROM logs_error_minutes WHERE minute BETWEEN {} AND {} AND errors = 0"
 
 #: Errors of whole minutes from minute {} on, by service and type.
 SUMMARY = ("SELECT service, error_type, CAST(sum(errors) AS BIGINT) FROM logs_error_minutes "

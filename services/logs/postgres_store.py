@@ -227,6 +227,8 @@ class PostgresLogStore(LogStore):
                 errors = error_rollups.of_rows((r[3], r[0], r[4]) for r in gone if r[1] == ERROR)
                 if errors:
                     await conn.executemany(_ERRORS, error_rollups.changes(errors, shard, -1))
+                    await conn.execute(error_rollups.PRUNE.format("$1", "$2"),
+                                       min(errors)[0], max(errors)[0])
         return freed
 
     async def expire(self, level: int, before: int, limit: int) -> Freed:

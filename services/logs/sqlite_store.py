@@ -261,8 +261,12 @@ class SqliteLogStore(LogStore):
                 conn.execute(_USAGE, (shard, -freed.entries, -freed.bytes))
                 conn.executemany(_COUNTS, entry_counts.changes(
                     Counter((v[3], v[4]) for v in victims), shard, -1))
-                conn.executemany(_ERRORS, error_rollups.changes(error_rollups.of_rows(
-                    (v[5], v[3], v[6]) for v in victims if v[4] == ERROR), shard, -1))
+                errors = error_rollups.of_rows((v[5], v[3], v[6]) for v in victims
+                                               if v[4] == ERROR)
+                if errors:
+                    conn.executemany(_ERRORS, error_rollups.changes(errors, shard, -1))
+                    conn.execute(error_rollups.PRUNE.format("?", "?"),
+                                 (min(errors)[0], max(errors)[0]))
             return freed
         return await self._writer.run(delete)
 

@@ -26,7 +26,8 @@ async def _summary(logs, period: str):
                                             timeout=30)).summary
 
 
-async def test_the_summary_is_exact_at_the_edge_of_its_period_and_after_retention(logs):
+async def test_the_summary_is_exact_at_the_edge_of_its_period_and_after_retention(logs,
+                                                                                   store_url):
     t = now()
     hour = 3600.0
     await logs.write([
@@ -50,6 +51,11 @@ async def test_the_summary_is_exact_at_the_edge_of_its_period_and_after_retentio
         await asyncio.sleep(0.05)
     week = await _summary(logs, "7d")
     assert week.total_errors == 5 and dict(week.errors_by_type)["db"] == 2
+    if store_url.startswith("sqlite"):  # the emptied rollup went with its line
+        conn = sqlite3.connect(store_url.split(":///", 1)[1])
+        assert conn.execute("SELECT count(*) FROM logs_error_minutes WHERE errors = 0"
+                            ).fetchone()[0] == 0
+        conn.close()
 
 
 async def test_a_store_without_rollups_is_rolled_up_when_opened(tmp_path):
