@@ -1,16 +1,25 @@
 """The gateway process: ``python -m gateway`` (or ``botmon serve gateway``).
 
-One Sanic worker on ``BOTMON_HTTP_ADDR``; settings are checked before anything
-starts (a bad value exits 2 naming the variable); logs are JSON lines; SIGTERM
-or Ctrl-C drains in-flight requests and closes the backend clients.
+``BOTMON_GATEWAY_WORKERS`` Sanic workers (default 1, in this process) on
+``BOTMON_HTTP_ADDR``; several are processes sharing the port, each with its own
+backend channels, built by the same factory (rate limits stay exact across them
+through Redis; without ``BOTMON_REDIS_URL`` each worker counts alone). Settings
+are checked before anything starts (a bad value exits 2 naming the variable);
+logs are JSON lines; SIGTERM or Ctrl-C drains in-flight requests and closes the
+backend clients.
 """
 
 from __future__ import annotations
 
+from functools import partial
+
+from sanic import Sanic
+from sanic.worker.loader import AppLoader
+
 from botmon.runtime.lifeline import follow_supervisor
 from botmon.runtime.logging import configure_logging
 from botmon.runtime.main import load_settings
-from gateway.app import create_app
+from gateway.app import create_app, worker_app
 
 __all__ = ["main"]
 
@@ -20,11 +29,17 @@ def main() -> None:
     settings = load_settings()
     follow_supervisor(settings.supervisor_pid)
     configure_logging("gateway", settings.log_level)
-    app = create_app(settings, name="botmon_gateway")
     host, _, port = settings.http_addr.rpartition(":")
-    # Sanic handles SIGTERM/SIGINT itself: stop accepting, drain, run after_server_stop.
-    app.run(host=host.strip("[]"), port=int(port), single_process=True, access_log=False,
-            motd=False)
+    options = {"host": host.strip("[]"), "port": int(port), "access_log": False, "motd": False}
+    if settings.gateway_workers == 1:
+        app = create_app(settings, name="botmon_gateway")
+        # Sanic handles SIGTERM/SIGINT itself: stop accepting, drain, run after_server_stop.
+        app.run(single_process=True, **options)
+        return
+    loader = AppLoader(factory=partial(worker_app, settings))
+    app = loader.load()  # in this process first: the admin token exists before workers start
+    app.prepare(workers=settings.gateway_workers, **options)
+    Sanic.serve(primary=app, app_loader=loader)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import re
 import time
 
@@ -21,6 +20,7 @@ from sanic.response import HTTPResponse
 from botmon.runtime.config import Settings
 from botmon.runtime.context import request_id
 from gateway import handlers, openapi, shippers, ws
+from gateway.access_log import AccessLog, RequestIds
 from gateway.auth import (
     PUBLIC_PATHS,
     Authenticator,
@@ -36,7 +36,7 @@ from gateway.telemetry import Telemetry
 from gateway.transcoding import load_routes
 from gateway.ui import add_console_routes
 
-__all__ = ["MAX_BODY_BYTES", "MAX_HEAD_BYTES", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "MAX_HEAD_BYTES", "create_app", "worker_app"]
 
 log = logging.getLogger("botmon.gateway")
 
@@ -70,6 +70,8 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     app.ctx.settings = settings
     app.ctx.telemetry = Telemetry()
     app.ctx.sockets = SocketCaps(settings.ws_max_per_subject, settings.ws_max_per_ip)
+    app.ctx.access_log = AccessLog("gateway", log)
+    app.ctx.request_ids = RequestIds()
     app.ctx.authenticator = Authenticator(settings, bootstrap_admin_token(settings))
     app.ctx.started = time.monotonic()
     app.ctx.routes = load_routes()
@@ -110,10 +112,18 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     @app.after_server_stop
     async def close_clients(app: Sanic) -> None:
         await app.ctx.clients.close()
+        app.ctx.access_log.close()
 
     app.on_request(_before, priority=100)
     app.on_response(_after, priority=100)
     return app
+
+
+def worker_app(settings: Settings) -> Sanic:
+    """The app of one of several gateway worker processes (Sanic builds it in each)."""
+    from botmon.runtime.logging import configure_logging  # the worker's own handlers
+    configure_logging("gateway", settings.log_level)
+    return create_app(settings, name="botmon_gateway")
 
 
 def _add(app: Sanic, handler, path: str, method: str, template: str, *, name: str,
@@ -126,8 +136,7 @@ def _add(app: Sanic, handler, path: str, method: str, template: str, *, name: st
 async def _before(request: Request) -> None:
     """Request id, then authentication and role, then the rate limit — before any backend call."""
     given = request.headers.get("x-request-id")
-    # The format of runtime's new_request_id (32 hex digits) without building a UUID object.
-    rid = given if given and _RID.match(given) else os.urandom(16).hex()
+    rid = given if given and _RID.match(given) else request.app.ctx.request_ids.new()
     request.ctx.request_id = rid
     request_id.set(rid)
     request.ctx.started = time.perf_counter()
@@ -183,8 +192,8 @@ async def _after(request: Request, response: HTTPResponse) -> None:
     template = getattr(route.ctx, "template", "unmatched") if route else "unmatched"
     started = getattr(request.ctx, "started", None)
     elapsed = time.perf_counter() - started if started else 0.0
-    request.app.ctx.telemetry.observe(template, request.method, response.status, elapsed)
-    if log.isEnabledFor(logging.INFO):
-        log.info(
-            "request", extra={"method": request.method, "path": request.path, "route": template,
-                              "status": response.status, "duration_ms": round(elapsed * 1000, 3)})
+    ctx = request.app.ctx
+    ctx.telemetry.observe(template, request.method, response.status, elapsed)
+    if ctx.access_log.enabled:
+        ctx.access_log.record(rid or "", request.method, request.path, template, response.status,
+                              round(elapsed * 1000, 3))

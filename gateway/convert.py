@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import math
 import re
 import time
@@ -115,10 +116,16 @@ def parse_timestamp(value: Any, path: str) -> tuple[int, int]:
     return int(base.timestamp()), nanos
 
 
-def _format_timestamp(msg: Message) -> str:
-    t = time.gmtime(msg.seconds)
-    when = (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+@functools.lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    # Entries of one reply mostly share their seconds (a page of logs, a series' points).
+    t = time.gmtime(seconds)
+    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
             f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}")
+
+
+def _format_timestamp(msg: Message) -> str:
+    when = _second(msg.seconds)
     if msg.nanos:
         digits = f"{msg.nanos:09d}"
         digits = digits[:3] if digits[3:] == "000000" else digits[:6] if digits[6:] == "000" \

@@ -297,6 +297,8 @@ class Settings(EnvSettings):
 
     http_addr: str = setting("BOTMON_HTTP_ADDR", "127.0.0.1:8080", address,
                              doc="gateway listen address")
+    gateway_workers: int = setting("BOTMON_GATEWAY_WORKERS", 1, positive_int,
+                                   doc="gateway worker processes sharing the HTTP address")
     health_addr: str = setting("BOTMON_HEALTH_ADDR", "127.0.0.1:50051", address,
                                doc="gRPC listen address of the health service")
     metrics_addr: str = setting("BOTMON_METRICS_ADDR", "127.0.0.1:50052", address,

@@ -23,13 +23,15 @@ are exact either way.
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import asyncpg
 
+from services.logs import entry_counts, error_rollups
 from services.logs.levels import ERROR
 from services.logs.query import LogQuery, Matcher
 from services.logs.row import NewEntry, Row
-from services.logs.sql import list_sql, oldest_sql
+from services.logs.sql import bounded, list_sql, oldest_sql, seed_sql, stored_total_sql
 from services.logs.store import ErrorCount, Freed, LogStore, Page, usage_shard
 
 #: Advisory lock key that orders inserts across replicas ("botmon:logs:insert").
@@ -70,6 +72,8 @@ _COLUMNS = ["id", "ts", "level", "service", "message", "metadata", "size"]
 _USAGE = ("INSERT INTO logs_usage (shard, entries, bytes) VALUES ($1, $2, $3) "
           "ON CONFLICT (shard) DO UPDATE SET entries = logs_usage.entries + excluded.entries, "
           "bytes = logs_usage.bytes + excluded.bytes")
+_COUNTS = entry_counts.UPSERT.format("$1", "$2", "$3", "$4")
+_ERRORS = error_rollups.UPSERT.format("$1", "$2", "$3", "$4", "$5")
 
 
 class PostgresDialect:
@@ -122,7 +126,13 @@ class PostgresLogStore(LogStore):
         async with self.pool.acquire() as conn, conn.transaction():
             # Replicas starting together would race on CREATE ... IF NOT EXISTS.
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('botmon.logs.schema'))")
-            await conn.execute(SCHEMA)
+            await conn.execute(SCHEMA + entry_counts.SCHEMA + error_rollups.SCHEMA)
+            await conn.execute(entry_counts.INIT)
+            if not await conn.fetchval("SELECT 1 FROM logs_error_minutes LIMIT 1"):
+                # A store of a version without rollups (or without errors): roll up once.
+                await conn.executemany(_ERRORS, error_rollups.changes(error_rollups.of_rows(
+                    await conn.fetch("SELECT ts, service, metadata::text FROM logs_entries "
+                                     "WHERE level = $1", ERROR)), 0))
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -139,7 +149,13 @@ class PostgresLogStore(LogStore):
                 "logs_entries", columns=_COLUMNS,
                 records=[(i, e[0], e[1], e[2], e[3], e[4], e[5])
                          for i, e in zip(ids, entries, strict=True)])
-            await conn.execute(_USAGE, usage_shard(), len(entries), sum(e[5] for e in entries))
+            shard = usage_shard()
+            await conn.execute(_USAGE, shard, len(entries), sum(e[5] for e in entries))
+            await conn.executemany(_COUNTS, entry_counts.changes(entry_counts.by_key(entries),
+                                                                 shard))
+            errors = error_rollups.of_entries(entries)
+            if errors:
+                await conn.executemany(_ERRORS, error_rollups.changes(errors, shard))
         return ids
 
     async def list(self, query: LogQuery) -> Page:
@@ -149,16 +165,41 @@ class PostgresLogStore(LogStore):
                 high_id = query.after.high_id
             else:
                 high_id = await conn.fetchval("SELECT coalesce(max(id), 0) FROM logs_entries")
+            if query.filter.terms:
+                return await self._search(conn, query, high_id)
             sql = list_sql(query, high_id, self._dialect, "logs_entries")
-            total = await conn.fetchval(sql.count, *sql.count_params)
+            total_sql, total_params = (stored_total_sql(query, high_id, self._dialect)
+                                       or (sql.count, sql.count_params))
+            total = await conn.fetchval(total_sql, *total_params)
             rows = [_row(r) for r in await conn.fetch(sql.page, *sql.page_params)]
         return Page(rows, total, high_id)
 
+    async def _search(self, conn: asyncpg.Connection, query: LogQuery, high_id: int) -> Page:
+        """A text search: its first matches in id order bound the page (see ``bounded``), so
+        a common word is not sorted in full; fewer than a page are the whole answer."""
+        seed, params = seed_sql(query, high_id, self._dialect, "logs_entries")
+        first = [_row(r) for r in await conn.fetch(seed, *params)]
+        narrowed = bounded(query, first)
+        if narrowed is None:
+            first.sort(key=lambda r: (r.ts, r.id), reverse=query.order == "desc")
+            if query.after is None:
+                return Page(first, len(first), high_id)
+        sql = list_sql(narrowed or query, high_id, self._dialect, "logs_entries")
+        total = await conn.fetchval(*_count_of(query, high_id, self._dialect))
+        rows = first if narrowed is None else [
+            _row(r) for r in await conn.fetch(sql.page, *sql.page_params)]
+        return Page(rows, total, high_id)
+
     async def error_counts(self, since: int) -> list[ErrorCount]:
-        records = await self.pool.fetch(
-            "SELECT service, metadata -> 'error_type', count(*) FROM logs_entries "
-            "WHERE level = $1 AND ts >= $2 GROUP BY 1, 2", ERROR, since)
-        return [ErrorCount(r[0], _error_type(r[1]), r[2]) for r in records]
+        minute = error_rollups.first_whole_minute(since)
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
+                                                                  readonly=True):
+            whole = await conn.fetch(error_rollups.SUMMARY.format("$1"), minute)
+            partial = await conn.fetch(
+                "SELECT service, metadata::text FROM logs_entries WHERE level = $1 "
+                "AND ts >= $2 AND ts < $3", ERROR, since, minute * error_rollups.MINUTE_NS)
+        return error_rollups.combine(((r[0], r[1], r[2]) for r in whole),
+                                     ((r[0], r[1]) for r in partial))
 
     async def last_error(self) -> int | None:
         return await self.pool.fetchval("SELECT max(ts) FROM logs_entries WHERE level = $1", ERROR)
@@ -172,13 +213,22 @@ class PostgresLogStore(LogStore):
     async def _delete(self, victims: str, *params) -> Freed:
         async with self.pool.acquire() as conn, conn.transaction():
             # SKIP LOCKED: replicas enforcing retention at once take different rows.
-            record = await conn.fetchrow(
+            gone = await conn.fetch(
                 f"WITH gone AS (DELETE FROM logs_entries WHERE id IN ({victims} "
-                f"FOR UPDATE SKIP LOCKED) RETURNING size) "
-                f"SELECT count(*), coalesce(sum(size), 0)::bigint FROM gone", *params)
-            freed = Freed(record[0], record[1])
+                f"FOR UPDATE SKIP LOCKED) RETURNING service, level, size, ts, metadata) "
+                f"SELECT service, level, size, ts, "
+                f"CASE WHEN level = {ERROR} THEN metadata::text END FROM gone", *params)
+            freed = Freed(len(gone), sum(r[2] for r in gone))
             if freed.entries:
-                await conn.execute(_USAGE, usage_shard(), -freed.entries, -freed.bytes)
+                shard = usage_shard()
+                await conn.execute(_USAGE, shard, -freed.entries, -freed.bytes)
+                await conn.executemany(_COUNTS, entry_counts.changes(
+                    Counter((r[0], r[1]) for r in gone), shard, -1))
+                errors = error_rollups.of_rows((r[3], r[0], r[4]) for r in gone if r[1] == ERROR)
+                if errors:
+                    await conn.executemany(_ERRORS, error_rollups.changes(errors, shard, -1))
+                    await conn.execute(error_rollups.PRUNE.format("$1", "$2"),
+                                       min(errors)[0], max(errors)[0])
         return freed
 
     async def expire(self, level: int, before: int, limit: int) -> Freed:
@@ -195,9 +245,6 @@ class PostgresLogStore(LogStore):
         return "PostgresLogStore()"
 
 
-def _error_type(value: str | None) -> str:
-    """``metadata -> 'error_type'`` (JSON text) as a plain string; "" when absent."""
-    if value is None:
-        return ""
-    parsed = json.loads(value)
-    return parsed if isinstance(parsed, str) else "" if parsed is None else json.dumps(parsed)
+def _count_of(query: LogQuery, high_id: int, dialect: PostgresDialect) -> list:
+    sql = list_sql(query, high_id, dialect, "logs_entries")
+    return [sql.count, *sql.count_params]

@@ -24,10 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from services.logs import entry_counts
 from services.logs.levels import NAMES
 from services.logs.query import LogQuery, Matcher
+from services.logs.row import Row
 
-__all__ = ["COLUMNS", "Dialect", "ListSql", "list_sql", "oldest_sql"]
+__all__ = ["COLUMNS", "Dialect", "ListSql", "bounded", "list_sql", "oldest_sql",
+           "search_conditions", "seed_sql", "span_sql", "stored_total_sql"]
 
 #: Columns read back, in the order ``Row`` is built from.
 COLUMNS = "id, ts, level, service, message, metadata"
@@ -50,7 +53,7 @@ class Dialect(Protocol):
 @dataclass
 class _Params:
     dialect: Dialect
-    values: list[Any] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)  # appended to, also when passed in
 
     def add(self, value: Any) -> str:
         self.values.append(value)
@@ -74,8 +77,13 @@ def _conditions(query: LogQuery, high_id: int, params: _Params, dialect: Dialect
     where: list[str] = []
     if f.service:
         where.append(f"service = {params.add(f.service)}")
-    where.append(f"level = {levels[0]}" if len(levels) == 1
-                 else f"level IN ({', '.join(map(str, levels))})")
+    if len(levels) < len(NAMES) or not f.terms or query.start is not None \
+            or query.end is not None:
+        # Every level, written out, puts the ts range on the level indexes. A text
+        # search over all time needs neither: PostgreSQL would AND a bitmap of every
+        # entry with the matches.
+        where.append(f"level = {levels[0]}" if len(levels) == 1
+                     else f"level IN ({', '.join(map(str, levels))})")
     if query.start is not None:
         where.append(f"ts >= {params.add(query.start)}")
     if query.end is not None:
@@ -93,6 +101,35 @@ def _conditions(query: LogQuery, high_id: int, params: _Params, dialect: Dialect
     for matcher in f.matchers:
         where.append(dialect.metadata(matcher, params.add))
     return " AND ".join(where)
+
+
+def search_conditions(query: LogQuery, high_id: int, dialect: Dialect, values: list[Any], *,
+                      keyset: bool = False, terms: bool = True) -> str:
+    """The WHERE conditions of ``query`` over entries with id ≤ ``high_id``, numbering
+    placeholders after ``values`` (to which the parameters are appended); without the
+    text search when ``terms`` is False (a plan that applies it another way)."""
+    if not terms:
+        query = replace(query, filter=replace(query.filter, terms=()))
+    return _conditions(query, high_id, _Params(dialect, values), dialect, query.filter.levels,
+                       keyset)
+
+
+def stored_total_sql(query: LogQuery, high_id: int,
+                     dialect: Dialect) -> tuple[str, list[Any]] | None:
+    """The exact total from ``logs_counts`` of a query filtering by service and level only
+    (None for any other query): the counted entries less those after ``high_id``."""
+    f = query.filter
+    if f.terms or f.matchers or query.start is not None or query.end is not None:
+        return None
+    params = _Params(dialect)
+    stored = entry_counts.count_sql(f.service, f.levels, params.add)
+    # level + 0 and service || '' keep the planner on the id range (the entries
+    # committed after the snapshot, usually none) instead of the level indexes.
+    newer = (f"SELECT count(*) FROM logs_entries WHERE id > {params.add(high_id)} "
+             f"AND level + 0 IN ({', '.join(map(str, f.levels))})")
+    if f.service:
+        newer += f" AND service || '' = {params.add(f.service)}"
+    return f"SELECT CAST(({stored}) - ({newer}) AS BIGINT)", params.values
 
 
 def list_sql(query: LogQuery, high_id: int, dialect: Dialect, table: str,
@@ -121,6 +158,36 @@ def list_sql(query: LogQuery, high_id: int, dialect: Dialect, table: str,
                  f"{order} LIMIT {n}) AS l{level}" for level in levels]
         page = " UNION ALL ".join(parts) + f" {order} LIMIT {n}"
     return ListSql(count, count_params.values, page, page_params.values)
+
+
+def seed_sql(query: LogQuery, high_id: int, dialect: Dialect,
+             table: str) -> tuple[str, list[Any]]:
+    """The first ``limit + 1`` matches of ``query`` in id order (its direction), for
+    :func:`bounded`."""
+    params = _Params(dialect)
+    where = _conditions(query, high_id, params, dialect, query.filter.levels, keyset=True)
+    direction = "DESC" if query.order == "desc" else "ASC"
+    return (f"SELECT {COLUMNS} FROM {table} WHERE {where} ORDER BY id {direction} "
+            f"LIMIT {query.limit + 1}", params.values)
+
+
+def bounded(query: LogQuery, first: list[Row]) -> LogQuery | None:
+    """``query`` confined to the time range its page lies in, given its first
+    ``limit + 1`` matches in id order; None when they are all its matches.
+
+    Ids follow arrival, and so, mostly, do timestamps: at least ``limit + 1``
+    matches are at or after the oldest timestamp of ``first`` (at or before the
+    newest, ascending), so the page is within that bound — exact whatever the
+    timestamps, narrow when they follow arrival. A search then reads its page from
+    the time-ordered indexes instead of sorting every match.
+    """
+    if len(first) <= query.limit:
+        return None
+    if query.order == "desc":
+        bound = min(r.ts for r in first)
+        return replace(query, start=bound if query.start is None else max(query.start, bound))
+    bound = max(r.ts for r in first) + 1
+    return replace(query, end=bound if query.end is None else min(query.end, bound))
 
 
 def span_sql(query: LogQuery, high_id: int, dialect: Dialect,

@@ -16,14 +16,15 @@ import asyncio
 import functools
 import itertools
 import sqlite3
+from collections import Counter
 from pathlib import Path
 
 from botmon.runtime.store import SqliteDatabase, write_transaction
-from services.logs import sqlite_fts
+from services.logs import entry_counts, error_rollups, sqlite_fts, sqlite_search
 from services.logs.levels import ERROR
 from services.logs.query import LogQuery, Matcher
 from services.logs.row import NewEntry, Row
-from services.logs.sql import list_sql, oldest_sql, span_sql
+from services.logs.sql import list_sql, oldest_sql, stored_total_sql
 from services.logs.store import ErrorCount, Freed, LogStore, Page, usage_shard
 
 __all__ = ["SqliteLogStore"]
@@ -68,6 +69,10 @@ def _insert_sql(rows: int) -> str:
 _USAGE = ("INSERT INTO logs_usage (shard, entries, bytes) VALUES (?, ?, ?) "
           "ON CONFLICT (shard) DO UPDATE SET entries = entries + excluded.entries, "
           "bytes = bytes + excluded.bytes")
+#: What a retention delete reads of each entry it removes.
+_VICTIM = "id, size, message, service, level, ts, metadata"
+_COUNTS = entry_counts.UPSERT.format("?", "?", "?", "?")
+_ERRORS = error_rollups.UPSERT.format("?", "?", "?", "?", "?")
 
 
 class SqliteDialect:
@@ -117,8 +122,16 @@ class SqliteLogStore(LogStore):
     async def open(self) -> None:
         def create(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA cache_size=-65536")
-            conn.executescript(SCHEMA + sqlite_fts.SCHEMA)
-            conn.execute(sqlite_fts.INIT)
+            conn.executescript(SCHEMA + sqlite_fts.SCHEMA + entry_counts.SCHEMA
+                               + error_rollups.SCHEMA)
+            with write_transaction(conn):
+                conn.execute(sqlite_fts.INIT)
+                conn.execute(entry_counts.INIT)
+                if not conn.execute("SELECT 1 FROM logs_error_minutes LIMIT 1").fetchone():
+                    # A store of a version without rollups (or without errors): roll up once.
+                    conn.executemany(_ERRORS, error_rollups.changes(error_rollups.of_rows(
+                        conn.execute("SELECT ts, service, metadata FROM logs_entries "
+                                     "WHERE level = ?", (ERROR,))), 0))
             self._indexed = sqlite_fts.indexed_id(conn)
         await self._writer.run(create)
         for reader in self._readers:
@@ -148,7 +161,12 @@ class SqliteLogStore(LogStore):
                 catch_up = last - self._indexed > sqlite_fts.MAX_BACKLOG
                 if catch_up:
                     sqlite_fts.index(conn, last)
-                conn.execute(_USAGE, (usage_shard(), len(entries), sum(e[5] for e in entries)))
+                shard = usage_shard()
+                conn.execute(_USAGE, (shard, len(entries), sum(e[5] for e in entries)))
+                conn.executemany(_COUNTS, entry_counts.changes(entry_counts.by_key(entries),
+                                                               shard))
+                conn.executemany(_ERRORS, error_rollups.changes(
+                    error_rollups.of_entries(entries), shard))
             if catch_up:
                 self._indexed = last
             return range(first, last + 1)
@@ -184,18 +202,13 @@ class SqliteLogStore(LogStore):
                         # Entries committed since the catch-up are not indexed yet: the
                         # snapshot ends before them (they arrived after the search began).
                         high_id = min(high_id, sqlite_fts.indexed_id(conn))
-                id_span = None
-                # Worth it only when service or time narrow the rows; the span's min/max
-                # reads every row the indexed filters allow.
-                if query.filter.terms and (query.filter.service or query.start is not None
-                                           or query.end is not None):
-                    span, params = span_sql(query, high_id, self._dialect, "logs_entries")
-                    low, high = conn.execute(span, params).fetchone()
-                    if low is None:
-                        return Page([], 0, high_id)
-                    id_span = (low, high)
-                sql = list_sql(query, high_id, self._dialect, "logs_entries", id_span)
-                total = conn.execute(sql.count, sql.count_params).fetchone()[0]
+                if query.filter.terms:
+                    rows, total = sqlite_search.search(conn, query, high_id, self._dialect)
+                    return Page(rows, total, high_id)
+                sql = list_sql(query, high_id, self._dialect, "logs_entries")
+                total_sql, total_params = (stored_total_sql(query, high_id, self._dialect)
+                                           or (sql.count, sql.count_params))
+                total = conn.execute(total_sql, total_params).fetchone()[0]
                 rows = [_row(r) for r in conn.execute(sql.page, sql.page_params)]
             finally:
                 conn.execute("COMMIT")
@@ -203,11 +216,18 @@ class SqliteLogStore(LogStore):
         return await self._read(read)
 
     async def error_counts(self, since: int) -> list[ErrorCount]:
+        minute = error_rollups.first_whole_minute(since)
+
         def read(conn: sqlite3.Connection) -> list[ErrorCount]:
-            cursor = conn.execute(
-                "SELECT service, json_extract(metadata, '$.error_type'), count(*) "
-                "FROM logs_entries WHERE level = ? AND ts >= ? GROUP BY 1, 2", (ERROR, since))
-            return [ErrorCount(s, "" if t is None else str(t), n) for s, t, n in cursor]
+            conn.execute("BEGIN")  # one snapshot for the rollups and the partial minute
+            try:
+                whole = conn.execute(error_rollups.SUMMARY.format("?"), (minute,)).fetchall()
+                partial = conn.execute(
+                    "SELECT service, metadata FROM logs_entries WHERE level = ? AND ts >= ? "
+                    "AND ts < ?", (ERROR, since, minute * error_rollups.MINUTE_NS)).fetchall()
+            finally:
+                conn.execute("COMMIT")
+            return error_rollups.combine(whole, partial)
         return await self._read(read)
 
     async def last_error(self) -> int | None:
@@ -225,7 +245,7 @@ class SqliteLogStore(LogStore):
     async def _delete(self, select: str, params: tuple) -> Freed:
         def delete(conn: sqlite3.Connection) -> Freed:
             with write_transaction(conn):
-                victims = conn.execute(select, params).fetchall()
+                victims = conn.execute(select, params).fetchall()  # the _VICTIM columns
                 if not victims:
                     return Freed()
                 # External-content FTS needs the old text to unindex it; entries of
@@ -237,18 +257,27 @@ class SqliteLogStore(LogStore):
                 conn.executemany("DELETE FROM logs_entries WHERE id = ?",
                                  [(v[0],) for v in victims])
                 freed = Freed(len(victims), sum(v[1] for v in victims))
-                conn.execute(_USAGE, (usage_shard(), -freed.entries, -freed.bytes))
+                shard = usage_shard()
+                conn.execute(_USAGE, (shard, -freed.entries, -freed.bytes))
+                conn.executemany(_COUNTS, entry_counts.changes(
+                    Counter((v[3], v[4]) for v in victims), shard, -1))
+                errors = error_rollups.of_rows((v[5], v[3], v[6]) for v in victims
+                                               if v[4] == ERROR)
+                if errors:
+                    conn.executemany(_ERRORS, error_rollups.changes(errors, shard, -1))
+                    conn.execute(error_rollups.PRUNE.format("?", "?"),
+                                 (min(errors)[0], max(errors)[0]))
             return freed
         return await self._writer.run(delete)
 
     async def expire(self, level: int, before: int, limit: int) -> Freed:
         return await self._delete(
-            "SELECT id, size, message FROM logs_entries WHERE level = ? AND ts < ? "
+            f"SELECT {_VICTIM} FROM logs_entries WHERE level = ? AND ts < ? "
             "ORDER BY ts LIMIT ?", (level, before, limit))
 
     async def drop_oldest(self, limit: int) -> Freed:
         return await self._delete(
-            "SELECT id, size, message FROM logs_entries "
+            f"SELECT {_VICTIM} FROM logs_entries "
             f"WHERE id IN ({oldest_sql('logs_entries', '?1')})", (limit,))
 
     def __repr__(self) -> str:

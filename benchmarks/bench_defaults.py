@@ -1,0 +1,202 @@
+"""The suite as ``make run`` boots it, loaded with wrk, against baselines started in the same run.
+
+``botmon up`` with default settings (``info`` logging, the real services, SQLite
+in a scratch data directory; only the listen addresses moved to free ports), and
+a bare Sanic app in its own process whose handler returns fixed JSON. wrk loads
+each at 50 connections in interleaved rounds (bare, suite, bare, suite, …); the
+figure is the median of the rounds' req/s, the ratio suite/bare with its target.
+
+Then the same with ``BOTMON_GATEWAY_WORKERS=2``: the scaling from one gateway worker
+to two. Then ``GET /logs?limit=100`` with 10,000 lines stored (through ``POST /logs``)
+against a bare Sanic handler that passes a Redis Lua sliding-window limiter and makes
+one ``grpc.aio`` call to a no-op servicer; for this figure the suite runs with Redis
+and its read and ingest limits raised, so both sides pay for one Lua call. ``python -m benchmarks.bench_defaults bare <port>`` runs the bare app alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from benchmarks.bench_gateway import _start_redis
+from benchmarks.processes import Processes, free_port, wait_port
+
+__all__ = ["main"]
+
+ROOT = Path(__file__).resolve().parents[1]
+SECONDS = int(os.environ.get("BOTMON_BENCH_SECONDS", "5"))
+ROUNDS = int(os.environ.get("BOTMON_BENCH_ROUNDS", "3"))
+CONNECTIONS = 50
+API = "/api/v1/monitoring"
+HEALTH = f"{API}/health"
+TOKEN = "bench-operator-token-0123456789abcdef"
+
+
+def bare(port: int) -> None:
+    """A Sanic app answering GET HEALTH with fixed JSON, nothing else."""
+    from sanic import Sanic
+    from sanic.response import json
+
+    app = Sanic("bare_health", configure_logging=False)
+    app.config.update({"MOTD": False, "ACCESS_LOG": False})
+
+    @app.get(HEALTH)
+    async def health(request):
+        return json({"status": "healthy", "timestamp": "2026-01-01T00:00:00Z"})
+
+    app.run(host="127.0.0.1", port=port, single_process=True, access_log=False)
+
+
+_WINDOW = """
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, now - 60000)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], 60000)
+return 1
+"""
+
+
+def bare_call(port: int, grpc_port: int, redis_url: str) -> None:
+    """A Sanic handler behind a Redis Lua sliding-window limiter like the gateway's, making
+    one ``grpc.aio`` call to a no-op servicer, then answering fixed JSON."""
+    import itertools
+
+    import grpc
+    import redis.asyncio as aioredis
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from sanic import Sanic
+    from sanic.response import json
+
+    app = Sanic("bare_call", configure_logging=False)
+    app.config.update({"MOTD": False, "ACCESS_LOG": False})
+    check = health_pb2.HealthCheckRequest()
+    ids = itertools.count()
+
+    @app.before_server_start
+    async def open_clients(app, _):
+        app.ctx.channel = grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}")
+        app.ctx.stub = health_pb2_grpc.HealthStub(app.ctx.channel)
+        app.ctx.redis = aioredis.Redis.from_url(redis_url, socket_timeout=5)
+        app.ctx.window = app.ctx.redis.register_script(_WINDOW)
+
+    @app.get("/")
+    async def one_call(request):
+        allowed = await request.app.ctx.window(
+            keys=["bench:bare"], args=[int(time.time() * 1000), 10**9, next(ids)])
+        if not allowed:
+            return json({"error": "rate limited"}, status=429)
+        await request.app.ctx.stub.Check(check, timeout=5)
+        return json({"status": "ok"})
+
+    app.run(host="127.0.0.1", port=port, single_process=True, access_log=False)
+
+
+_RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
+
+
+def _wrk(url: str, token: str = "") -> float:
+    auth = ["-H", f"Authorization: Bearer {token}"] if token else []
+    out = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{SECONDS}s", *auth, url],
+                         capture_output=True, text=True, timeout=SECONDS + 60).stdout
+    match = _RATE.search(out)
+    if not match or "Non-2xx" in out:
+        print(f"  wrk: {out.strip()[-300:]}", flush=True)
+    return float(match.group(1)) if match else 0.0
+
+
+def _target(name: str, value: float, baseline: float, target: float) -> None:
+    ratio = value / baseline if baseline else 0.0
+    print(f"{name}: {value:.0f} req/s (baseline: {baseline:.0f}, ratio: {ratio:.2f}, "
+          f"target: >= {target})", flush=True)
+
+
+def _suite(procs: Processes, workdir: Path, workers: int, **extra: str) -> int:
+    """``botmon up`` at defaults with ``workers`` gateway workers; returns its HTTP port."""
+    http_port = free_port()
+    env = {"BOTMON_DATA_DIR": str(workdir / f"data{workers}{len(extra)}"),
+           "BOTMON_HTTP_ADDR": f"127.0.0.1:{http_port}",
+           **{f"BOTMON_{s}_ADDR": f"127.0.0.1:{free_port()}"
+              for s in ("HEALTH", "METRICS", "ALERTS", "LOGS")}, **extra}
+    if workers > 1:
+        env["BOTMON_GATEWAY_WORKERS"] = str(workers)
+    procs.start(f"suite{workers}{len(extra)}", [sys.executable, "-m", "botmon.cli", "up"],
+                {**os.environ, **env})
+    wait_port(http_port, timeout=60)
+    time.sleep(3)  # the first health round
+    return http_port
+
+
+def _store_lines(http_port: int, token: str, lines: int) -> None:
+    for start in range(0, lines, 500):
+        body = {"logs": [{"level": ("debug", "info", "warn", "error")[i % 4],
+                          "service": f"svc{i % 20}", "message": f"line {i} processed",
+                          "metadata": {"request_id": f"req_{i}"}}
+                         for i in range(start, min(lines, start + 500))]}
+        reply = httpx.post(f"http://127.0.0.1:{http_port}{API}/logs", json=body, timeout=60,
+                           headers={"Authorization": f"Bearer {token}"})
+        reply.raise_for_status()
+
+
+def main() -> None:
+    if shutil.which("wrk") is None:
+        print("bench_defaults: skipped (wrk is not installed: apt-get install wrk)", flush=True)
+        return
+    with tempfile.TemporaryDirectory(prefix="botmon-bench-defaults-") as tmp, \
+            Processes(Path(tmp)) as bare_procs:
+        bare_port, call_port, noop_port = free_port(), free_port(), free_port()
+        redis_url = _start_redis(bare_procs, Path(tmp))
+        bare_procs.start("bare", [sys.executable, "-m", "benchmarks.bench_defaults", "bare",
+                                  str(bare_port)])
+        bare_procs.start("noop", [sys.executable, "-m", "benchmarks.bench_gateway", "noop-grpc",
+                                  str(noop_port)])
+        bare_procs.start("call", [sys.executable, "-m", "benchmarks.bench_defaults", "call",
+                                  str(call_port), str(noop_port), redis_url])
+        for port in (bare_port, noop_port, call_port):
+            wait_port(port)
+        medians = {}
+        for workers in (1, 2):
+            with Processes(Path(tmp)) as procs:
+                http_port = _suite(procs, Path(tmp), workers)
+                suite, baseline = [], []
+                for _ in range(ROUNDS):
+                    baseline.append(_wrk(f"http://127.0.0.1:{bare_port}{HEALTH}"))
+                    suite.append(_wrk(f"http://127.0.0.1:{http_port}{HEALTH}"))
+            medians[workers] = statistics.median(suite)
+            if workers == 1:
+                _target("defaults_health_rps", medians[1], statistics.median(baseline), 0.5)
+        print(f"defaults_health_rps_2_workers: {medians[2]:.0f} req/s "
+              f"({medians[2] / medians[1]:.2f}x 1 worker on this {os.cpu_count()}-core machine)",
+              flush=True)
+        # GET /logs: the defaults, except the read limit (30/minute) raised out of the way
+        # and Redis on, so that the gateway's Lua limiter runs as the baseline's does.
+        with Processes(Path(tmp)) as procs:
+            http_port = _suite(procs, Path(tmp), 1, BOTMON_REDIS_URL=redis_url,
+                               BOTMON_API_TOKENS=f"{TOKEN}:operator",
+                               BOTMON_RATE_LIMITS="logs=1000000000/minute,"
+                                                  "ingest=1000000000/minute")
+            _store_lines(http_port, TOKEN, 10_000)
+            suite, baseline = [], []
+            for _ in range(ROUNDS):
+                baseline.append(_wrk(f"http://127.0.0.1:{call_port}/"))
+                suite.append(_wrk(f"http://127.0.0.1:{http_port}{API}/logs?limit=100", TOKEN))
+        _target("defaults_logs_limit_100_rps", statistics.median(suite),
+                statistics.median(baseline), 0.5)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["bare"]:
+        bare(int(sys.argv[2]))
+    elif sys.argv[1:2] == ["call"]:
+        bare_call(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+    else:
+        main()
