@@ -51,6 +51,7 @@ class Cluster:
             **inherited,
             "BOTMON_API_TOKENS": ",".join(f"{t}:{role}:bench-{role}"
                                           for role, t in self.tokens.items()),
+            "BOTMON_INTERNAL_TOKEN": secrets.token_urlsafe(32),
             # Per-request info logs would measure the log files, not the suite.
             "BOTMON_LOG_LEVEL": "warning",
             # One key for every replica (CONTRACT.md §11): each opens what the others sealed.

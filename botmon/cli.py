@@ -8,6 +8,7 @@ import dataclasses
 import importlib
 import inspect
 import json
+import os
 import runpy
 import socket
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from botmon import __version__
 from botmon.runtime.config import ConfigError, EnvSettings, Settings
+from botmon.runtime.credentials import bootstrap_admin_token, internal_token
 from botmon.runtime.exits import ExitReporter
 from botmon.runtime.main import load_settings, run_service
 from botmon.runtime.supervisor import (
@@ -27,6 +29,7 @@ from botmon.runtime.supervisor import (
     grpc_probe,
     http_probe,
 )
+from botmon.runtime.tls import channel_credentials, client_ssl_context, uses_tls
 
 __all__ = ["COMPONENTS", "configuration_markdown", "main", "settings_classes"]
 
@@ -129,14 +132,21 @@ def _dial_address(address: str) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _scheme(settings: Settings) -> str:
+    return "https" if settings.tls_cert else "http"
+
+
 def _component(name: str, settings: Settings, probe_timeout: float) -> Component:
     address = settings.addr(name)
     dial = _dial_address(address)
     if name == "gateway":
+        context = client_ssl_context(settings) if settings.tls_cert else None
         return Component(name, (sys.executable, "-m", "gateway"), address,
-                         http_probe(f"http://{dial}{LIVE_PATH}", probe_timeout), STOP_STAGE[name])
+                         http_probe(f"{_scheme(settings)}://{dial}{LIVE_PATH}", probe_timeout,
+                                    context), STOP_STAGE[name])
+    credentials = channel_credentials(settings) if uses_tls(settings) else None
     return Component(name, (sys.executable, "-m", f"services.{name}"), address,
-                     grpc_probe(dial, probe_timeout), STOP_STAGE[name])
+                     grpc_probe(dial, probe_timeout, credentials), STOP_STAGE[name])
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -150,13 +160,17 @@ def cmd_up(args: argparse.Namespace) -> int:
                            initial_backoff=args.backoff, stable_after=args.stable_after)
     components = [_component(name, settings, min(1.0, args.grace)) for name in names]
     reporter = ExitReporter(settings)
-    supervisor = Supervisor(components, policy, on_exit=reporter)
+    # Made here, once, before any child starts: the admin token (printed when new) that
+    # REST and gRPC accept alike, and the internal credential every child shares.
+    bootstrap_admin_token(settings)
+    env = {**os.environ, "BOTMON_INTERNAL_TOKEN": internal_token(settings)}
+    supervisor = Supervisor(components, policy, env=env, on_exit=reporter)
     supervisor.say(f"starting {', '.join(names)} (botmon {__version__}, data in "
                    f"{settings.data_dir.resolve()})")
     if "gateway" in names:
-        supervisor.say(f"REST API at http://{_dial_address(settings.http_addr)}"
+        supervisor.say(f"REST API at {_scheme(settings)}://{_dial_address(settings.http_addr)}"
                        "/api/v1/monitoring")
-        supervisor.say(f"console at http://{_dial_address(settings.http_addr)}/ui/ "
+        supervisor.say(f"console at {_scheme(settings)}://{_dial_address(settings.http_addr)}/ui/ "
                        "(sign in with an API token)")
 
     async def supervise() -> int:
@@ -181,9 +195,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_healthcheck(args: argparse.Namespace) -> int:
+    settings = load_settings()
     if args.target.startswith(("http://", "https://")):
         try:
-            with urllib.request.urlopen(args.target, timeout=args.timeout) as response:
+            with urllib.request.urlopen(args.target, timeout=args.timeout,
+                                        context=client_ssl_context(settings)) as response:
                 status = response.status
         except urllib.error.HTTPError as exc:
             status = exc.code
@@ -195,7 +211,9 @@ def cmd_healthcheck(args: argparse.Namespace) -> int:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(args.target) as channel:
+    channel = grpc.secure_channel(args.target, channel_credentials(settings)) \
+        if uses_tls(settings) else grpc.insecure_channel(args.target)
+    with channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout)

@@ -9,6 +9,7 @@ Backend clients are opened per worker in ``before_server_start`` and closed in
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import re
@@ -19,15 +20,10 @@ from sanic.response import HTTPResponse
 
 from botmon.runtime.config import Settings
 from botmon.runtime.context import request_id
+from botmon.runtime.tls import CertificateFiles, reload_ssl_context, server_ssl_context
 from gateway import handlers, openapi, shippers, ws
 from gateway.access_log import AccessLog, RequestIds
-from gateway.auth import (
-    PUBLIC_PATHS,
-    Authenticator,
-    bearer_token,
-    bootstrap_admin_token,
-    required_role,
-)
+from gateway.auth import PUBLIC_PATHS, Authenticator, bearer_token, required_role
 from gateway.clients import Clients
 from gateway.errors import GatewayError, render_exception
 from gateway.limits import client_ip, rate_class, rate_key
@@ -36,7 +32,8 @@ from gateway.telemetry import Telemetry
 from gateway.transcoding import load_routes
 from gateway.ui import add_console_routes
 
-__all__ = ["MAX_BODY_BYTES", "MAX_HEAD_BYTES", "create_app", "worker_app"]
+__all__ = ["MAX_BODY_BYTES", "MAX_HEAD_BYTES", "create_app", "reload_certificates",
+           "worker_app"]
 
 log = logging.getLogger("botmon.gateway")
 
@@ -46,6 +43,8 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_HEAD_BYTES = 16 * 1024
 BASE = "/api/v1/monitoring"
 _RID = re.compile(r"^[\w.:/+=@-]{1,128}$")
+#: Seconds between looks at the TLS files for a rotated certificate.
+CERT_POLL_SECONDS = 2.0
 _names = itertools.count(1)
 
 
@@ -72,9 +71,13 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     app.ctx.sockets = SocketCaps(settings.ws_max_per_subject, settings.ws_max_per_ip)
     app.ctx.access_log = AccessLog("gateway", log)
     app.ctx.request_ids = RequestIds()
-    app.ctx.authenticator = Authenticator(settings, bootstrap_admin_token(settings))
+    app.ctx.authenticator = Authenticator(settings)
     app.ctx.started = time.monotonic()
     app.ctx.routes = load_routes()
+    app.ctx.certificates = app.ctx.ssl = None
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        app.ctx.certificates = CertificateFiles(settings.tls_cert, settings.tls_key)
+        app.ctx.ssl = server_ssl_context(app.ctx.certificates)
     app.error_handler.add(Exception, render_exception)
 
     for index, route in enumerate(app.ctx.routes):
@@ -83,7 +86,7 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
         if route.rpc in shippers.BY_CONTENT_TYPE:
             handler = shippers.BY_CONTENT_TYPE[route.rpc](handler)
         _add(app, handler, route.sanic_path, route.http_method, route.template,
-             name=f"{route.method.name}_{index}")
+             name=f"{route.method.name}_{index}", rpc_path=route.grpc_path)
     _add(app, shippers.otlp_logs, shippers.OTLP_LOGS_PATH, "POST", shippers.OTLP_LOGS_PATH,
          name="otlp_logs")
     _add(app, handlers.live, f"{BASE}/health/live", "GET", f"{BASE}/health/live", name="live")
@@ -108,9 +111,13 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     async def open_clients(app: Sanic) -> None:
         app.ctx.clients = Clients(settings, port=_port(settings.http_addr))
         app.ctx.clients.start()
+        app.ctx.cert_watch = asyncio.create_task(_watch_certificates(app)) \
+            if app.ctx.ssl is not None else None
 
     @app.after_server_stop
     async def close_clients(app: Sanic) -> None:
+        if app.ctx.cert_watch is not None:
+            app.ctx.cert_watch.cancel()
         await app.ctx.clients.close()
         app.ctx.access_log.close()
 
@@ -126,10 +133,23 @@ def worker_app(settings: Settings) -> Sanic:
     return create_app(settings, name="botmon_gateway")
 
 
+def reload_certificates(app: Sanic, force: bool = False) -> None:
+    """Load rotated certificate files into the HTTPS context; open connections carry on."""
+    if app.ctx.ssl is not None:
+        reload_ssl_context(app.ctx.ssl, app.ctx.certificates, force)
+
+
+async def _watch_certificates(app: Sanic) -> None:
+    while True:
+        await asyncio.sleep(CERT_POLL_SECONDS)
+        reload_certificates(app)
+
+
 def _add(app: Sanic, handler, path: str, method: str, template: str, *, name: str,
-         query_token: bool = False) -> None:
+         query_token: bool = False, rpc_path: str | None = None) -> None:
     app.add_route(handler, path, methods=[method], name=name, ctx_template=template,
-                  ctx_role=required_role(method, template), ctx_public=template in PUBLIC_PATHS,
+                  ctx_role=required_role(method, template, rpc_path),
+                  ctx_public=template in PUBLIC_PATHS,
                   ctx_rate_class=rate_class(method, template), ctx_query_token=query_token)
 
 
@@ -150,7 +170,16 @@ async def _before(request: Request) -> None:
         token = bearer_token(request.headers.get("authorization"))
         if token is None and ctx.query_token:
             token = request.args.get("access_token")
-        principal = app.ctx.authenticator.authenticate(token)
+        failed_logins = app.ctx.clients.failed_logins
+        if failed_logins.blocked:
+            failed_logins.check(client_ip(request, app.ctx.settings.trusted_proxies))
+        try:
+            principal = app.ctx.authenticator.authenticate(token)
+        except GatewayError as exc:
+            if token is None or not failed_logins.active:
+                raise
+            ip = client_ip(request, app.ctx.settings.trusted_proxies)
+            raise await failed_logins.failed(ip, exc) from None
         request.ctx.principal = principal
         if not principal.allows(ctx.role):
             raise GatewayError(403, f"role {principal.role!r} may not {request.method} "

@@ -1,58 +1,54 @@
-"""Bearer authentication (static tokens, HS256/RS256 JWTs) and the three roles.
+"""Bearer authentication at the edge: the shared credentials, as HTTP 401/403/429.
 
-The role a request needs is derived from its method and path, so a route added
-to the protos is covered without touching this module: reads need viewer,
-writes operator, ``/debug`` admin (CONTRACT.md §3).
+The credentials themselves are checked by :mod:`botmon.runtime.credentials`, the
+same code every gRPC port runs. A route's role is its RPC's row in
+:mod:`botmon.runtime.roles`; the gateway's own routes (docs, streams, probes)
+need viewer for reads and operator for writes (CONTRACT.md §3). Failed
+authentication is limited per client IP (class ``auth_failures``).
 """
 
 from __future__ import annotations
 
-import hmac
-import logging
-import os
-import secrets
-import sys
-from dataclasses import dataclass
-from pathlib import Path
+import time
+from collections import OrderedDict
 
-import jwt
-
-from botmon.runtime.config import ROLES, ApiToken, Settings
-from botmon.runtime.datadir import private_dir
+from botmon.runtime import roles
+from botmon.runtime.config import ApiToken, Settings
+from botmon.runtime.credentials import (
+    MAX_SUBJECT_CHARS,
+    CredentialError,
+    Credentials,
+    Principal,
+    bearer_token,
+    bootstrap_admin_token,
+)
 from gateway.errors import GatewayError
+from gateway.ratelimit import RateLimiter
 
 __all__ = [
     "MAX_SUBJECT_CHARS",
     "PUBLIC_PATHS",
     "Authenticator",
+    "FailedLogins",
     "Principal",
-    "bootstrap_admin_token",
+    "bearer_token",
     "required_role",
 ]
-
-log = logging.getLogger("botmon.gateway.auth")
 
 BASE = "/api/v1/monitoring"
 #: Answered without credentials, for load balancers and probes.
 PUBLIC_PATHS = frozenset({f"{BASE}/health", f"{BASE}/health/live", f"{BASE}/health/ready"})
-ADMIN_TOKEN_FILE = "admin-token"
-#: Longest JWT ``sub`` accepted.
-MAX_SUBJECT_CHARS = 256
+#: Rate-limit class of failed authentications, keyed by client IP.
+AUTH_FAILURES = "auth_failures"
+#: Client IPs remembered as blocked at once; the oldest are forgotten first.
+MAX_BLOCKED = 100_000
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: a token subject or JWT ``sub``, with its role."""
-
-    subject: str
-    role: str
-
-    def allows(self, role: str) -> bool:
-        return ROLES.index(self.role) >= ROLES.index(role)
-
-
-def required_role(method: str, path: str) -> str:
-    """viewer for reads and streams, operator for writes, admin for debug routes."""
+def required_role(method: str, path: str, rpc_path: str | None = None) -> str:
+    """The table's role for an RPC's route; else viewer for reads, operator for writes."""
+    if rpc_path is not None:
+        # An RPC without a row is refused by its service anyway: ask for the most.
+        return roles.required_role(rpc_path) or "admin"
     if path.startswith(f"{BASE}/debug") or path.startswith("/debug"):
         return "admin"
     return "viewer" if method in ("GET", "HEAD", "OPTIONS") else "operator"
@@ -66,92 +62,67 @@ def _challenge(message: str, token_given: bool) -> GatewayError:
 
 
 class Authenticator:
-    """Checks bearer credentials against the configured tokens and JWT keys."""
+    """The shared :class:`Credentials`, answering 401 with a ``WWW-Authenticate`` challenge."""
 
-    def __init__(self, settings: Settings, tokens: tuple[ApiToken, ...]):
-        self.tokens = tokens
-        self.jwt_keys: dict[str, str] = {}
-        if settings.jwt_secret:
-            self.jwt_keys["HS256"] = settings.jwt_secret
-        if settings.jwt_public_key:
-            self.jwt_keys["RS256"] = settings.jwt_public_key
+    def __init__(self, settings: Settings):
+        self.credentials = Credentials(settings, bootstrap_admin_token(settings))
+
+    @property
+    def tokens(self) -> tuple[ApiToken, ...]:
+        return self.credentials.tokens
+
+    @tokens.setter
+    def tokens(self, tokens: tuple[ApiToken, ...]) -> None:
+        self.credentials.tokens = tokens
 
     def authenticate(self, token: str | None) -> Principal:
         """The caller behind ``token``; raises a 401 ``GatewayError`` if there is none."""
-        if not token:
-            raise _challenge("missing credentials: send Authorization: Bearer <token>", False)
-        match = None
-        # Compare against every token so the time taken does not reveal which one matched.
-        for candidate in self.tokens:
-            if hmac.compare_digest(candidate.token.encode(), token.encode()):
-                match = candidate
-        if match is not None:
-            return Principal(match.subject, match.role)
-        if token.count(".") == 2 and self.jwt_keys:
-            return self._jwt(token)
-        raise _challenge("invalid token", True)
-
-    def _jwt(self, token: str) -> Principal:
         try:
-            alg = jwt.get_unverified_header(token).get("alg")
-        except jwt.InvalidTokenError:
-            raise _challenge("malformed JWT", True) from None
-        key = self.jwt_keys.get(alg)
-        if key is None:
-            raise _challenge(f"JWT algorithm {alg!r} is not accepted; use "
-                             + " or ".join(self.jwt_keys), True)
-        try:
-            claims = jwt.decode(token, key, algorithms=[alg],
-                                options={"require": ["exp", "sub"]}, leeway=5)
-        except jwt.ExpiredSignatureError:
-            raise _challenge("JWT has expired", True) from None
-        except jwt.MissingRequiredClaimError as exc:
-            raise _challenge(f"JWT lacks the {exc.claim!r} claim", True) from None
-        except jwt.InvalidTokenError as exc:
-            raise _challenge(f"invalid JWT: {exc}", True) from None
-        role = claims.get("role")
-        if role not in ROLES:
-            raise _challenge(f"JWT 'role' claim must be one of {', '.join(ROLES)}", True)
-        subject = str(claims["sub"])
-        # The subject travels in gRPC metadata and rate-limit keys, both of bounded size.
-        if not subject or len(subject) > MAX_SUBJECT_CHARS:
-            raise _challenge(f"JWT 'sub' claim must be 1 to {MAX_SUBJECT_CHARS} characters",
-                             True)
-        return Principal(subject, role)
+            return self.credentials.authenticate(token)
+        except CredentialError as exc:
+            raise _challenge(exc.message, exc.given) from None
 
 
-def bearer_token(authorization: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header, if any."""
-    if not authorization:
-        return None
-    scheme, _, token = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+class FailedLogins:
+    """Per-IP budget of failed authentications; an IP over it is refused before any check.
 
-
-def bootstrap_admin_token(settings: Settings) -> tuple[ApiToken, ...]:
-    """The configured tokens; with no credentials at all, the data dir's admin token.
-
-    On first start the token is created with mode 0600 and printed once; later
-    starts reuse it without printing the secret again.
+    Failures are counted by the shared limiter (exact across replicas). Once an IP
+    is refused it stays refused here until its ``Retry-After`` passes, even with a
+    good credential, so a guesser cannot tell a hit from a miss by the status.
     """
-    if settings.api_tokens or settings.jwt_secret or settings.jwt_public_key:
-        return settings.api_tokens
-    path = Path(settings.data_dir) / ADMIN_TOKEN_FILE
-    if path.exists():
-        token = path.read_text().strip()
-        log.info("no credentials configured; using the admin token in %s", path)
-        return (ApiToken(token, "admin", "admin"),)
-    private_dir(path.parent)
-    token = secrets.token_urlsafe(32)
-    # O_EXCL: two gateways starting at once must not overwrite each other's token.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return bootstrap_admin_token(settings)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
-    print(f"botmon: created an admin token (stored in {path}): {token}", file=sys.stdout,
-          flush=True)
-    return (ApiToken(token, "admin", "admin"),)
+
+    def __init__(self, limiter: RateLimiter):
+        self.limiter = limiter
+        self.blocked: OrderedDict[str, float] = OrderedDict()
+
+    @property
+    def active(self) -> bool:
+        return self.limiter.rate(AUTH_FAILURES).limit > 0
+
+    def check(self, ip: str) -> None:
+        """Raise 429 if ``ip`` is still blocked."""
+        until = self.blocked.get(ip)
+        if until is None:
+            return
+        wait = until - time.monotonic()
+        if wait <= 0:
+            del self.blocked[ip]
+            return
+        raise self._refusal(max(1, round(wait + 0.5)))
+
+    async def failed(self, ip: str, error: GatewayError) -> GatewayError:
+        """Count a failure of ``ip``: the 401 to answer, or a 429 once over the budget."""
+        decision = await self.limiter.check(AUTH_FAILURES, f"ip:{ip}")
+        if decision.allowed:
+            return error
+        self.blocked[ip] = time.monotonic() + decision.retry_after
+        self.blocked.move_to_end(ip)
+        while len(self.blocked) > MAX_BLOCKED:
+            self.blocked.popitem(last=False)
+        return self._refusal(decision.retry_after, decision.headers())
+
+    @staticmethod
+    def _refusal(retry_after: int, headers: dict[str, str] | None = None) -> GatewayError:
+        return GatewayError(429, f"too many failed authentications from this address; retry "
+                                 f"in {retry_after}s",
+                            headers={**(headers or {}), "Retry-After": str(retry_after)})

@@ -9,6 +9,7 @@ import grpc
 from botmon.runtime.channels import Backends
 from botmon.runtime.config import Settings
 from botmon.runtime.registration import Registration
+from gateway.auth import FailedLogins
 from gateway.ratelimit import create_limiter
 from gateway.readiness import Readiness
 from gateway.snapshot import HealthSnapshot
@@ -20,12 +21,13 @@ log = logging.getLogger("botmon.gateway")
 
 
 class Clients:
-    """Backend channels, the rate limiter, the health snapshot, readiness and the heartbeat."""
+    """Backend channels, the rate limiters, the health snapshot, readiness and the heartbeat."""
 
     def __init__(self, settings: Settings, *, port: int):
         self.settings = settings
         self.backends = Backends(settings)
         self.limiter = create_limiter(settings)
+        self.failed_logins = FailedLogins(self.limiter)
         # Several missed probe rounds (plus a deadline of slack) make the snapshot stale.
         self.snapshot = HealthSnapshot(
             self.backends, stale_after=3 * settings.probe_interval + settings.grpc_deadline)

@@ -19,6 +19,7 @@ from sanic.response import HTTPResponse, json
 
 from botmon import __version__
 from botmon.runtime.channels import call_metadata
+from botmon.runtime.credentials import ROLE_HEADER, SUBJECT_HEADER
 from gateway.clients import Clients
 from gateway.debuginfo import gather_debug_info
 from gateway.errors import from_rpc_error
@@ -42,18 +43,22 @@ def _now() -> str:
 
 
 def _ascii(value: str) -> str:
-    return value if value.isascii() and value.isprintable() else quote(value, safe="")
+    # Percent-encoded unless plain; the service's interceptor decodes it.
+    if value.isascii() and value.isprintable() and "%" not in value:
+        return value
+    return quote(value, safe="")
 
 
 @lru_cache(maxsize=1024)
 def caller_pairs(subject: str, role: str) -> tuple[tuple[str, str], ...]:
     """``x-botmon-subject`` / ``x-botmon-role``: gRPC metadata to backends, headers to clients."""
     # The same few callers make every request: escape and build their pairs once.
-    return (("x-botmon-subject", _ascii(subject)), ("x-botmon-role", role))
+    return ((SUBJECT_HEADER, _ascii(subject)), (ROLE_HEADER, role))
 
 
 def caller_metadata(request: Request) -> tuple[tuple[str, str], ...]:
-    """Request id plus the authenticated caller, for the backend."""
+    """Request id plus the authenticated caller, whom the backend believes only because the
+    channel carries the internal credential."""
     principal = getattr(request.ctx, "principal", None)
     if principal is None:
         return call_metadata()
@@ -146,8 +151,7 @@ async def debug_info(request: Request, **_: str) -> HTTPResponse:
     clients: Clients = request.app.ctx.clients
     principal = request.ctx.principal
     return json(await gather_debug_info(clients.backends, request.app.ctx.settings,
-                                        (("x-botmon-subject", _ascii(principal.subject)),
-                                         ("x-botmon-role", principal.role))))
+                                        caller_pairs(principal.subject, principal.role)))
 
 
 async def live(request: Request) -> HTTPResponse:

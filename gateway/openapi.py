@@ -226,11 +226,12 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
     params = [{"name": f, "in": "path", "required": True, "schema": {"type": "string"}}
               for _, f in route.path_fields]
     bound = {f.split(".")[0] for _, f in route.path_fields}
+    role = required_role(route.http_method, route.template, route.grpc_path)
     op: dict[str, Any] = {
         "operationId": route.method.name,
         "tags": [route.component],
         "summary": f"{route.service.name}.{route.method.name}",
-        "description": f"gRPC `{route.rpc}`. Role: {required_role(route.http_method, route.template)}; "
+        "description": f"gRPC `{route.rpc}`. Role: {role}; "
                        f"rate-limit class: {rate_class(route.http_method, route.template)}.",
     }
     if route.body == "*":

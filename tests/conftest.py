@@ -20,12 +20,15 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import grpc
 import pytest
 import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from botmon.runtime.channels import open_channel
 from botmon.runtime.config import Settings
+from botmon.runtime.credentials import internal_token
 
 
 def free_port() -> int:
@@ -43,6 +46,26 @@ def free_port() -> int:
 
 
 _ports = random.Random()
+
+
+def suite_channel(target: str, settings: Settings) -> grpc.aio.Channel:
+    """A channel to one of the suite's gRPC ports, as the suite's own processes open it."""
+    return open_channel(target, settings, token=internal_token(settings))
+
+
+class _SyncBearer(grpc.UnaryUnaryClientInterceptor):
+    def __init__(self, token: str):
+        self.pair = ("authorization", f"Bearer {token}")
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(details._replace(metadata=(*(details.metadata or ()), self.pair)),
+                            request)
+
+
+def sync_suite_channel(target: str, settings: Settings) -> grpc.Channel:
+    """A blocking channel carrying the internal credential (unary calls)."""
+    return grpc.intercept_channel(grpc.insecure_channel(target),
+                                  _SyncBearer(internal_token(settings)))
 
 
 def _wait(predicate, what: str, timeout: float = 20.0) -> None:

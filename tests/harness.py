@@ -81,9 +81,10 @@ class Suite:
         self.servers: dict[str, GrpcServer] = {}
         self.app: Sanic | None = None
         self._http = None
-        self.url = f"http://127.0.0.1:{self.port}"
+        secure = "s" if self.settings.tls_cert else ""
+        self.url = f"http{secure}://127.0.0.1:{self.port}"
         self.base = f"{self.url}/api/v1/monitoring"
-        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.ws_url = f"ws{secure}://127.0.0.1:{self.port}"
 
     def headers(self, role: str = "viewer") -> dict[str, str]:
         """``Authorization`` header for a token of ``role``."""
@@ -130,7 +131,8 @@ class Suite:
     async def _start_gateway(self) -> None:
         self.app = create_app(self.settings)
         self._sock.listen(128)
-        self._http = await self.app.create_server(sock=self._sock, return_asyncio_server=True)
+        self._http = await self.app.create_server(sock=self._sock, return_asyncio_server=True,
+                                                  ssl=self.app.ctx.ssl)
         # create_server already listens; nothing connects before this returns.
         await self._http.startup()
         await self._http.before_start()

@@ -1,6 +1,7 @@
 """Report platform events to botmon's metrics service from application code.
 
-    recorder = EventRecorder("metrics.internal:50052", service="web_server")
+    recorder = EventRecorder("metrics.internal:50052", service="web_server",
+                             token=OPERATOR_TOKEN)   # credentials=grpc.ssl_channel_credentials(ca) for TLS
     recorder.record_request("GET", "/api/chat", 200, 42.5)
     recorder.session_started("sess-1")
     ...
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from botmon.client.connection import bearer_metadata, sdk_channel
 from botmon.metrics.v1 import metrics_pb2, metrics_service_pb2, metrics_service_pb2_grpc
 
 __all__ = ["EventRecorder", "RecorderStats"]
@@ -49,11 +51,13 @@ class EventRecorder:
 
     def __init__(self, target: str | None = None, *, channel: grpc.Channel | None = None,
                  service: str = "", batch_size: int = 500, flush_interval: float = 1.0,
-                 max_buffer: int = 100_000, timeout: float = 5.0):
+                 max_buffer: int = 100_000, timeout: float = 5.0, token: str | None = None,
+                 credentials: grpc.ChannelCredentials | None = None):
         if (target is None) == (channel is None):
             raise ValueError("give either target (host:port) or channel")
         self._own_channel = channel is None
-        self._channel = channel or grpc.insecure_channel(target)
+        self._channel = channel or sdk_channel(target, credentials)
+        self._metadata = bearer_metadata(token)
         self._stub = metrics_service_pb2_grpc.MetricsServiceStub(self._channel)
         self.service = service
         self.batch_size = batch_size
@@ -144,7 +148,8 @@ class EventRecorder:
     def _send(self, batch: list[metrics_pb2.Event]) -> None:
         try:
             reply = self._stub.RecordEvents(
-                metrics_service_pb2.RecordEventsRequest(events=batch), timeout=self.timeout)
+                metrics_service_pb2.RecordEventsRequest(events=batch), timeout=self.timeout,
+                metadata=self._metadata)
         except grpc.RpcError as exc:
             code = exc.code() if hasattr(exc, "code") else None
             with self._cond:

@@ -1,6 +1,6 @@
 """``BotmonLogHandler``: a ``logging.Handler`` that ships records to the logs service.
 
-    handler = BotmonLogHandler("127.0.0.1:50054", service="checkout")
+    handler = BotmonLogHandler("127.0.0.1:50054", service="checkout", token=OPERATOR_TOKEN)
     logging.getLogger().addHandler(handler)
     log.error("payment failed", extra={"order_id": 42}, exc_info=True)
 
@@ -33,6 +33,7 @@ from typing import Any
 import grpc
 from google.protobuf import timestamp_pb2
 
+from botmon.client.connection import bearer_metadata, sdk_channel
 from botmon.logs.v1 import log_entry_pb2, logs_service_pb2, logs_service_pb2_grpc
 
 __all__ = ["BotmonLogHandler"]
@@ -68,7 +69,8 @@ class BotmonLogHandler(logging.Handler):
     def __init__(self, target: str, service: str, *, level: int = logging.NOTSET,
                  batch_size: int = 500, flush_interval: float = 1.0, buffer_size: int = 10_000,
                  timeout: float = 5.0, close_timeout: float = 5.0,
-                 channel: grpc.Channel | None = None):
+                 channel: grpc.Channel | None = None, token: str | None = None,
+                 credentials: grpc.ChannelCredentials | None = None):
         super().__init__(level)
         if not service:
             raise ValueError("service is required: name the application the logs come from")
@@ -85,7 +87,8 @@ class BotmonLogHandler(logging.Handler):
         self.failed_batches = 0
         self.last_error = ""
         self._own_channel = channel is None
-        self._channel = channel or grpc.insecure_channel(target)
+        self._channel = channel or sdk_channel(target, credentials)
+        self._metadata = bearer_metadata(token)
         self._stub = logs_service_pb2_grpc.LogsServiceStub(self._channel)
         self._buffer: deque[log_entry_pb2.LogEntry] = deque()
         self._state = threading.Condition()
@@ -146,7 +149,7 @@ class BotmonLogHandler(logging.Handler):
         accepted = rejected = 0
         try:
             reply = self._stub.WriteLogs(logs_service_pb2.WriteLogsRequest(logs=batch),
-                                         timeout=timeout)
+                                         timeout=timeout, metadata=self._metadata)
             accepted, rejected = reply.accepted, len(reply.errors)
         except grpc.RpcError as exc:
             code = exc.code() if isinstance(exc, grpc.Call) else None

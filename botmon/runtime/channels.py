@@ -13,8 +13,10 @@ from botmon.logs.v1 import logs_service_pb2_grpc
 from botmon.metrics.v1 import metrics_service_pb2_grpc
 from botmon.runtime.config import Settings
 from botmon.runtime.context import REQUEST_ID_HEADER, request_id
+from botmon.runtime.credentials import internal_token
+from botmon.runtime.tls import channel_credentials, uses_tls
 
-__all__ = ["SERVICES", "Backends", "call_metadata", "open_channel"]
+__all__ = ["SERVICES", "Backends", "bearer_interceptors", "call_metadata", "open_channel"]
 
 #: The suite's gRPC services: component name -> (full service name, stub class).
 SERVICES = {
@@ -64,9 +66,53 @@ _OPTIONS = [
 ]
 
 
-def open_channel(target: str) -> grpc.aio.Channel:
-    """Open an insecure channel to ``target`` (``host:port`` or ``dns:///host:port``)."""
-    return grpc.aio.insecure_channel(target, options=_OPTIONS)
+class _Bearer:
+    """Adds ``authorization: Bearer <token>`` to the calls it intercepts."""
+
+    def __init__(self, token: str):
+        self.pair = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        return details._replace(metadata=(*(details.metadata or ()), self.pair))
+
+
+class _UnaryUnary(_Bearer, grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation, details, request):
+        return await continuation(self._details(details), request)
+
+
+class _UnaryStream(_Bearer, grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation, details, request):
+        return await continuation(self._details(details), request)
+
+
+class _StreamUnary(_Bearer, grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(self, continuation, details, request_iterator):
+        return await continuation(self._details(details), request_iterator)
+
+
+class _StreamStream(_Bearer, grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(self, continuation, details, request_iterator):
+        return await continuation(self._details(details), request_iterator)
+
+
+def bearer_interceptors(token: str) -> list[_Bearer]:
+    """Interceptors that send ``token`` on every kind of call (gRPC files each kind apart)."""
+    return [kind(token) for kind in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)]
+
+
+def open_channel(target: str, settings: Settings | None = None, *,
+                 token: str | None = None) -> grpc.aio.Channel:
+    """A channel to ``target`` (``host:port`` or ``dns:///host:port``).
+
+    With ``settings`` it speaks TLS when the suite does (verifying ``BOTMON_TLS_CA``);
+    with ``token`` every call carries it as a bearer credential.
+    """
+    interceptors = bearer_interceptors(token) if token else None
+    if settings is not None and uses_tls(settings):
+        return grpc.aio.secure_channel(target, channel_credentials(settings), options=_OPTIONS,
+                                       interceptors=interceptors)
+    return grpc.aio.insecure_channel(target, options=_OPTIONS, interceptors=interceptors)
 
 
 def call_metadata() -> tuple[tuple[str, str], ...]:
@@ -76,7 +122,7 @@ def call_metadata() -> tuple[tuple[str, str], ...]:
 
 
 class Backends:
-    """Stubs of the suite's services, each over one channel opened on first use.
+    """Stubs of the suite's services, each over one authenticated channel opened on first use.
 
     Create and use it on one event loop; ``close()`` it on that loop.
     """
@@ -84,12 +130,15 @@ class Backends:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.deadline = settings.grpc_deadline
+        # Every call between the suite's processes carries the internal credential.
+        self.token = internal_token(settings)
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, object] = {}
 
     def channel(self, service: str) -> grpc.aio.Channel:
         if service not in self._channels:
-            self._channels[service] = open_channel(self.settings.target(service))
+            self._channels[service] = open_channel(self.settings.target(service), self.settings,
+                                                   token=self.token)
         return self._channels[service]
 
     def stub(self, service: str):

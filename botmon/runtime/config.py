@@ -8,6 +8,7 @@ value raises :class:`ConfigError` whose one-line message names the variable.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import ipaddress
 import os
 import socket
@@ -158,7 +159,8 @@ def parse_rates(raw: str) -> dict[str, Rate]:
     return rates
 
 
-DEFAULT_RATES = "health=unlimited,metrics=60/minute,logs=30/minute,alerts=10/minute,ingest=1200/minute,default=120/minute"
+DEFAULT_RATES = ("health=unlimited,metrics=60/minute,logs=30/minute,alerts=10/minute,"
+                 "ingest=1200/minute,default=120/minute,auth_failures=20/minute")
 
 
 def parse_tokens(raw: str) -> tuple[ApiToken, ...]:
@@ -172,9 +174,29 @@ def parse_tokens(raw: str) -> tuple[ApiToken, ...]:
             raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
         if len(token) < 16:
             raise ValueError("each token must be at least 16 characters")
-        subject = pieces[2] if len(pieces) == 3 and pieces[2] else f"token-{token[:4]}"
+        subject = pieces[2] if len(pieces) == 3 and pieces[2] else token_subject(token)
         tokens.append(ApiToken(token, role, subject))
     return tuple(tokens)
+
+
+def token_subject(token: str) -> str:
+    """The subject of a token configured without one: derived by hash, never a part of it."""
+    return "token-" + hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def secret_of(min_bytes: int) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if len(raw.encode()) < min_bytes:
+            raise ValueError(f"must be at least {min_bytes} bytes, got {len(raw.encode())}")
+        return raw
+    return parse
+
+
+def readable_file(raw: str) -> Path:
+    path = Path(raw)
+    if not path.is_file():
+        raise ValueError(f"no such file: {raw!r}")
+    return path
 
 
 def parse_networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -322,14 +344,37 @@ class Settings(EnvSettings):
                                     secret=True, doc="Redis for rate limits and fan-out")
     api_tokens: tuple[ApiToken, ...] = setting("BOTMON_API_TOKENS", (), parse_tokens, secret=True,
                                                doc="token:role[:subject], comma separated")
-    jwt_secret: str | None = setting("BOTMON_JWT_SECRET", None, secret=True,
-                                     doc="accept HS256 JWTs signed with this secret")
+    jwt_secret: str | None = setting("BOTMON_JWT_SECRET", None, secret_of(32), secret=True,
+                                     doc="accept HS256 JWTs signed with this secret "
+                                         "(at least 32 bytes)")
     secret_key: tuple[str, ...] | None = setting(
         "BOTMON_SECRET_KEY", None, parse_fernet_keys, secret=True,
         doc="Fernet keys, comma separated, newest first, that encrypt alert rule secrets, "
             "Slack/Teams URLs and PagerDuty keys at rest (default: a key created in the data dir)")
     jwt_public_key: str | None = setting("BOTMON_JWT_PUBLIC_KEY", None, parse_pem,
                                          doc="accept RS256 JWTs (PEM or path)")
+    jwt_issuer: str | None = setting("BOTMON_JWT_ISSUER",
+                                     doc="when set, a JWT's 'iss' claim must equal it")
+    jwt_audience: str | None = setting("BOTMON_JWT_AUDIENCE",
+                                       doc="when set, a JWT's 'aud' claim must include it")
+    jwt_max_lifetime: float = setting("BOTMON_JWT_MAX_LIFETIME", 86400.0, positive_float,
+                                      doc="seconds a JWT may be valid for (exp after iat, or "
+                                          "after now)")
+    internal_token: str | None = setting(
+        "BOTMON_INTERNAL_TOKEN", None, secret_of(16), secret=True,
+        doc="credential of the suite's own calls between components; the same on every "
+            "replica (default: one kept in the data dir; `botmon up` passes it to its children)")
+    tls_cert: Path | None = setting("BOTMON_TLS_CERT", None, readable_file,
+                                    doc="PEM certificate chain: HTTPS on the gateway, TLS on "
+                                        "every gRPC port (reloaded on change or SIGHUP)")
+    tls_key: Path | None = setting("BOTMON_TLS_KEY", None, readable_file,
+                                   doc="PEM private key of BOTMON_TLS_CERT")
+    tls_ca: Path | None = setting("BOTMON_TLS_CA", None, readable_file,
+                                  doc="PEM CA bundle the suite's clients verify servers (and, "
+                                      "under require, servers verify clients) against")
+    tls_client_auth: str = setting("BOTMON_TLS_CLIENT_AUTH", "none", one_of("none", "require"),
+                                   doc="require: gRPC ports demand a client certificate "
+                                       "(mutual TLS; clients present BOTMON_TLS_CERT)")
     rate_limits: dict[str, Rate] = setting("BOTMON_RATE_LIMITS", None, parse_rates,
                                            doc="per-class limits, merged over " + DEFAULT_RATES)
     rate_limit_fail: str = setting("BOTMON_RATE_LIMIT_FAIL", "open", one_of("open", "closed"),
@@ -414,6 +459,11 @@ class Settings(EnvSettings):
         if self.instance_id is None:
             fills["instance_id"] = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         fills["rate_limits"] = {**parse_rates(DEFAULT_RATES), **(self.rate_limits or {})}
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("BOTMON_TLS_CERT: BOTMON_TLS_CERT and BOTMON_TLS_KEY go together")
+        if self.tls_client_auth == "require" and self.tls_cert is None:
+            raise ConfigError("BOTMON_TLS_CLIENT_AUTH: require needs BOTMON_TLS_CERT and "
+                              "BOTMON_TLS_KEY")
         return dataclasses.replace(self, **fills)
 
     def target(self, service: str) -> str:

@@ -1,8 +1,9 @@
 """The one gRPC server lifecycle every service uses.
 
 It serves the service's servicers, ``grpc.health.v1`` (Check and Watch),
-server reflection and ``botmon.debug.v1``; binds the request-id and error
-interceptor; registers the process with the health service by heartbeat; and
+server reflection and ``botmon.debug.v1``; binds the interceptor that checks
+credentials and roles, request ids and errors; listens with TLS when
+``BOTMON_TLS_CERT`` is set (certificates re-read on change or SIGHUP); registers the process with the health service by heartbeat; and
 on SIGTERM turns NOT_SERVING, drains for ``grace`` seconds and stops.
 """
 
@@ -22,9 +23,11 @@ from grpc_reflection.v1alpha import reflection
 from botmon.debug.v1 import debug_service_pb2, debug_service_pb2_grpc
 from botmon.runtime.channels import Backends
 from botmon.runtime.config import EnvSettings, Settings
+from botmon.runtime.credentials import Credentials
 from botmon.runtime.debug import DebugServicer
 from botmon.runtime.interceptors import ServerInterceptor
 from botmon.runtime.registration import Registration
+from botmon.runtime.tls import CertificateFiles, server_credentials
 
 __all__ = ["Binding", "GrpcServer", "run_until_signal"]
 
@@ -67,6 +70,7 @@ class GrpcServer:
         self.health = health.aio.HealthServicer()
         self.backends = Backends(self.settings)
         self.registration: Registration | None = None
+        self.certificates: CertificateFiles | None = None
 
     @property
     def service_names(self) -> list[str]:
@@ -74,7 +78,7 @@ class GrpcServer:
 
     async def start(self) -> int:
         server = grpc.aio.server(
-            interceptors=[ServerInterceptor()],
+            interceptors=[ServerInterceptor(Credentials.for_process(self.settings))],
             options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
                      ("grpc.max_send_message_length", 64 * 1024 * 1024),
                      ("grpc.so_reuseport", 0),
@@ -93,7 +97,13 @@ class GrpcServer:
         reflection.enable_server_reflection(
             [*self.service_names, debug_name, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
         address = self.address or self.settings.addr(self.component)
-        self.port = server.add_insecure_port(address)
+        if self.settings.tls_cert is not None and self.settings.tls_key is not None:
+            self.certificates = CertificateFiles(self.settings.tls_cert, self.settings.tls_key,
+                                                 self.settings.tls_ca)
+            self.port = server.add_secure_port(
+                address, server_credentials(self.settings, self.certificates))
+        else:
+            self.port = server.add_insecure_port(address)
         if not self.port:
             raise OSError(f"cannot listen on {address}")
         await server.start()
@@ -103,7 +113,8 @@ class GrpcServer:
             self.registration = Registration(self.backends, self.component, self.port, self.details)
             self.registration.start()
         log.info("serving", extra={"address": address, "port": self.port,
-                                   "services": self.service_names})
+                                   "services": self.service_names,
+                                   "tls": self.certificates is not None})
         return self.port
 
     async def set_serving(self, serving: bool) -> None:
@@ -125,6 +136,11 @@ class GrpcServer:
         self.server = None
         log.info("stopped")
 
+    def reload_certificates(self) -> None:
+        """Re-read the TLS files now (SIGHUP); they are also re-read whenever they change."""
+        if self.certificates is not None:
+            self.certificates.refresh(force=True)
+
     async def __aenter__(self) -> GrpcServer:
         await self.start()
         return self
@@ -134,11 +150,12 @@ class GrpcServer:
 
 
 async def run_until_signal(server: GrpcServer) -> None:
-    """Start ``server``; on SIGTERM or SIGINT drain and stop it."""
+    """Start ``server``; on SIGTERM or SIGINT drain and stop it; SIGHUP reloads certificates."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, server.reload_certificates)
     await server.start()
     await stop.wait()
     log.info("shutting down", extra={"grace_seconds": server.grace})

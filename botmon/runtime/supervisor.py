@@ -20,6 +20,7 @@ import asyncio
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 import uuid
@@ -69,12 +70,18 @@ class RestartPolicy:
     grace: float = 10.0  # per stop stage
 
 
-def grpc_probe(target: str, timeout: float = 1.0) -> Probe:
+def grpc_probe(target: str, timeout: float = 1.0,
+               credentials: grpc.ChannelCredentials | None = None) -> Probe:
     """A probe that asks ``grpc.health.v1.Health/Check`` at ``target`` for SERVING."""
+
+    def open_channel() -> grpc.aio.Channel:
+        if credentials is None:
+            return grpc.aio.insecure_channel(target)
+        return grpc.aio.secure_channel(target, credentials)
 
     async def probe() -> bool:
         # A fresh channel per attempt: a long-lived one would sit in reconnect backoff.
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with open_channel() as channel:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout)
         return reply.status == health_pb2.HealthCheckResponse.SERVING
@@ -82,13 +89,13 @@ def grpc_probe(target: str, timeout: float = 1.0) -> Probe:
     return probe
 
 
-def http_probe(url: str, timeout: float = 1.0) -> Probe:
-    """A probe that wants a 2xx answer to ``GET url``."""
+def http_probe(url: str, timeout: float = 1.0, context: ssl.SSLContext | None = None) -> Probe:
+    """A probe that wants a 2xx answer to ``GET url`` (verified by ``context`` for https)."""
 
     async def probe() -> bool:
         client_timeout = aiohttp.ClientTimeout(total=timeout)
         async with aiohttp.ClientSession(timeout=client_timeout) as session, \
-                session.get(url) as response:
+                session.get(url, ssl=context or True) as response:
             return 200 <= response.status < 300
 
     return probe

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import grpc
 
 from botmon.alerts.v1 import alerts_service_pb2, alerts_service_pb2_grpc
+from botmon.runtime.context import caller
 from botmon.runtime.errors import FailedPrecondition, InvalidArgument
 from services.alerts.alert import Alert
 from services.alerts.audit import Actor
@@ -32,17 +33,17 @@ from services.alerts.silence import Silence, check_matchers
 from services.alerts.store import AlertsStore, history_row
 from services.alerts.validation import check_metric, check_rule, check_rule_name
 
-__all__ = ["SUBJECT_HEADER", "AlertsServicer"]
+__all__ = ["AlertsServicer"]
 
-#: gRPC metadata the gateway sets to the caller's token subject.
-SUBJECT_HEADER = "x-botmon-subject"
 HTTP_CODE_HEADER = "x-http-code"
 STATES = ("pending", "firing")
 SILENCE_STATES = ("pending", "active", "expired")
 
 
 def _subject(context: grpc.aio.ServicerContext) -> str:
-    return dict(context.invocation_metadata() or ()).get(SUBJECT_HEADER, "")
+    """The authenticated caller's subject (the interceptor's, never the metadata's)."""
+    principal = caller.get()
+    return principal.subject if principal is not None else ""
 
 
 def _noted(text: str, named: str, subject: str) -> str:

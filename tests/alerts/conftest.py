@@ -17,6 +17,7 @@ from services.alerts.__main__ import create_server
 from services.alerts.config import AlertsSettings
 from services.alerts.destinations import DestinationPolicy
 from tests.alerts.stand_ins import Mailbox, MetricsStandIn, Receiver, free_port
+from tests.conftest import suite_channel
 
 #: Small intervals so the lifecycle runs in fractions of a second.
 INTERVAL = 0.2
@@ -78,7 +79,7 @@ class Running:
 async def serve(settings: Settings, alerts: AlertsSettings = FAST) -> AsyncIterator[Running]:
     server = await create_server(settings, address="127.0.0.1:0", alerts_settings=alerts)
     async with server:
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+        channel = suite_channel(f"127.0.0.1:{server.port}", settings)
         try:
             yield Running(server, channel, alerts_service_pb2_grpc.AlertsServiceStub(channel))
         finally:

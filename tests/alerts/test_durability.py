@@ -12,19 +12,20 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
-import grpc
 import pytest
 import redis.asyncio as aioredis
 
 from botmon.alerts.v1 import alerts_service_pb2 as pb
 from botmon.alerts.v1 import alerts_service_pb2_grpc
 from botmon.health.v1 import health_service_pb2
+from botmon.runtime.channels import open_channel
 from tests.alerts.conftest import INTERVAL, Running, fast, serve
 from tests.alerts.stand_ins import free_port
 from tests.health.conftest import serve as serve_health
 from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
+INTERNAL_TOKEN = "alerts-durability-internal-token"
 CPU = dict(name="cpu_hot", metric="cpu.usage_percent", condition="greater_than", threshold=80,
            severity="critical")
 
@@ -40,8 +41,9 @@ async def replica(env: dict[str, str], tmp_path: Path):
     log = _log(tmp_path / f"alerts-{port}.log")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.alerts", cwd=ROOT, stdout=log, stderr=log,
-        env={**os.environ, **env, "BOTMON_ALERTS_ADDR": f"127.0.0.1:{port}"})
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        env={**os.environ, **env, "BOTMON_ALERTS_ADDR": f"127.0.0.1:{port}",
+             "BOTMON_INTERNAL_TOKEN": INTERNAL_TOKEN})
+    channel = open_channel(f"127.0.0.1:{port}", token=INTERNAL_TOKEN)
     try:
         await asyncio.wait_for(channel.channel_ready(), 30)
         yield proc, Running(None, channel, alerts_service_pb2_grpc.AlertsServiceStub(channel))

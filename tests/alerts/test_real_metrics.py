@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import grpc
-
 from botmon.metrics.v1 import metrics_pb2, metrics_service_pb2, metrics_service_pb2_grpc
 from services.metrics.__main__ import create_server as create_metrics
 from services.metrics.config import MetricsSettings
 from tests.alerts.conftest import serve
+from tests.conftest import suite_channel
 from tests.waiting import eventually
 
 
@@ -17,7 +16,7 @@ async def test_slow_requests_fire_the_latency_rule(alert_settings, receiver):
                                           metrics_settings=MetricsSettings.from_env({}))
     async with metrics_server:
         settings = alert_settings(metrics_target=f"127.0.0.1:{metrics_server.port}")
-        channel = grpc.aio.insecure_channel(settings.metrics_target)
+        channel = suite_channel(settings.metrics_target, settings)
         events = metrics_service_pb2_grpc.MetricsServiceStub(channel)
         try:
             async with serve(settings) as svc:

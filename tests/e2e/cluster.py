@@ -31,6 +31,7 @@ import httpx
 from cryptography.fernet import Fernet
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from botmon.runtime.channels import open_channel
 from tests.conftest import free_port
 from tests.waiting import wait_until
 
@@ -125,6 +126,8 @@ class Cluster:
         common = {
             "BOTMON_STORE_URL": store_url,
             "BOTMON_API_TOKENS": ",".join(token_spec),
+            # Every replica has its own data dir: they share the internal credential here.
+            "BOTMON_INTERNAL_TOKEN": INTERNAL_TOKEN,
             "BOTMON_ALERT_EVAL_INTERVAL": "0.5",
             "BOTMON_HEARTBEAT_INTERVAL": "1",
             "BOTMON_PROBE_INTERVAL": "1",
@@ -251,6 +254,15 @@ class Cluster:
         return "\n\n".join(f"===== {r.name} (port {r.port}, "
                            f"{'running' if r.running else 'stopped'}) =====\n{self.tail(r, lines)}"
                            for r in self.replicas.values())
+
+
+#: The internal credential every process of a cluster shares.
+INTERNAL_TOKEN = f"e2e-internal-{secrets.token_hex(16)}"
+
+
+def internal_channel(address: str) -> grpc.aio.Channel:
+    """A channel to one replica carrying the cluster's internal credential."""
+    return open_channel(address, token=INTERNAL_TOKEN)
 
 
 def _grpc_serving(address: str) -> bool:

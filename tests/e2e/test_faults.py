@@ -12,13 +12,12 @@ import json
 import time
 import uuid
 
-import grpc
 import httpx
 import pytest
 import websockets
 
 from botmon.logs.v1 import log_entry_pb2, logs_service_pb2, logs_service_pb2_grpc
-from tests.e2e.cluster import Cluster
+from tests.e2e.cluster import Cluster, internal_channel
 from tests.e2e.environment import BUDGET_SUBJECTS, cluster_env
 from tests.e2e.servers import OwnPostgres, OwnRedis
 from tests.waiting import eventually
@@ -398,7 +397,7 @@ async def _status_is(http, cluster, code: int) -> bool:
 
 async def _write_directly(cluster: Cluster, index: int, service: str, message: str) -> None:
     """Write one entry through logs replica ``index`` itself."""
-    async with grpc.aio.insecure_channel(cluster.address("logs", index)) as channel:
+    async with internal_channel(cluster.address("logs", index)) as channel:
         reply = await logs_service_pb2_grpc.LogsServiceStub(channel).WriteLogs(
             logs_service_pb2.WriteLogsRequest(logs=[log_entry_pb2.LogEntry(
                 level="info", service=service, message=message)]), timeout=5)

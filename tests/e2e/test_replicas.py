@@ -11,10 +11,10 @@ import asyncio
 import json
 import uuid
 
-import grpc
 import websockets
 
 from botmon.logs.v1 import log_entry_pb2, logs_service_pb2, logs_service_pb2_grpc
+from tests.e2e.cluster import internal_channel
 from tests.waiting import eventually
 
 
@@ -64,7 +64,7 @@ async def test_rate_limit_is_exact_under_concurrency_across_gateways(cluster, ht
 
 async def test_logs_written_through_one_replica_are_read_through_the_other(cluster):
     service = _tag()
-    channels = [grpc.aio.insecure_channel(cluster.address("logs", i)) for i in range(2)]
+    channels = [internal_channel(cluster.address("logs", i)) for i in range(2)]
     try:
         first, second = (logs_service_pb2_grpc.LogsServiceStub(c) for c in channels)
         written = await first.WriteLogs(logs_service_pb2.WriteLogsRequest(logs=[

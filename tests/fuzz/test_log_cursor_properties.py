@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from botmon.logs.v1 import log_entry_pb2, logs_service_pb2, logs_service_pb2_grpc
 from botmon.runtime.config import Settings
 from services.logs.postgres_store import INSERT_LOCK
+from tests.conftest import suite_channel, sync_suite_channel
 from tests.fuzz.live import ThreadedSuite
 from tests.harness import Suite
 
@@ -56,7 +57,7 @@ def logs(tmp_path_factory):
     """A ListLogs/WriteLogs stub onto a real logs service (SQLite store)."""
     settings = Settings.from_env({}, data_dir=tmp_path_factory.mktemp("logs"))
     with ThreadedSuite(settings, ("logs",), gateway=False) as suite, \
-            grpc.insecure_channel(suite.settings.logs_target) as channel:
+            sync_suite_channel(suite.settings.logs_target, suite.settings) as channel:
         yield logs_service_pb2_grpc.LogsServiceStub(channel)
 
 
@@ -205,7 +206,7 @@ async def test_postgres_walk_ignores_a_slower_replica_commit(make_settings, post
                                       timestamp=timestamp_pb2.Timestamp(seconds=base_s))
 
     async with Suite(make_settings(store_url=postgres_url), ("logs",), gateway=False) as suite, \
-            grpc.aio.insecure_channel(suite.settings.logs_target) as channel:
+            suite_channel(suite.settings.logs_target, suite.settings) as channel:
         stub = logs_service_pb2_grpc.LogsServiceStub(channel)
         await stub.WriteLogs(logs_service_pb2.WriteLogsRequest(logs=[entry_("first")]),
                              timeout=DEADLINE)

@@ -18,7 +18,7 @@ from botmon.runtime.config import Settings
 from services.health.__main__ import create_server
 from services.health.config import HealthSettings
 from services.health.server import HealthServer
-from tests.conftest import free_port
+from tests.conftest import free_port, suite_channel
 
 #: A port nothing listens on: probes against it are refused at once.
 CLOSED = "127.0.0.1:{port}"
@@ -54,7 +54,7 @@ async def serve(settings: Settings, health: HealthSettings | None = None) -> Asy
     server = await create_server(settings, address="127.0.0.1:0",
                                  health_settings=health or HealthSettings())
     async with server:
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+        channel = suite_channel(f"127.0.0.1:{server.port}", settings)
         try:
             yield Running(server, channel, health_service_pb2_grpc.HealthServiceStub(channel),
                           health_pb2_grpc.HealthStub(channel))

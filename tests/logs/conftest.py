@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import grpc
 import pytest
 
 from botmon.logs.v1 import logs_service_pb2_grpc
 from services.logs.__main__ import create_server
 from services.logs.config import LogsSettings
+from tests.conftest import suite_channel
 from tests.logs.support import Logs
 
 #: Settings that keep background work out of the way unless a test asks for it.
@@ -35,5 +35,5 @@ async def logs(make_settings, store_url, logs_settings):
                              metrics_target="127.0.0.1:9", grpc_deadline=2.0)
     server = await create_server(settings, address="127.0.0.1:0", logs_settings=logs_settings)
     async with server:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        async with suite_channel(f"127.0.0.1:{server.port}", settings) as channel:
             yield Logs(server, channel, logs_service_pb2_grpc.LogsServiceStub(channel))

@@ -7,13 +7,15 @@ import os
 import signal
 import sys
 
-import grpc
 import pytest
 
 from botmon.logs.v1 import logs_service_pb2 as pb
 from botmon.logs.v1 import logs_service_pb2_grpc
+from botmon.runtime.channels import open_channel
 from tests.conftest import free_port
 from tests.logs.support import entry
+
+INTERNAL_TOKEN = "logs-durability-internal-token"
 
 
 class Process:
@@ -22,13 +24,14 @@ class Process:
     def __init__(self, env: dict[str, str]):
         self.port = free_port()
         self.env = {**os.environ, **env, "BOTMON_LOGS_ADDR": f"127.0.0.1:{self.port}",
+                    "BOTMON_INTERNAL_TOKEN": INTERNAL_TOKEN,
                     "BOTMON_HEALTH_TARGET": "127.0.0.1:9", "BOTMON_LOG_LEVEL": "warning"}
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> logs_service_pb2_grpc.LogsServiceStub:
         self.proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.logs",
                                                          env=self.env, cwd=os.getcwd())
-        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.port}")
+        self.channel = open_channel(f"127.0.0.1:{self.port}", token=INTERNAL_TOKEN)
         await asyncio.wait_for(self.channel.channel_ready(), 30)
         return logs_service_pb2_grpc.LogsServiceStub(self.channel)
 

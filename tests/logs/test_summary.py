@@ -11,7 +11,7 @@ from botmon.metrics.v1 import metrics_pb2, metrics_service_pb2, metrics_service_
 from services.logs.__main__ import create_server as create_logs
 from services.logs.config import LogsSettings
 from services.metrics.__main__ import create_server as create_metrics
-from tests.conftest import free_port
+from tests.conftest import free_port, suite_channel
 from tests.logs.support import entry, now
 
 HOUR = 3600.0
@@ -70,7 +70,7 @@ async def test_error_rate_uses_the_requests_reported_to_the_metrics_service(make
     logs = await create_logs(settings, address="127.0.0.1:0",
                              logs_settings=LogsSettings(retention_interval=3600.0))
     async with metrics, logs:
-        async with grpc.aio.insecure_channel(settings.metrics_addr) as channel:
+        async with suite_channel(settings.metrics_addr, settings) as channel:
             events = [metrics_pb2.Event(type="request", method="GET", route="/x",
                                         status=200 if i % 10 else 500, duration_ms=12.0)
                       for i in range(200)]

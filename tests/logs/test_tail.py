@@ -12,7 +12,7 @@ from botmon.logs.v1 import logs_service_pb2 as pb
 from botmon.logs.v1 import logs_service_pb2_grpc
 from services.logs.__main__ import create_server
 from services.logs.config import LogsSettings
-from tests.conftest import free_port
+from tests.conftest import free_port, suite_channel
 from tests.logs.support import Logs, entry
 
 
@@ -112,7 +112,7 @@ async def test_a_slow_tail_loses_oldest_entries_counted_and_never_blocks_ingest(
 async def _replica(settings, logs_settings):
     server = await create_server(settings, address="127.0.0.1:0", logs_settings=logs_settings)
     await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    channel = suite_channel(f"127.0.0.1:{server.port}", settings)
     return Logs(server, channel, logs_service_pb2_grpc.LogsServiceStub(channel))
 
 

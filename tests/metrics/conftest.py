@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 
-import grpc
 import pytest
 
 from botmon.metrics.v1 import metrics_service_pb2_grpc
 from services.metrics.__main__ import create_server
 from services.metrics.config import MetricsSettings
-from tests.conftest import free_port
+from tests.conftest import free_port, suite_channel
 
 
 @pytest.fixture
@@ -43,7 +42,7 @@ def start_metrics(make_settings, closed_targets):
                                     **{k: v for k, v in overrides.items() if k not in fields}})
         server = await create_server(settings, address="127.0.0.1:0", metrics_settings=ms)
         async with server:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            async with suite_channel(f"127.0.0.1:{server.port}", settings) as channel:
                 yield server, metrics_service_pb2_grpc.MetricsServiceStub(channel)
 
     return start

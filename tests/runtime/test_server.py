@@ -15,6 +15,7 @@ from botmon.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from botmon.runtime import errors
 from botmon.runtime.context import REQUEST_ID_HEADER, request_id
 from botmon.runtime.server import Binding, GrpcServer
+from tests.conftest import suite_channel
 
 NAME = "botmon.logs.v1.LogsService"
 
@@ -60,7 +61,7 @@ async def server(make_settings):
 
 @pytest.fixture
 async def channel(server):
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+    async with suite_channel(f"127.0.0.1:{server.port}", server.settings) as ch:
         yield ch
 
 
@@ -141,7 +142,7 @@ async def test_graceful_stop_drains_in_flight_calls(make_settings):
         Binding(NAME, Servicer(), logs_service_pb2_grpc.add_LogsServiceServicer_to_server)],
         address="127.0.0.1:0", register=False, grace=3)
     await srv.start()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
+    async with suite_channel(f"127.0.0.1:{srv.port}", srv.settings) as ch:
         stub = logs_service_pb2_grpc.LogsServiceStub(ch)
         slow = asyncio.ensure_future(
             stub.ListLogs(logs_service_pb2.ListLogsRequest(q="slow"), timeout=5))

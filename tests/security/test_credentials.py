@@ -12,7 +12,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-import gateway.auth
+import botmon.runtime.credentials
 from tests.harness import Suite
 
 SECRET = "hs256-secret-for-the-security-tests-" + "0123456789abcdef" * 2
@@ -86,7 +86,7 @@ async def test_static_tokens_are_compared_with_compare_digest_against_every_one(
         compared.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(gateway.auth.hmac, "compare_digest", spy)
+    monkeypatch.setattr(botmon.runtime.credentials.hmac, "compare_digest", spy)
     configured = len(both.app.ctx.authenticator.tokens)
     assert (await status(http, both, STATIC))[0] not in (401, 403)  # 503: no backend runs
     assert len(compared) == configured
