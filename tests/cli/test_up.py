@@ -17,6 +17,7 @@ import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from botmon import __version__
+from botmon.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 
 COMPONENTS = ("health", "metrics", "alerts", "logs", "gateway")
 
@@ -26,6 +27,17 @@ def _serving(address: str) -> bool:
         reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
                                                           timeout=2)
     return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def _list_logs(address: str, token: str | None) -> grpc.StatusCode:
+    metadata = (("authorization", f"Bearer {token}"),) if token else ()
+    with grpc.insecure_channel(address) as channel:
+        try:
+            logs_service_pb2_grpc.LogsServiceStub(channel).ListLogs(
+                logs_service_pb2.ListLogsRequest(), timeout=5, metadata=metadata)
+        except grpc.RpcError as exc:
+            return exc.code()
+    return grpc.StatusCode.OK
 
 
 def _get(url: str, token: str | None = None) -> tuple[int, dict]:
@@ -80,6 +92,14 @@ def test_up_runs_restarts_and_stops_the_whole_suite(botmon, suite_env):
     assert body["components"]["database"]["status"] == "healthy"
     assert body["components"]["cache"]["status"] == "not_configured"
     assert set(body["components"]) >= {"database", "cache", "storage", "llm"}
+
+    # The gRPC ports refuse a caller without a token and answer the printed admin token
+    # (the grpcurl of the README, as Python).
+    assert _list_logs(suite_env["BOTMON_LOGS_ADDR"], None) == grpc.StatusCode.UNAUTHENTICATED
+    assert _list_logs(suite_env["BOTMON_LOGS_ADDR"], token) == grpc.StatusCode.OK
+    # Every child heartbeats to health with the internal credential botmon up made.
+    run.wait_for(lambda: {s["name"] for s in _get(f"{base}/status", token)[1]["services"]}
+                 >= set(COMPONENTS) - {"health"}, "every component in /status", timeout=30)
 
     # A child killed outright is restarted and serves again.
     offset = len(run.stdout)
