@@ -1,0 +1,164 @@
+"""TLS on every port, mutual TLS on the gRPC ports, and certificate rotation (issue 10 item 3).
+
+Certificates come from the session's test CA (``pki``, made with ``cryptography``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from cryptography import x509
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from botmon.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from tests.harness import Suite
+from tests.security.conftest import make_ca
+from tests.waiting import eventually
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _settings(make_settings, pki, tls_files, client_auth: str = "none"):
+    cert, key = tls_files
+    return make_settings(tls_cert=cert, tls_key=key, tls_ca=pki.ca, tls_client_auth=client_auth)
+
+
+def _verify(pki) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(pki.ca))
+
+
+def _token(suite: Suite, role: str) -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {suite.tokens[role]}"),)
+
+
+async def _list_logs(channel: grpc.aio.Channel, suite: Suite) -> grpc.StatusCode:
+    try:
+        await logs_service_pb2_grpc.LogsServiceStub(channel).ListLogs(
+            logs_service_pb2.ListLogsRequest(), timeout=5, metadata=_token(suite, "viewer"))
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+def _presented_serial(port: int, ca: Path) -> int:
+    """The serial number of the certificate the server on ``port`` presents now."""
+    context = ssl.create_default_context(cafile=str(ca))
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
+
+
+@pytest.mark.parametrize("client_auth", ["none", "require"])
+async def test_the_whole_suite_works_end_to_end_under_tls(make_settings, pki, tls_files,
+                                                         client_auth):
+    settings = _settings(make_settings, pki, tls_files, client_auth)
+    async with Suite(settings) as suite:
+        assert suite.base.startswith("https://")
+        async with httpx.AsyncClient(verify=_verify(pki), timeout=10) as http:
+            r = await http.post(f"{suite.base}/logs", headers=suite.headers("operator"),
+                                json={"logs": [{"level": "info", "service": "tls-e2e",
+                                                "message": "over TLS"}]})
+            assert r.status_code == 202, r.text
+
+            async def written() -> bool:
+                r = await http.get(f"{suite.base}/logs", params={"service": "tls-e2e"},
+                                   headers=suite.headers("viewer"))
+                return r.status_code == 200 and len(r.json()["logs"]) == 1
+
+            await eventually(written, within=15)
+
+            # Heartbeats reach health over TLS with the internal credential.
+            async def listed() -> bool:
+                r = await http.get(f"{suite.base}/status", headers=suite.headers("viewer"))
+                return {s["name"] for s in r.json()["services"]} >= {"metrics", "alerts",
+                                                                       "logs", "gateway"}
+
+            await eventually(listed, within=20)
+        async with httpx.AsyncClient(timeout=5) as plain:
+            with pytest.raises(httpx.TransportError):
+                await plain.get(f"http://127.0.0.1:{suite.port}/api/v1/monitoring/health/live")
+
+
+async def test_grpc_ports_refuse_plaintext_and_demand_client_certificates(make_settings, pki,
+                                                                          tls_files):
+    settings = _settings(make_settings, pki, tls_files, "require")
+    async with Suite(settings, components=("logs",), gateway=False) as suite:
+        target = suite.settings.target("logs")
+        async with grpc.aio.insecure_channel(target) as channel:
+            assert await _list_logs(channel, suite) == grpc.StatusCode.UNAVAILABLE
+        ca = pki.ca.read_bytes()
+        anonymous = grpc.ssl_channel_credentials(root_certificates=ca)
+        async with grpc.aio.secure_channel(target, anonymous) as channel:
+            assert await _list_logs(channel, suite) == grpc.StatusCode.UNAVAILABLE
+        cert, key = pki.issue("client-app", client=True)
+        known = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key.read_bytes(),
+                                             certificate_chain=cert.read_bytes())
+        async with grpc.aio.secure_channel(target, known) as channel:
+            assert await _list_logs(channel, suite) == grpc.StatusCode.OK
+        stranger = pki.issue("stranger", client=True, ca=make_ca("another CA"))
+        foreign = grpc.ssl_channel_credentials(root_certificates=ca,
+                                               private_key=stranger[1].read_bytes(),
+                                               certificate_chain=stranger[0].read_bytes())
+        async with grpc.aio.secure_channel(target, foreign) as channel:
+            assert await _list_logs(channel, suite) == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_rotated_certificates_are_picked_up_without_dropping_connections(
+        make_settings, pki, tls_files):
+    cert_path, key_path = tls_files
+    async with Suite(_settings(make_settings, pki, tls_files), components=("logs",)) as suite:
+        grpc_port = int(suite.settings.target("logs").rpartition(":")[2])
+        before = {port: await asyncio.to_thread(_presented_serial, port, pki.ca)
+                  for port in (grpc_port, suite.port)}
+        credentials = grpc.ssl_channel_credentials(root_certificates=pki.ca.read_bytes())
+        async with grpc.aio.secure_channel(suite.settings.target("logs"), credentials) as held:
+            assert await _list_logs(held, suite) == grpc.StatusCode.OK
+            # cert-manager style: new files replace the old ones by rename.
+            new_cert, new_key = pki.issue("rotated")
+            for new, path in ((new_key, key_path), (new_cert, cert_path)):
+                staged = path.with_suffix(".new")
+                staged.write_bytes(new.read_bytes())
+                os.replace(staged, path)
+            rotated = x509.load_pem_x509_certificate(cert_path.read_bytes()).serial_number
+            assert rotated not in before.values()
+
+            async def presented() -> bool:
+                return all([await asyncio.to_thread(_presented_serial, port, pki.ca) == rotated
+                            for port in before])
+
+            await eventually(presented, within=15)
+            # The connection opened before the rotation carries on.
+            assert await _list_logs(held, suite) == grpc.StatusCode.OK
+            assert held.get_state() == grpc.ChannelConnectivity.READY
+
+
+async def test_healthcheck_verifies_against_the_configured_ca(make_settings, pki, tls_files):
+    async with Suite(_settings(make_settings, pki, tls_files), components=("logs",),
+                     gateway=False) as suite:
+        target = suite.settings.target("logs")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BOTMON_")}
+
+        def healthcheck(extra: dict[str, str]) -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, "-m", "botmon.cli", "healthcheck", target],
+                                  cwd=ROOT, env={**env, **extra}, capture_output=True,
+                                  text=True, timeout=60)
+
+        ok = await asyncio.to_thread(healthcheck, {"BOTMON_TLS_CA": str(pki.ca)})
+        assert ok.returncode == 0 and "SERVING" in ok.stdout, ok.stderr
+        unverified = await asyncio.to_thread(healthcheck, {})
+        assert unverified.returncode == 1
+        async with grpc.aio.insecure_channel(target) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
+                                                                timeout=5)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
