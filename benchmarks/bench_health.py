@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.processes import INTERNAL_TOKEN, internal_channel
+
 __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +37,8 @@ def serve(port: int, data_dir: str) -> None:
     from services.health.config import HealthSettings
 
     async def run() -> None:
-        settings = Settings.from_env({}, data_dir=Path(data_dir), probe_interval=30.0)
+        settings = Settings.from_env({}, data_dir=Path(data_dir), probe_interval=30.0,
+                                     internal_token=os.environ["BOTMON_INTERNAL_TOKEN"])
         server = await create_server(settings, address=f"127.0.0.1:{port}",
                                      health_settings=HealthSettings())
         await run_until_signal(server)
@@ -68,7 +71,7 @@ async def _measure(port: int) -> None:
     from botmon.health.v1 import health_service_pb2 as pb
     from botmon.health.v1 import health_service_pb2_grpc
 
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with internal_channel(f"127.0.0.1:{port}") as channel:
         checks = health_pb2_grpc.HealthStub(channel)
         for _ in range(200):  # until the first probe round has made it SERVING
             try:
@@ -104,7 +107,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="botmon-bench-health-") as data_dir:
         server = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_health", "serve",
                                    str(port), data_dir], cwd=ROOT,
-                                  stderr=subprocess.DEVNULL)
+                                  stderr=subprocess.DEVNULL,
+                                  env={**os.environ, "BOTMON_INTERNAL_TOKEN": INTERNAL_TOKEN})
         try:
             asyncio.run(_measure(port))
         finally:

@@ -33,10 +33,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
-import grpc
 import httpx
 
-from benchmarks.processes import figure, free_port
+from benchmarks.processes import INTERNAL_TOKEN, figure, free_port, internal_channel
 from benchmarks.stores import scratch_database
 from botmon.logs.v1 import log_entry_pb2, logs_service_pb2, logs_service_pb2_grpc
 from botmon.runtime.store import SqliteDatabase
@@ -94,6 +93,7 @@ def _service(env: dict[str, str]):
     process = subprocess.Popen(
         [sys.executable, "-m", "services.logs"], cwd=ROOT,
         env={**os.environ, **env, "BOTMON_LOGS_ADDR": f"127.0.0.1:{port}",
+             "BOTMON_INTERNAL_TOKEN": INTERNAL_TOKEN,
              "BOTMON_HEALTH_TARGET": "127.0.0.1:9", "BOTMON_METRICS_TARGET": "127.0.0.1:9",
              "BOTMON_LOG_LEVEL": "warning", "BOTMON_LOG_RETENTION": "default=3650d",
              "BOTMON_LOG_RETENTION_INTERVAL": "3600"})
@@ -105,7 +105,7 @@ def _service(env: dict[str, str]):
 
 
 async def _ingest(port: int, messages) -> float:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with internal_channel(f"127.0.0.1:{port}") as channel:
         await asyncio.wait_for(channel.channel_ready(), 30)
         stub = logs_service_pb2_grpc.LogsServiceStub(channel)
         started = time.perf_counter()
@@ -218,7 +218,7 @@ def _request(shape: dict) -> logs_service_pb2.ListLogsRequest:
 
 
 async def _grpc_latency(port: int, shapes: list[dict]) -> list[float]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with internal_channel(f"127.0.0.1:{port}") as channel:
         await asyncio.wait_for(channel.channel_ready(), 30)
         stub = logs_service_pb2_grpc.LogsServiceStub(channel)
         await stub.ListLogs(_request(shapes[0]), timeout=30)  # warm up
@@ -263,6 +263,7 @@ def _gateway(logs_port: int):
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway"], cwd=ROOT, stdout=subprocess.DEVNULL,
         env={**os.environ, "BOTMON_HTTP_ADDR": f"127.0.0.1:{port}",
+             "BOTMON_INTERNAL_TOKEN": INTERNAL_TOKEN,
              "BOTMON_LOGS_TARGET": f"127.0.0.1:{logs_port}", "BOTMON_LOG_LEVEL": "warning",
              "BOTMON_API_TOKENS": f"{TOKEN}:viewer",
              "BOTMON_RATE_LIMITS": "logs=unlimited,default=unlimited",

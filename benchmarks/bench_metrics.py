@@ -29,9 +29,8 @@ import time
 from pathlib import Path
 
 import asyncpg
-import grpc
 
-from benchmarks.processes import figure, free_port
+from benchmarks.processes import INTERNAL_TOKEN, figure, free_port, internal_channel
 from benchmarks.stores import scratch_database
 from botmon.metrics.v1 import metrics_pb2, metrics_service_pb2, metrics_service_pb2_grpc
 from botmon.runtime.config import Settings
@@ -71,7 +70,7 @@ def _nearest(ordered: list[float], q: float) -> float:
 
 
 async def _stream(port: int, messages: list[metrics_service_pb2.StreamEventsRequest]) -> float:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with internal_channel(f"127.0.0.1:{port}") as channel:
         await asyncio.wait_for(channel.channel_ready(), 30)
         stub = metrics_service_pb2_grpc.MetricsServiceStub(channel)
         started = time.perf_counter()
@@ -88,7 +87,8 @@ def _service(store_url: str, data_dir: str):
     closed = f"127.0.0.1:{free_port()}"
     env = {**os.environ, "BOTMON_METRICS_ADDR": f"127.0.0.1:{port}", "BOTMON_DATA_DIR": data_dir,
            "BOTMON_STORE_URL": store_url, "BOTMON_HEALTH_ADDR": closed,
-           "BOTMON_LOGS_ADDR": closed, "BOTMON_ALERTS_ADDR": closed, "BOTMON_LOG_LEVEL": "error"}
+           "BOTMON_LOGS_ADDR": closed, "BOTMON_ALERTS_ADDR": closed, "BOTMON_LOG_LEVEL": "error",
+           "BOTMON_INTERNAL_TOKEN": INTERNAL_TOKEN}
     env.pop("BOTMON_REDIS_URL", None)
     proc = subprocess.Popen([sys.executable, "-m", "services.metrics"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -121,7 +121,7 @@ async def _application_latency(port: int) -> tuple[list[float], list[float], flo
     batch = metrics_service_pb2.RecordEventsRequest(events=[
         metrics_pb2.Event(type="request", method="GET", route="/chat", status=200,
                           duration_ms=float(i % 200), bytes=512) for i in range(APP_BATCH)])
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with internal_channel(f"127.0.0.1:{port}") as channel:
         await asyncio.wait_for(channel.channel_ready(), 30)
         stub = metrics_service_pb2_grpc.MetricsServiceStub(channel)
         idle = await _application_calls(stub, APP_SECONDS)
@@ -196,7 +196,7 @@ async def _query_latency(data_dir: str) -> tuple[float, float, float, float]:
 
     settings = Settings.from_env({}, data_dir=Path(data_dir),
                                  health_addr=f"127.0.0.1:{free_port()}", logs_addr="127.0.0.1:1",
-                                 alerts_addr="127.0.0.1:1")
+                                 alerts_addr="127.0.0.1:1", internal_token=INTERNAL_TOKEN)
     # Keep every minute row: the benchmark's premise is 30 days of minute data present.
     ms = MetricsSettings.from_env({}, minute_retention_days=31, compaction_interval=3600)
     server = await create_server(settings, address="127.0.0.1:0", metrics_settings=ms)
@@ -204,7 +204,7 @@ async def _query_latency(data_dir: str) -> tuple[float, float, float, float]:
     async with server:
         await _fill_thirty_days(metrics.store)
         await metrics.compact()
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        async with internal_channel(f"127.0.0.1:{server.port}") as channel:
             stub = metrics_service_pb2_grpc.MetricsServiceStub(channel)
             request = metrics_service_pb2.GetPerformanceMetricsRequest(period="30d",
                                                                        resolution="day")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import secrets
 import socket
 import subprocess
 import time
@@ -17,9 +18,19 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-__all__ = ["ROOT", "Processes", "figure", "free_port", "wait_http", "wait_port"]
+__all__ = ["INTERNAL_TOKEN", "ROOT", "Processes", "figure", "free_port", "internal_channel",
+           "wait_http", "wait_port"]
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The internal credential of every process a benchmark starts (``BOTMON_INTERNAL_TOKEN``).
+INTERNAL_TOKEN = secrets.token_urlsafe(32)
+
+
+def internal_channel(target: str):
+    """A channel to a benchmark's service carrying the internal credential."""
+    from botmon.runtime.channels import open_channel
+
+    return open_channel(target, token=INTERNAL_TOKEN)
 
 
 def free_port() -> int:
