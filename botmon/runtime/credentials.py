@@ -15,6 +15,7 @@ import os
 import secrets
 import sys
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,8 @@ ROLE_HEADER = "x-botmon-role"
 INTERNAL_SUBJECT = "botmon"
 #: Longest JWT ``sub`` accepted.
 MAX_SUBJECT_CHARS = 256
+#: Verified JWTs remembered (until their ``exp``) so a client's next call skips the crypto.
+VERIFIED_JWTS = 4096
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ class Credentials:
         self.issuer = settings.jwt_issuer
         self.audience = settings.jwt_audience
         self.max_lifetime = settings.jwt_max_lifetime
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     @classmethod
     def for_process(cls, settings: Settings) -> Credentials:
@@ -123,6 +127,17 @@ class Credentials:
         raise CredentialError("invalid token", True)
 
     def _jwt(self, token: str) -> Principal:
+        """A JWT's caller; one verified before is looked up until its ``exp`` passes."""
+        known = self._verified.get(token)
+        if known is not None and time.time() < known[1]:
+            return known[0]
+        principal, expires = self._verify_jwt(token)
+        self._verified[token] = (principal, expires)
+        if len(self._verified) > VERIFIED_JWTS:
+            self._verified.popitem(last=False)
+        return principal
+
+    def _verify_jwt(self, token: str) -> tuple[Principal, float]:
         try:
             alg = jwt.get_unverified_header(token).get("alg")
         except jwt.InvalidTokenError:
@@ -157,7 +172,8 @@ class Credentials:
         if not subject or len(subject) > MAX_SUBJECT_CHARS:
             raise CredentialError(f"JWT 'sub' claim must be 1 to {MAX_SUBJECT_CHARS} "
                                   "characters", True)
-        return Principal(subject, role)
+        # nbf needs no remembering: a token not yet valid is refused, so never cached.
+        return Principal(subject, role), float(claims["exp"])
 
     def _check_lifetime(self, claims: dict) -> None:
         """``exp`` at most ``max_lifetime`` after ``iat``, or after now if that is earlier."""

@@ -1,0 +1,248 @@
+"""What authentication and TLS cost, each against the same work without them in this run.
+
+1. The gRPC interceptor: ``HealthService/GetHealth`` (answered from the probe cache) on
+   two ports of one server process serving the same servicer: one with the interceptor
+   checking credentials and roles, one with it checking nothing (the baseline). Called
+   with a static token, an HS256 JWT, and the internal credential with a forwarded
+   identity (the gateway's calls); 32 calls in flight.
+2. TLS on the gateway: ``GET /status`` through a plain suite (health + gateway) and
+   through one with ``BOTMON_TLS_CERT`` (HTTPS at the edge, TLS to the backend), over
+   kept-alive connections.
+
+Rounds alternate between the variants so drift on a shared machine hits both; each
+figure is the median of its rounds.
+
+``python -m benchmarks.bench_security serve <on port> <off port>`` runs the gRPC server
+alone (configured by the environment).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.processes import (
+    INTERNAL_TOKEN,
+    Processes,
+    figure,
+    free_port,
+    wait_http,
+    wait_port,
+)
+
+__all__ = ["main"]
+
+SECONDS = float(os.environ.get("BOTMON_BENCH_SECONDS", "3"))
+ROUNDS = 3
+IN_FLIGHT = 32
+HTTP_CONNECTIONS = 16
+VIEWER = "bench-viewer-token-0123456789abcdef"
+JWT_SECRET = "bench-jwt-secret-" + "0123456789abcdef" * 2
+
+
+def _environment(data_dir: str) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("BOTMON_")},
+            "BOTMON_DATA_DIR": data_dir, "BOTMON_API_TOKENS": f"{VIEWER}:viewer:bench",
+            "BOTMON_JWT_SECRET": JWT_SECRET, "BOTMON_INTERNAL_TOKEN": INTERNAL_TOKEN,
+            "BOTMON_LOG_LEVEL": "warning", "BOTMON_PROBE_INTERVAL": "30",
+            "BOTMON_RATE_LIMITS": "default=unlimited,health=unlimited",
+            "PYTHONUNBUFFERED": "1"}
+
+
+# ---- 1. the interceptor ----------------------------------------------------------------
+
+def serve(on_port: int, off_port: int) -> None:
+    """The health service on ``on_port``, and its servicer again without checks on the other."""
+    import grpc
+
+    from botmon.health.v1 import health_service_pb2_grpc
+    from botmon.runtime.config import Settings
+    from botmon.runtime.interceptors import ServerInterceptor
+    from botmon.runtime.main import SWITCH_INTERVAL
+    from botmon.runtime.server import run_until_signal
+    from services.health.__main__ import create_server
+
+    sys.setswitchinterval(SWITCH_INTERVAL)
+
+    async def run() -> None:
+        settings = Settings.from_env(dict(os.environ))
+        server = await create_server(settings, address=f"127.0.0.1:{on_port}")
+        unchecked = grpc.aio.server(interceptors=[ServerInterceptor(None)])
+        health_service_pb2_grpc.add_HealthServiceServicer_to_server(
+            server.bindings[0].servicer, unchecked)
+        unchecked.add_insecure_port(f"127.0.0.1:{off_port}")
+        await unchecked.start()
+        await run_until_signal(server)
+
+    asyncio.run(run())
+
+
+async def _rate(call, request, metadata) -> float:
+    """Calls per second of ``call`` with IN_FLIGHT outstanding, over SECONDS."""
+    done = 0
+    deadline = time.perf_counter() + SECONDS
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            await call(request, timeout=5, metadata=metadata)
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
+    return done / (time.perf_counter() - started)
+
+
+async def _interceptor(on_port: int, off_port: int) -> None:
+    import grpc
+    import jwt
+
+    from botmon.health.v1 import health_service_pb2 as pb
+    from botmon.health.v1 import health_service_pb2_grpc
+
+    token = jwt.encode({"sub": "bench", "role": "viewer", "exp": int(time.time()) + 3600},
+                       JWT_SECRET, algorithm="HS256")
+    variants = {
+        "off": (off_port, ()),
+        "static_token": (on_port, (("authorization", f"Bearer {VIEWER}"),)),
+        "hs256_jwt": (on_port, (("authorization", f"Bearer {token}"),)),
+        "internal_forwarded": (on_port, (("authorization", f"Bearer {INTERNAL_TOKEN}"),
+                                         ("x-botmon-subject", "bench"),
+                                         ("x-botmon-role", "viewer"))),
+    }
+    request = pb.GetHealthRequest()
+    channels = {port: grpc.aio.insecure_channel(f"127.0.0.1:{port}") for port in (on_port,
+                                                                                 off_port)}
+    try:
+        stubs = {port: health_service_pb2_grpc.HealthServiceStub(ch)
+                 for port, ch in channels.items()}
+        for port, metadata in variants.values():  # warm-up, and a check that each is let in
+            await _rate(stubs[port].GetHealth, request, metadata)
+        rates: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(ROUNDS):
+            for name, (port, metadata) in variants.items():
+                rates[name].append(await _rate(stubs[port].GetHealth, request, metadata))
+    finally:
+        for channel in channels.values():
+            await channel.close()
+    base = statistics.median(rates["off"])
+    figure("grpc_get_health_auth_off", base, "calls/s", base)
+    for name in list(variants)[1:]:
+        figure(f"grpc_get_health_{name}", statistics.median(rates[name]), "calls/s", base)
+
+
+# ---- 2. TLS on the gateway ------------------------------------------------------------
+
+def _certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (its own CA)."""
+    cert, key = directory / "tls.pem", directory / "tls.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert),
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def _start_suite(procs: Processes, name: str, env: dict[str, str], scheme: str,
+                 context: ssl.SSLContext | None) -> str:
+    health, http = free_port(), free_port()
+    env = {**env, "BOTMON_HEALTH_ADDR": f"127.0.0.1:{health}", "BOTMON_HTTP_ADDR":
+           f"127.0.0.1:{http}", **{f"BOTMON_{c}_TARGET": "127.0.0.1:9"
+                                   for c in ("METRICS", "ALERTS", "LOGS")}}
+    procs.start(f"{name}-health", [sys.executable, "-m", "services.health"], env)
+    wait_port(health)
+    gateway = procs.start(f"{name}-gateway", [sys.executable, "-m", "gateway"], env)
+    base = f"{scheme}://127.0.0.1:{http}/api/v1/monitoring"
+    if context is None:
+        wait_http(f"{base}/status", procs, f"{name}-gateway", gateway, VIEWER)
+    else:
+        wait_port(http)
+    return base
+
+
+async def _http_rate(url: str, context: ssl.SSLContext | None) -> float:
+    import aiohttp
+
+    done = 0
+    connector = aiohttp.TCPConnector(limit=HTTP_CONNECTIONS, ssl=context or False)
+    headers = {"Authorization": f"Bearer {VIEWER}"}
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def worker(until: float) -> None:
+            nonlocal done
+            while time.perf_counter() < until:
+                async with session.get(url, headers=headers) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"{url}: HTTP {response.status}")
+                done += 1
+
+        await asyncio.gather(*(worker(time.perf_counter() + 0.5)
+                               for _ in range(HTTP_CONNECTIONS)))  # connect and warm up
+        done = 0
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(started + SECONDS) for _ in range(HTTP_CONNECTIONS)))
+        return done / (time.perf_counter() - started)
+
+
+def _gateway_tls(workdir: Path) -> None:
+    cert, key = _certificate(workdir)
+    context = ssl.create_default_context(cafile=str(cert))
+    with Processes(workdir) as procs:
+        plain = _start_suite(procs, "plain", _environment(str(workdir / "plain")), "http", None)
+        tls_env = {**_environment(str(workdir / "tls")), "BOTMON_TLS_CERT": str(cert),
+                   "BOTMON_TLS_KEY": str(key), "BOTMON_TLS_CA": str(cert)}
+        secure = _start_suite(procs, "tls", tls_env, "https", context)
+
+        async def measure() -> None:
+            for _ in range(100):  # the TLS gateway: until /status answers
+                try:
+                    await _http_rate_once(f"{secure}/status", context)
+                    break
+                except Exception:
+                    await asyncio.sleep(0.2)
+            rates: dict[str, list[float]] = {"plain": [], "tls": []}
+            for _ in range(ROUNDS):
+                rates["plain"].append(await _http_rate(f"{plain}/status", None))
+                rates["tls"].append(await _http_rate(f"{secure}/status", context))
+            base = statistics.median(rates["plain"])
+            figure("gateway_status_plain", base, "requests/s", base)
+            figure("gateway_status_tls", statistics.median(rates["tls"]), "requests/s", base)
+
+        asyncio.run(measure())
+
+
+async def _http_rate_once(url: str, context: ssl.SSLContext) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, \
+            session.get(url, headers={"Authorization": f"Bearer {VIEWER}"}, ssl=context) as r:
+        if r.status != 200:
+            raise RuntimeError(f"HTTP {r.status}")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="botmon-bench-security-") as tmp:
+        workdir = Path(tmp)
+        on_port, off_port = free_port(), free_port()
+        with Processes(workdir) as procs:
+            procs.start("grpc", [sys.executable, "-m", "benchmarks.bench_security", "serve",
+                                 str(on_port), str(off_port)],
+                        _environment(str(workdir / "grpc")))
+            wait_port(on_port)
+            wait_port(off_port)
+            asyncio.run(_interceptor(on_port, off_port))
+        _gateway_tls(workdir)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["serve"]:
+        serve(int(sys.argv[2]), int(sys.argv[3]))
+    else:
+        main()
