@@ -9,8 +9,11 @@
    through one with ``BOTMON_TLS_CERT`` (HTTPS at the edge, TLS to the backend), over
    kept-alive connections.
 
-Rounds alternate between the variants so drift on a shared machine hits both; each
-figure is the median of its rounds.
+Each variant is reported as calls per second and as the server processes' CPU time per
+call (psutil), which other load on a shared machine disturbs far less than throughput.
+Many short rounds measure every variant back to back (in a rotating order), and each
+ratio is the median of the ratios within a round, so load that drifts over seconds
+cancels; the absolute figures are medians over the rounds.
 
 ``python -m benchmarks.bench_security serve <on port> <off port>`` runs the gRPC server
 alone (configured by the environment).
@@ -28,10 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.cpu import read_cpu
 from benchmarks.processes import (
     INTERNAL_TOKEN,
     Processes,
-    figure,
     free_port,
     wait_http,
     wait_port,
@@ -39,8 +42,8 @@ from benchmarks.processes import (
 
 __all__ = ["main"]
 
-SECONDS = float(os.environ.get("BOTMON_BENCH_SECONDS", "3"))
-ROUNDS = 3
+SECONDS = float(os.environ.get("BOTMON_BENCH_SECONDS", "0.6"))
+ROUNDS = 15
 IN_FLIGHT = 32
 HTTP_CONNECTIONS = 16
 VIEWER = "bench-viewer-token-0123456789abcdef"
@@ -84,10 +87,15 @@ def serve(on_port: int, off_port: int) -> None:
     asyncio.run(run())
 
 
-async def _rate(call, request, metadata) -> float:
-    """Calls per second of ``call`` with IN_FLIGHT outstanding, over SECONDS."""
+def _cpu(pids: list[int]) -> float:
+    return sum(read_cpu(pids).seconds.values())
+
+
+async def _rate(call, request, metadata, pids: list[int]) -> tuple[float, float]:
+    """(calls/s, server CPU µs per call) of ``call`` with IN_FLIGHT outstanding, over SECONDS."""
     done = 0
     deadline = time.perf_counter() + SECONDS
+    cpu = _cpu(pids)
 
     async def worker() -> None:
         nonlocal done
@@ -97,10 +105,34 @@ async def _rate(call, request, metadata) -> float:
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
-    return done / (time.perf_counter() - started)
+    return done / (time.perf_counter() - started), (_cpu(pids) - cpu) / done * 1e6
 
 
-async def _interceptor(on_port: int, off_port: int) -> None:
+async def _rounds(variants: dict[str, object], measure) -> dict[str, list[tuple[float, float]]]:
+    """``measure(variant)`` for every variant in each of ROUNDS rounds, order rotating."""
+    names = list(variants)
+    rates: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    for index in range(ROUNDS):
+        for name in names[index % len(names):] + names[:index % len(names)]:
+            rates[name].append(await measure(variants[name]))
+    return rates
+
+
+def _report(prefix: str, rates: dict[str, list[tuple[float, float]]], unit: str) -> None:
+    """Each variant's median rate and CPU per call; ratios are medians of per-round ratios."""
+    names = list(rates)
+    base = rates[names[0]]
+    for name in names:
+        ours = rates[name]
+        for label, unit_, pick in (("", unit, 0), ("_server_cpu", "µs/call", 1)):
+            value = statistics.median(r[pick] for r in ours)
+            ratio = statistics.median(o[pick] / b[pick] for o, b in zip(ours, base, strict=True))
+            print(f"{prefix}_{name}{label}: {value:.2f} {unit_} (baseline: "
+                  f"{statistics.median(b[pick] for b in base):.2f}, ratio: {ratio:.3f})",
+                  flush=True)
+
+
+async def _interceptor(on_port: int, off_port: int, server_pid: int) -> None:
     import grpc
     import jwt
 
@@ -123,19 +155,15 @@ async def _interceptor(on_port: int, off_port: int) -> None:
     try:
         stubs = {port: health_service_pb2_grpc.HealthServiceStub(ch)
                  for port, ch in channels.items()}
+        pids = [server_pid]
         for port, metadata in variants.values():  # warm-up, and a check that each is let in
-            await _rate(stubs[port].GetHealth, request, metadata)
-        rates: dict[str, list[float]] = {name: [] for name in variants}
-        for _ in range(ROUNDS):
-            for name, (port, metadata) in variants.items():
-                rates[name].append(await _rate(stubs[port].GetHealth, request, metadata))
+            await _rate(stubs[port].GetHealth, request, metadata, pids)
+        rates = await _rounds(variants, lambda variant: _rate(
+            stubs[variant[0]].GetHealth, request, variant[1], pids))
     finally:
         for channel in channels.values():
             await channel.close()
-    base = statistics.median(rates["off"])
-    figure("grpc_get_health_auth_off", base, "calls/s", base)
-    for name in list(variants)[1:]:
-        figure(f"grpc_get_health_{name}", statistics.median(rates[name]), "calls/s", base)
+    _report("grpc_get_health", rates, "calls/s")
 
 
 # ---- 2. TLS on the gateway ------------------------------------------------------------
@@ -151,12 +179,12 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
 
 
 def _start_suite(procs: Processes, name: str, env: dict[str, str], scheme: str,
-                 context: ssl.SSLContext | None) -> str:
+                 context: ssl.SSLContext | None) -> tuple[str, list[int]]:
     health, http = free_port(), free_port()
     env = {**env, "BOTMON_HEALTH_ADDR": f"127.0.0.1:{health}", "BOTMON_HTTP_ADDR":
            f"127.0.0.1:{http}", **{f"BOTMON_{c}_TARGET": "127.0.0.1:9"
                                    for c in ("METRICS", "ALERTS", "LOGS")}}
-    procs.start(f"{name}-health", [sys.executable, "-m", "services.health"], env)
+    backend = procs.start(f"{name}-health", [sys.executable, "-m", "services.health"], env)
     wait_port(health)
     gateway = procs.start(f"{name}-gateway", [sys.executable, "-m", "gateway"], env)
     base = f"{scheme}://127.0.0.1:{http}/api/v1/monitoring"
@@ -164,10 +192,11 @@ def _start_suite(procs: Processes, name: str, env: dict[str, str], scheme: str,
         wait_http(f"{base}/status", procs, f"{name}-gateway", gateway, VIEWER)
     else:
         wait_port(http)
-    return base
+    return base, [backend.pid, gateway.pid]
 
 
-async def _http_rate(url: str, context: ssl.SSLContext | None) -> float:
+async def _http_rate(url: str, context: ssl.SSLContext | None,
+                     pids: list[int]) -> tuple[float, float]:
     import aiohttp
 
     done = 0
@@ -183,22 +212,24 @@ async def _http_rate(url: str, context: ssl.SSLContext | None) -> float:
                         raise RuntimeError(f"{url}: HTTP {response.status}")
                 done += 1
 
-        await asyncio.gather(*(worker(time.perf_counter() + 0.5)
+        await asyncio.gather(*(worker(time.perf_counter() + 0.2)
                                for _ in range(HTTP_CONNECTIONS)))  # connect and warm up
         done = 0
+        cpu = _cpu(pids)
         started = time.perf_counter()
         await asyncio.gather(*(worker(started + SECONDS) for _ in range(HTTP_CONNECTIONS)))
-        return done / (time.perf_counter() - started)
+        return done / (time.perf_counter() - started), (_cpu(pids) - cpu) / done * 1e6
 
 
 def _gateway_tls(workdir: Path) -> None:
     cert, key = _certificate(workdir)
     context = ssl.create_default_context(cafile=str(cert))
     with Processes(workdir) as procs:
-        plain = _start_suite(procs, "plain", _environment(str(workdir / "plain")), "http", None)
+        plain, plain_pids = _start_suite(procs, "plain", _environment(str(workdir / "plain")),
+                                         "http", None)
         tls_env = {**_environment(str(workdir / "tls")), "BOTMON_TLS_CERT": str(cert),
                    "BOTMON_TLS_KEY": str(key), "BOTMON_TLS_CA": str(cert)}
-        secure = _start_suite(procs, "tls", tls_env, "https", context)
+        secure, tls_pids = _start_suite(procs, "tls", tls_env, "https", context)
 
         async def measure() -> None:
             for _ in range(100):  # the TLS gateway: until /status answers
@@ -207,13 +238,10 @@ def _gateway_tls(workdir: Path) -> None:
                     break
                 except Exception:
                     await asyncio.sleep(0.2)
-            rates: dict[str, list[float]] = {"plain": [], "tls": []}
-            for _ in range(ROUNDS):
-                rates["plain"].append(await _http_rate(f"{plain}/status", None))
-                rates["tls"].append(await _http_rate(f"{secure}/status", context))
-            base = statistics.median(rates["plain"])
-            figure("gateway_status_plain", base, "requests/s", base)
-            figure("gateway_status_tls", statistics.median(rates["tls"]), "requests/s", base)
+            rates = await _rounds({"plain": (plain, None, plain_pids),
+                                   "tls": (secure, context, tls_pids)},
+                                  lambda v: _http_rate(f"{v[0]}/status", v[1], v[2]))
+            _report("gateway_status", rates, "requests/s")
 
         asyncio.run(measure())
 
@@ -232,12 +260,12 @@ def main() -> None:
         workdir = Path(tmp)
         on_port, off_port = free_port(), free_port()
         with Processes(workdir) as procs:
-            procs.start("grpc", [sys.executable, "-m", "benchmarks.bench_security", "serve",
-                                 str(on_port), str(off_port)],
-                        _environment(str(workdir / "grpc")))
+            server = procs.start("grpc", [sys.executable, "-m", "benchmarks.bench_security",
+                                          "serve", str(on_port), str(off_port)],
+                                 _environment(str(workdir / "grpc")))
             wait_port(on_port)
             wait_port(off_port)
-            asyncio.run(_interceptor(on_port, off_port))
+            asyncio.run(_interceptor(on_port, off_port, server.pid))
         _gateway_tls(workdir)
 
 
