@@ -104,6 +104,16 @@ class Credentials:
         """This process's credentials: the configured ones, or the data dir's bootstrap ones."""
         return cls(settings, bootstrap_admin_token(settings), internal_token(settings))
 
+    @property
+    def tokens(self) -> tuple[ApiToken, ...]:
+        return self._tokens
+
+    @tokens.setter
+    def tokens(self, tokens: tuple[ApiToken, ...]) -> None:
+        self._tokens = tokens
+        # Encoded and resolved once: the check runs on every request and every RPC.
+        self._static = [(t.token.encode(), Principal(t.subject, t.role)) for t in tokens]
+
     def is_internal(self, token: str | None) -> bool:
         """True for the suite's internal credential (compared in constant time)."""
         return bool(token) and self.internal is not None \
@@ -117,11 +127,11 @@ class Credentials:
         match = None
         given = token.encode()
         # Compare against every token so the time taken does not reveal which one matched.
-        for candidate in self.tokens:
-            if hmac.compare_digest(candidate.token.encode(), given):
-                match = candidate
+        for candidate, principal in self._static:
+            if hmac.compare_digest(candidate, given):
+                match = principal
         if match is not None:
-            return Principal(match.subject, match.role)
+            return match
         if token.count(".") == 2 and self.jwt_keys:
             return self._jwt(token)
         raise CredentialError("invalid token", True)
