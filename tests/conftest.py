@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from botmon.runtime.channels import open_channel
 from botmon.runtime.config import Settings
-from botmon.runtime.credentials import internal_token
+from botmon.runtime.credentials import bootstrap_admin_token, internal_token
 
 
 def free_port() -> int:
@@ -66,6 +66,12 @@ def sync_suite_channel(target: str, settings: Settings) -> grpc.Channel:
     """A blocking channel carrying the internal credential (unary calls)."""
     return grpc.intercept_channel(grpc.insecure_channel(target),
                                   _SyncBearer(internal_token(settings)))
+
+
+def api_token(settings: Settings) -> str:
+    """A token the settings accept from applications: the first configured, or the
+    bootstrap admin token of the data dir (as ``make run`` prints it)."""
+    return bootstrap_admin_token(settings)[0].token
 
 
 def _wait(predicate, what: str, timeout: float = 20.0) -> None:

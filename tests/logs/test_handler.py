@@ -14,7 +14,7 @@ import pytest
 
 from botmon.client import BotmonLogHandler
 from botmon.logs.v1 import log_entry_pb2, logs_service_pb2
-from tests.conftest import free_port
+from tests.conftest import api_token, free_port
 
 
 @pytest.fixture
@@ -32,7 +32,8 @@ def _logger(handler: logging.Handler, name: str) -> logging.Logger:
 
 
 async def test_records_arrive_structured(logs):
-    handler = BotmonLogHandler(f"127.0.0.1:{logs.server.port}", "shop", flush_interval=0.05)
+    handler = BotmonLogHandler(f"127.0.0.1:{logs.server.port}", "shop", flush_interval=0.05,
+                               token=api_token(logs.server.settings))
     log = _logger(handler, "shop.orders")
     try:
         log.info("order %s placed", 42, extra={"order_id": 42, "user": {"id": "u1"},
@@ -67,6 +68,19 @@ async def test_records_arrive_structured(logs):
     assert down.metadata["error_type"] == "outage"
 
 
+async def test_without_a_token_batches_are_refused_and_counted(logs):
+    handler = BotmonLogHandler(f"127.0.0.1:{logs.server.port}", "shop", flush_interval=0.05)
+    log = _logger(handler, "shop.anonymous")
+    try:
+        log.info("who am I")
+        await asyncio.to_thread(handler.flush, 5)
+    finally:
+        await asyncio.to_thread(handler.close)
+    assert (handler.sent, handler.dropped, handler.failed_batches) == (0, 1, 1)
+    assert handler.last_error == "UNAUTHENTICATED"
+    assert (await logs.list(service="shop")).total == 0
+
+
 async def test_a_dead_service_never_blocks_or_raises_and_drops_are_counted():
     handler = BotmonLogHandler(f"127.0.0.1:{free_port()}", "app", flush_interval=0.05,
                                timeout=1.0, close_timeout=2.0)
@@ -98,7 +112,8 @@ async def test_buffered_records_are_sent_when_the_program_exits(logs):
         import logging
         from botmon.client import BotmonLogHandler
         handler = BotmonLogHandler("127.0.0.1:{logs.server.port}", "batchjob",
-                                   flush_interval=60)
+                                   flush_interval=60,
+                                   token="{api_token(logs.server.settings)}")
         logging.getLogger().addHandler(handler)
         logging.getLogger().setLevel(logging.INFO)
         for i in range(250):

@@ -12,6 +12,7 @@ import pytest
 
 from botmon.client import EventRecorder
 from botmon.metrics.v1 import metrics_pb2, metrics_service_pb2
+from tests.conftest import api_token
 
 SERVICE = metrics_service_pb2.DESCRIPTOR.services_by_name["MetricsService"]
 RECORD = SERVICE.methods_by_name["RecordEvents"]
@@ -82,7 +83,7 @@ async def test_against_the_real_service(start_metrics):
     async with start_metrics() as (server, stub):
         def use() -> EventRecorder:
             recorder = EventRecorder(f"127.0.0.1:{server.port}", service="web", batch_size=100,
-                                     flush_interval=0.1)
+                                     flush_interval=0.1, token=api_token(server.settings))
             for i in range(250):
                 recorder.record_request("POST", "/chat", 200 if i % 5 else 500, 10.0 + i)
             recorder.session_started("s1")
