@@ -77,7 +77,7 @@ async def test_error_rate_uses_the_requests_reported_to_the_metrics_service(make
             recorded = await metrics_service_pb2_grpc.MetricsServiceStub(channel).RecordEvents(
                 metrics_service_pb2.RecordEventsRequest(events=events), timeout=30)
             assert recorded.accepted == 200
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{logs.port}") as channel:
+        async with suite_channel(f"127.0.0.1:{logs.port}", settings) as channel:
             stub = logs_service_pb2_grpc.LogsServiceStub(channel)
             await stub.WriteLogs(pb.WriteLogsRequest(logs=[entry("error", message=f"e{i}")
                                                            for i in range(5)]), timeout=30)
