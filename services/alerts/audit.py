@@ -21,7 +21,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from botmon.logs.v1 import log_entry_pb2, logs_service_pb2
-from botmon.runtime.context import request_id
+from botmon.runtime.context import caller, request_id
 
 __all__ = ["AUDIT_SERVICE", "Actor", "AuditRecord", "AuditRelay", "rule_changes"]
 
@@ -29,8 +29,6 @@ log = logging.getLogger("botmon.alerts.audit")
 
 #: The log service name of audit entries: GET /logs?service=botmon.audit reads them.
 AUDIT_SERVICE = "botmon.audit"
-SUBJECT_HEADER = "x-botmon-subject"
-ROLE_HEADER = "x-botmon-role"
 #: Rule fields whose values are credentials: an audit record says they changed, never to what.
 _SECRET_NOTIFY = ("slack", "teams", "pagerduty")
 _MASK = "***"
@@ -46,9 +44,11 @@ class Actor:
 
     @classmethod
     def of(cls, context: grpc.aio.ServicerContext) -> Actor:
-        metadata = dict(context.invocation_metadata() or ())
-        return cls(metadata.get(SUBJECT_HEADER, "") or "anonymous",
-                   metadata.get(ROLE_HEADER, ""), request_id.get())
+        """The authenticated caller (the interceptor's principal, never raw metadata)."""
+        principal = caller.get()
+        if principal is None:
+            return cls("anonymous", "", request_id.get())
+        return cls(principal.subject, principal.role, request_id.get())
 
 
 @dataclass(frozen=True)

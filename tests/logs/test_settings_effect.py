@@ -8,13 +8,13 @@ import os
 from pathlib import Path
 
 import asyncpg
-import grpc
 import pytest
 import redis.asyncio as aioredis
 
 from botmon.logs.v1 import logs_service_pb2 as pb
 from botmon.logs.v1 import logs_service_pb2_grpc
 from services.logs.__main__ import create_server
+from tests.conftest import suite_channel
 from tests.logs.conftest import QUIET
 from tests.logs.support import Logs, entry
 
@@ -27,7 +27,7 @@ async def _serve(make_settings, store_url: str, **changes):
 
 
 async def _burst(server, calls: int, *, write: bool) -> None:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+    async with suite_channel(f"127.0.0.1:{server.port}", server.settings) as channel:
         logs = Logs(server, channel, logs_service_pb2_grpc.LogsServiceStub(channel))
         await asyncio.gather(*(logs.write([entry(message=f"m{i}")]) if write
                                else logs.list(limit=10, q=f"m{i}") for i in range(calls)))
@@ -94,7 +94,7 @@ async def test_fanout_channel_names_the_redis_channel(make_settings, tmp_path, r
         QUIET, fanout_channel="ops:log-tail"))
     client = aioredis.Redis.from_url(redis_url)
     try:
-        async with server, grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        async with server, suite_channel(f"127.0.0.1:{server.port}", settings) as channel:
             # A replica subscribes to the channel while it has a live tail.
             tail = logs_service_pb2_grpc.LogsServiceStub(channel).TailLogs(
                 pb.TailLogsRequest(), timeout=30)

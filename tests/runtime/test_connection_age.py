@@ -8,8 +8,8 @@ replicas added since the client connected receive traffic.
 import asyncio
 
 from botmon.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
-from botmon.runtime.channels import open_channel
 from botmon.runtime.server import Binding, GrpcServer
+from tests.conftest import suite_channel
 
 
 class Peer(logs_service_pb2_grpc.LogsServiceServicer):
@@ -30,7 +30,7 @@ async def test_a_connection_is_replaced_after_its_age_and_open_streams_finish(ma
                 logs_service_pb2_grpc.add_LogsServiceServicer_to_server)],
         address="127.0.0.1:0", register=False)
     async with server:
-        channel = open_channel(f"dns:///localhost:{server.port}")
+        channel = suite_channel(f"dns:///localhost:{server.port}", server.settings)
         try:
             stub = logs_service_pb2_grpc.LogsServiceStub(channel)
             tail = stub.TailLogs(logs_service_pb2.TailLogsRequest(), timeout=10)
