@@ -1,7 +1,7 @@
 """Report platform events to botmon's metrics service from application code.
 
     recorder = EventRecorder("metrics.internal:50052", service="web_server",
-                             token=OPERATOR_TOKEN)   # credentials=grpc.ssl_channel_credentials(ca) for TLS
+                             token=OPERATOR_TOKEN)  # TLS: credentials=ssl_channel_credentials(ca)
     recorder.record_request("GET", "/api/chat", 200, 42.5)
     recorder.session_started("sess-1")
     ...

@@ -3,8 +3,9 @@
 It serves the service's servicers, ``grpc.health.v1`` (Check and Watch),
 server reflection and ``botmon.debug.v1``; binds the interceptor that checks
 credentials and roles, request ids and errors; listens with TLS when
-``BOTMON_TLS_CERT`` is set (certificates re-read on change or SIGHUP); registers the process with the health service by heartbeat; and
-on SIGTERM turns NOT_SERVING, drains for ``grace`` seconds and stops.
+``BOTMON_TLS_CERT`` is set (certificates re-read on change or SIGHUP); registers
+the process with the health service by heartbeat; and on SIGTERM turns
+NOT_SERVING, drains for ``grace`` seconds and stops.
 """
 
 from __future__ import annotations
