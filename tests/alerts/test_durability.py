@@ -19,6 +19,7 @@ from botmon.alerts.v1 import alerts_service_pb2 as pb
 from botmon.alerts.v1 import alerts_service_pb2_grpc
 from botmon.health.v1 import health_service_pb2
 from botmon.runtime.channels import open_channel
+from botmon.runtime.credentials import INTERNAL_SUBJECT
 from tests.alerts.conftest import INTERVAL, Running, fast, serve
 from tests.alerts.stand_ins import free_port
 from tests.health.conftest import serve as serve_health
@@ -90,8 +91,9 @@ async def test_everything_survives_a_restart(store_settings, metrics, receiver):
         metrics.values["cpu.usage_percent"] = 91
         alert = await eventually(lambda: svc.alert_of("cpu_hot", "firing"))
         await eventually(lambda: receiver.at("/hook"))
+        # The test's channel carries the internal credential: the suite's subject acts.
         await svc.stub.AcknowledgeAlert(pb.AcknowledgeAlertRequest(
-            alert_id=alert.alert_id, acknowledged_by="dave", notes="on it"), timeout=10)
+            alert_id=alert.alert_id, notes="on it"), timeout=10)
         silence = (await svc.stub.CreateSilence(pb.CreateSilenceRequest(silence={
             "matchers": [{"name": "alertname", "value": "other"}],
             "ends_at": {"seconds": int(time.time()) + 3600}}), timeout=10)).silence
@@ -102,7 +104,7 @@ async def test_everything_survives_a_restart(store_settings, metrics, receiver):
         assert [r.name for r in rules] == ["cpu_hot"]
         again = await svc.alert_of("cpu_hot")
         assert again.alert_id == alert.alert_id and again.state == "firing"
-        assert (again.acknowledged_by, again.notes) == ("dave", "on it")
+        assert (again.acknowledged_by, again.notes) == (INTERNAL_SUBJECT, "on it")
         silences = (await svc.stub.ListSilences(pb.ListSilencesRequest(), timeout=10)).silences
         assert [s.silence_id for s in silences] == [silence.silence_id]
         await asyncio.sleep(4 * INTERVAL)  # several cycles after the restart
