@@ -1,6 +1,7 @@
 """Keep an application listed in botmon's ``/status``, with its process start time.
 
-    heartbeat = Heartbeat("health.internal:50051", name="web_server", port=8080)
+    heartbeat = Heartbeat("health.internal:50051", name="web_server", port=8080,
+                          token=OPERATOR_TOKEN)
     ...
     heartbeat.close()         # deregisters, within a deadline
 
@@ -24,6 +25,7 @@ import grpc
 import psutil
 from google.protobuf import timestamp_pb2
 
+from botmon.client.connection import bearer_metadata, sdk_channel
 from botmon.health.v1 import health_service_pb2, health_service_pb2_grpc
 
 __all__ = ["Heartbeat"]
@@ -40,11 +42,13 @@ class Heartbeat:
     def __init__(self, target: str | None = None, *, channel: grpc.Channel | None = None,
                  name: str, port: int = 0, version: str = "", instance_id: str | None = None,
                  interval: float = 10.0, ttl_seconds: int = 30, details: dict | None = None,
-                 timeout: float = 5.0):
+                 timeout: float = 5.0, token: str | None = None,
+                 credentials: grpc.ChannelCredentials | None = None):
         if (target is None) == (channel is None):
             raise ValueError("give either target (host:port) or channel")
         self._own_channel = channel is None
-        self._channel = channel or grpc.insecure_channel(target)
+        self._channel = channel or sdk_channel(target, credentials)
+        self._metadata = bearer_metadata(token)
         self._stub = health_service_pb2_grpc.HealthServiceStub(self._channel)
         self.name = name
         self.instance_id = instance_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -67,7 +71,7 @@ class Heartbeat:
 
     def _beat(self) -> bool:
         try:
-            self._stub.Heartbeat(self._request, timeout=self.timeout)
+            self._stub.Heartbeat(self._request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
             log.debug("heartbeat to botmon failed: %s", exc.code().name)
             return False
@@ -89,7 +93,8 @@ class Heartbeat:
         self._thread.join(self.timeout)
         try:
             self._stub.Deregister(health_service_pb2.DeregisterRequest(
-                name=self.name, instance_id=self.instance_id), timeout=self.timeout)
+                name=self.name, instance_id=self.instance_id), timeout=self.timeout,
+                metadata=self._metadata)
         except grpc.RpcError as exc:
             log.debug("deregistration failed: %s", exc.code().name)
         if self._own_channel:

@@ -16,6 +16,7 @@ from botmon.health.v1 import health_service_pb2_grpc
 from botmon.runtime.server import GrpcServer
 from services.health.__main__ import create_server
 from services.health.config import HealthSettings
+from tests.conftest import suite_channel
 from tests.harness import Suite
 from tests.health.conftest import serve
 from tests.waiting import eventually
@@ -192,7 +193,7 @@ async def test_a_gracefully_stopped_gateway_leaves_the_status_list_at_once(make_
     suite = Suite(make_settings(probe_interval=30.0), components=())
     server = await create_server(suite.settings, address=f"127.0.0.1:{suite.ports['health']}",
                                  health_settings=HealthSettings())
-    async with server, grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+    async with server, suite_channel(f"127.0.0.1:{server.port}", suite.settings) as channel:
         stub = health_service_pb2_grpc.HealthServiceStub(channel)
 
         async def gateway() -> list[tuple[str, str]]:

@@ -23,6 +23,7 @@ from botmon.client import Heartbeat
 from botmon.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from botmon.runtime.config import ConfigError
 from services.metrics.config import MetricsSettings
+from tests.conftest import suite_channel
 from tests.harness import Suite
 from tests.waiting import eventually
 
@@ -38,7 +39,7 @@ def _platform(suite: Suite, name: str) -> subprocess.Popen:
     code = ("import time\n"
             "from botmon.client import Heartbeat\n"
             f"Heartbeat('127.0.0.1:{suite.ports['health']}', name={name!r}, interval=0.3,\n"
-            f"          ttl_seconds={TTL})\n"
+            f"          ttl_seconds={TTL}, token={suite.tokens['operator']!r})\n"
             "time.sleep(600)\n")
     return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdin=subprocess.DEVNULL)
 
@@ -89,7 +90,7 @@ def _suite(make_settings, ms: MetricsSettings = QUICK) -> Suite:
 async def test_uptime_follows_the_longest_running_live_platform_instance(make_settings):
     procs: list[subprocess.Popen] = []
     async with _suite(make_settings) as suite, httpx.AsyncClient(timeout=10) as http, \
-            grpc.aio.insecure_channel(f"127.0.0.1:{suite.ports['metrics']}") as channel:
+            suite_channel(f"127.0.0.1:{suite.ports['metrics']}", suite.settings) as channel:
         figures = Figures(suite, http, channel)
         try:
             # No platform registered: botmon's own uptime (its components run in this process).
@@ -133,7 +134,7 @@ async def test_which_registrations_count(make_settings, platform):
                          platform_services=platform)
     async with _suite(make_settings, ms) as suite, \
             httpx.AsyncClient(timeout=10) as http, \
-            grpc.aio.insecure_channel(f"127.0.0.1:{suite.ports['metrics']}") as channel:
+            suite_channel(f"127.0.0.1:{suite.ports['metrics']}", suite.settings) as channel:
         figures = Figures(suite, http, channel)
         worker = _platform(suite, "worker")
         try:
@@ -161,7 +162,7 @@ async def test_the_sdk_heartbeat_carries_the_process_start_and_deregisters_on_cl
 
         heartbeat = await asyncio.to_thread(
             Heartbeat, f"127.0.0.1:{suite.ports['health']}", name="web_server", port=8080,
-            version="2.1", interval=0.2)
+            version="2.1", interval=0.2, token=suite.tokens["operator"])
         try:
             entry = await eventually(listed)
         finally:
