@@ -65,6 +65,12 @@ RPC_ROLES: dict[str, dict[str, str]] = {
         "IngestLogs": _OPERATOR,
         "PushLoki": _OPERATOR,
     },
+    "botmon.loki.v1.PushService": {
+        "Push": _OPERATOR,
+    },
+    "opentelemetry.proto.collector.logs.v1.LogsService": {
+        "Export": _OPERATOR,
+    },
     "botmon.debug.v1.DebugService": {
         "GetDebugInfo": _ADMIN,
     },

@@ -31,16 +31,19 @@ SERVED_BY = {"botmon.health.v1.HealthService": "health",
              "botmon.metrics.v1.MetricsService": "metrics",
              "botmon.alerts.v1.AlertsService": "alerts",
              "botmon.logs.v1.LogsService": "logs",
+             "botmon.loki.v1.PushService": "logs",
+             "opentelemetry.proto.collector.logs.v1.LogsService": "logs",
              "botmon.debug.v1.DebugService": "logs"}
 
 
 def proto_services() -> dict[str, list]:
-    """Every service declared by the protos compiled into ``botmon``: name -> methods."""
+    """Every service of the protos compiled into ``botmon``, and the OTLP logs service the
+    logs port serves: name -> methods."""
     found = {}
-    for module in pkgutil.walk_packages(botmon.__path__, "botmon."):
-        if not module.name.endswith("_pb2"):
-            continue
-        descriptor = importlib.import_module(module.name).DESCRIPTOR
+    modules = [m.name for m in pkgutil.walk_packages(botmon.__path__, "botmon.")
+               if m.name.endswith("_pb2")]
+    for name in [*modules, "opentelemetry.proto.collector.logs.v1.logs_service_pb2"]:
+        descriptor = importlib.import_module(name).DESCRIPTOR
         for service in descriptor.services_by_name.values():
             found[service.full_name] = list(service.methods)
     return found
