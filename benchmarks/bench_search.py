@@ -33,10 +33,9 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import asyncpg
-import grpc
 
 from benchmarks.bench_logs import TOKEN, _gateway, _service
-from benchmarks.processes import figure
+from benchmarks.processes import figure, internal_channel
 from benchmarks.stores import scratch_database
 from botmon.logs.v1 import log_entry_pb2, logs_service_pb2, logs_service_pb2_grpc
 from botmon.runtime.config import Settings
@@ -78,7 +77,7 @@ def _messages(start_ns: int):
 
 
 async def _ingest(port: int, start_ns: int) -> float:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with internal_channel(f"127.0.0.1:{port}") as channel:
         await asyncio.wait_for(channel.channel_ready(), 30)
         stub = logs_service_pb2_grpc.LogsServiceStub(channel)
         started = time.perf_counter()

@@ -35,7 +35,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import cramjam
-import grpc
 import httpx
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as otlp
 
@@ -43,6 +42,7 @@ from benchmarks.cpu import read_cpu
 from benchmarks.processes import Processes, figure, free_port, wait_http, wait_port
 from botmon.logs.v1 import log_entry_pb2, logs_service_pb2
 from botmon.loki.v1 import push_pb2, push_service_pb2
+from botmon.runtime.channels import open_channel
 
 LINES = int(os.environ.get("BOTMON_BENCH_SHIPPER_LINES", "100000"))
 PER_REQUEST = 2000
@@ -136,7 +136,7 @@ async def _drive(send: Callable[[bytes], Awaitable[int]], bodies: list[bytes]) -
 
 
 async def _grpc(port: int, path: str, response, count, bodies: list[bytes]) -> float:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with open_channel(f"127.0.0.1:{port}", token=TOKEN) as channel:
         await asyncio.wait_for(channel.channel_ready(), 30)
         call = channel.unary_unary(path, response_deserializer=response.FromString)
 

@@ -15,6 +15,7 @@ from google.protobuf import struct_pb2
 from google.protobuf.internal.encoder import _VarintBytes
 
 from botmon.logs.v1 import log_entry_pb2
+from tests.conftest import suite_channel
 from tests.ingest.support import read, stored
 
 
@@ -97,7 +98,7 @@ def _nested_struct(depth: int) -> bytes:
 async def test_grpc_request_nested_beyond_protobuf_decoding(suite):
     entry = log_entry_pb2.LogEntry(level="info", service="grpc-deep", message="m")
     request = _field(1, entry.SerializeToString() + _field(5, _nested_struct(40)))
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{suite.ports['logs']}") as channel:
+    async with suite_channel(f"127.0.0.1:{suite.ports['logs']}", suite.settings) as channel:
         write = channel.unary_unary("/botmon.logs.v1.LogsService/WriteLogs")
         with pytest.raises(grpc.aio.AioRpcError) as failed:
             await write(request, timeout=10)
@@ -133,7 +134,7 @@ async def test_a_5000_digit_metadata_matcher(suite):
 async def test_a_corrupt_message_in_a_request_stream(suite):
     good = _field(1, log_entry_pb2.LogEntry(level="info", service="stream-corrupt",
                                             message="m").SerializeToString())
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{suite.ports['logs']}") as channel:
+    async with suite_channel(f"127.0.0.1:{suite.ports['logs']}", suite.settings) as channel:
         ingest = channel.stream_unary("/botmon.logs.v1.LogsService/IngestLogs")
         with pytest.raises(grpc.aio.AioRpcError) as failed:
             await ingest(iter([good, good[:-2]]), timeout=10)

@@ -26,6 +26,7 @@ from opentelemetry.sdk._logs.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
+from tests.conftest import suite_channel
 from tests.ingest.support import read, seconds, stored
 from tests.waiting import wait_until
 
@@ -214,7 +215,7 @@ async def test_grpc_partial_success_and_undecodable_bytes(suite):
     records = resource.scope_logs.add().log_records
     records.add(severity_number=9).body.string_value = "over grpc"
     records.add(trace_id=b"short").body.string_value = "bad trace id"
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{suite.ports['logs']}") as channel:
+    async with suite_channel(f"127.0.0.1:{suite.ports['logs']}", suite.settings) as channel:
         reply = await otlp_grpc.LogsServiceStub(channel).Export(request, timeout=10)
         assert reply.partial_success.rejected_log_records == 1
         assert "trace_id must be 16 bytes, got 5" in reply.partial_success.error_message
