@@ -34,12 +34,12 @@ from botmon.runtime.tls import channel_credentials, client_ssl_context, uses_tls
 __all__ = ["COMPONENTS", "configuration_markdown", "main", "settings_classes"]
 
 #: The suite's components in start order; each runs as its own process.
-SERVICES = ("health", "metrics", "alerts", "logs")
+SERVICES = ("health", "metrics", "alerts", "logs", "export")
 COMPONENTS = (*SERVICES, "gateway")
 
 #: Stop order: the gateway drains first, then the services it calls, then the health
 #: service they deregister from.
-STOP_STAGE = {"gateway": 0, "metrics": 1, "alerts": 1, "logs": 1, "health": 2}
+STOP_STAGE = {"gateway": 0, "export": 0, "metrics": 1, "alerts": 1, "logs": 1, "health": 2}
 
 #: The gateway route that answers whenever its process is up (no dependency checks).
 LIVE_PATH = "/api/v1/monitoring/health/live"
@@ -63,6 +63,8 @@ def settings_classes() -> list[tuple[str, type[EnvSettings]]]:
             if (cls.__module__ == module_name and dataclasses.is_dataclass(cls)
                     and issubclass(cls, EnvSettings)):
                 found.append((name, cls))
+        # Settings declared beside the code that reads them (e.g. each export destination's).
+        found += [(name, cls) for cls in getattr(module, "SINK_SETTINGS", ())]
     return found
 
 

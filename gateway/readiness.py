@@ -8,7 +8,7 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from botmon.runtime.channels import SERVICES, Backends
+from botmon.runtime.channels import API_SERVICES, SERVICES, Backends
 
 __all__ = ["Readiness"]
 
@@ -28,7 +28,7 @@ class Readiness:
         """Backend name -> "SERVING" or why not."""
         async with self._lock:
             if time.monotonic() - self._at >= self.ttl:
-                names = list(SERVICES)
+                names = list(API_SERVICES)
                 states = await asyncio.gather(*(self._one(n) for n in names))
                 self._result, self._at = dict(zip(names, states, strict=True)), time.monotonic()
             return dict(self._result)

@@ -29,9 +29,12 @@ from botmon.runtime.server import Binding, GrpcServer
 from gateway.app import create_app
 from tests.conftest import free_port as _free_port
 
-__all__ = ["COMPONENTS", "ROLES", "Suite"]
+__all__ = ["COMPONENTS", "KNOWN", "ROLES", "Suite"]
 
+#: The components a Suite starts unless told otherwise.
 COMPONENTS = ("health", "metrics", "alerts", "logs")
+#: Every component a Suite can start (export only when asked for).
+KNOWN = (*COMPONENTS, "export")
 
 # Several gateway apps per process: Sanic then re-applies its start-up code rewrites
 # (TouchUp) from the originals instead of failing on already rewritten methods.
@@ -55,16 +58,16 @@ class Suite:
     def __init__(self, settings: Settings, components: tuple[str, ...] = COMPONENTS, *,
                  servicers: dict[str, Any] | None = None, gateway: bool = True,
                  rate_limited: bool = False, options: dict[str, dict[str, Any]] | None = None):
-        unknown = set(components) - set(COMPONENTS) or set(servicers or ()) - set(COMPONENTS)
+        unknown = set(components) - set(KNOWN) or set(servicers or ()) - set(KNOWN)
         if unknown:
-            raise ValueError(f"unknown components {sorted(unknown)}; choose from {COMPONENTS}")
+            raise ValueError(f"unknown components {sorted(unknown)}; choose from {KNOWN}")
         self.components = tuple(dict.fromkeys((*components, *(servicers or {}))))
         self.servicers = dict(servicers or {})
         #: Extra keyword arguments of each component's ``create_server`` (its own settings).
         self.options = dict(options or {})
         self.with_gateway = gateway
         self.tokens = {role: f"test-{role}-{secrets.token_hex(16)}" for role in ROLES}
-        self.ports = {name: _free_port() for name in COMPONENTS}
+        self.ports = {name: _free_port() for name in KNOWN}
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
@@ -75,7 +78,7 @@ class Suite:
         }
         if not rate_limited:
             fields["rate_limits"] = {name: Rate(0, 1) for name in settings.rate_limits}
-        for name in COMPONENTS:
+        for name in KNOWN:
             fields[f"{name}_addr"] = fields[f"{name}_target"] = f"127.0.0.1:{self.ports[name]}"
         self.settings: Settings = dataclasses.replace(settings, **fields)
         self.servers: dict[str, GrpcServer] = {}

@@ -8,6 +8,7 @@ import grpc
 
 from botmon.alerts.v1 import alerts_service_pb2_grpc
 from botmon.debug.v1 import debug_service_pb2_grpc
+from botmon.export.v1 import export_service_pb2_grpc
 from botmon.health.v1 import health_service_pb2_grpc
 from botmon.logs.v1 import logs_service_pb2_grpc
 from botmon.metrics.v1 import metrics_service_pb2_grpc
@@ -16,7 +17,8 @@ from botmon.runtime.context import REQUEST_ID_HEADER, request_id
 from botmon.runtime.credentials import internal_token
 from botmon.runtime.tls import channel_credentials, uses_tls
 
-__all__ = ["SERVICES", "Backends", "bearer_interceptors", "call_metadata", "open_channel"]
+__all__ = ["API_SERVICES", "SERVICES", "Backends", "bearer_interceptors", "call_metadata",
+           "open_channel"]
 
 #: The suite's gRPC services: component name -> (full service name, stub class).
 SERVICES = {
@@ -24,7 +26,12 @@ SERVICES = {
     "metrics": ("botmon.metrics.v1.MetricsService", metrics_service_pb2_grpc.MetricsServiceStub),
     "alerts": ("botmon.alerts.v1.AlertsService", alerts_service_pb2_grpc.AlertsServiceStub),
     "logs": ("botmon.logs.v1.LogsService", logs_service_pb2_grpc.LogsServiceStub),
+    "export": ("botmon.export.v1.ExportService", export_service_pb2_grpc.ExportServiceStub),
 }
+
+#: The services behind the REST API. Export runs beside them: no request needs it, so the
+#: gateway's readiness does not wait for it.
+API_SERVICES = ("health", "metrics", "alerts", "logs")
 
 # Retries are declared here, as data, and done by gRPC itself: only UNAVAILABLE is
 # retried, on another replica when there is one. That is almost always a call that never

@@ -329,12 +329,15 @@ class Settings(EnvSettings):
                                doc="gRPC listen address of the alerts service")
     logs_addr: str = setting("BOTMON_LOGS_ADDR", "127.0.0.1:50054", address,
                              doc="gRPC listen address of the logs service")
+    export_addr: str = setting("BOTMON_EXPORT_ADDR", "127.0.0.1:50055", address,
+                               doc="gRPC listen address of the export service")
     health_target: str | None = setting("BOTMON_HEALTH_TARGET",
                                         doc="gRPC target clients dial for health (default: the ADDR)")
     metrics_target: str | None = setting("BOTMON_METRICS_TARGET",
                                          doc="gRPC target for metrics, e.g. dns:///metrics:50052")
     alerts_target: str | None = setting("BOTMON_ALERTS_TARGET", doc="gRPC target for alerts")
     logs_target: str | None = setting("BOTMON_LOGS_TARGET", doc="gRPC target for logs")
+    export_target: str | None = setting("BOTMON_EXPORT_TARGET", doc="gRPC target for export")
     data_dir: Path = setting("BOTMON_DATA_DIR", Path("./data"), Path,
                              doc="where embedded state lives")
     store_url: str | None = setting("BOTMON_STORE_URL", None, url("sqlite", "postgresql", "postgres"),
@@ -445,7 +448,7 @@ class Settings(EnvSettings):
 
     def _derived(self) -> Settings:
         fills: dict[str, Any] = {}
-        for svc in ("health", "metrics", "alerts", "logs"):
+        for svc in ("health", "metrics", "alerts", "logs", "export"):
             if getattr(self, f"{svc}_target") is None:
                 fills[f"{svc}_target"] = getattr(self, f"{svc}_addr")
         if self.store_url is None:

@@ -34,11 +34,14 @@ class Registration:
     """
 
     def __init__(self, backends: Backends, name: str, port: int,
-                 details: Callable[[], dict] | None = None):
+                 details: Callable[[], dict] | None = None,
+                 status: Callable[[], str] | None = None):
         self.backends = backends
         self.name = name
         self.port = port
         self.details = details
+        #: "running" unless given: a process that can degrade says so in each heartbeat.
+        self.status = status
         self.interval = backends.settings.heartbeat_interval
         self.instance_id = backends.settings.instance_id
         # The process's own start, not this object's: uptime counts from it.
@@ -57,7 +60,8 @@ class Registration:
         await self.backends.stub("health").Heartbeat(
             health_service_pb2.HeartbeatRequest(
                 name=self.name, instance_id=self.instance_id,
-                ttl_seconds=max(3, int(self.interval * 3)), status="running",
+                ttl_seconds=max(3, int(self.interval * 3)),
+                status=self.status() if self.status else "running",
                 port=self.port, pid=os.getpid(), version=__version__,
                 host=socket.gethostname(), start_time=start, details=details),
             timeout=self.backends.deadline, wait_for_ready=wait_for_ready)

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from botmon.alerts.v1 import alerts_service_pb2, alerts_service_pb2_grpc
+from botmon.runtime.backoff import Backoff
 from botmon.runtime.config import Settings
 from botmon.runtime.main import run_service
 from botmon.runtime.sealing import Sealer, secret_keys
@@ -14,7 +15,7 @@ from botmon.runtime.server import Binding, GrpcServer
 from botmon.runtime.store import StoreLocation
 from services.alerts.audit import AuditRelay
 from services.alerts.config import AlertsSettings
-from services.alerts.dispatcher import Backoff, Dispatcher
+from services.alerts.dispatcher import Dispatcher
 from services.alerts.engine import Engine
 from services.alerts.leader import LocalLeadership, PostgresLeadership, RedisLeadership
 from services.alerts.lifecycle import Evaluator

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable
 
+from botmon.runtime.backoff import Backoff
 from services.alerts.notifiers import Notifiers, Outcome, describe_target
 from services.alerts.store import AlertsStore, OutboxRow, history_row
 
-__all__ = ["Backoff", "Dispatcher", "delivery_record"]
+__all__ = ["Dispatcher", "delivery_record"]
 
 log = logging.getLogger("botmon.alerts.dispatcher")
 
@@ -31,18 +31,6 @@ MAX_IN_FLIGHT = 200
 #: Notice kinds a silence mutes until sent (and, for repeats, an acknowledgement stops).
 MUTABLE = ("firing", "repeat")
 _OUTCOMES = {"done": "delivered", "pending": "will retry", "failed": "gave up"}
-
-
-class Backoff:
-    """Exponential backoff with equal jitter: half the step fixed, half random."""
-
-    def __init__(self, initial: float, maximum: float, rng: random.Random | None = None):
-        self.initial, self.maximum = initial, maximum
-        self._rng = rng or random.Random()
-
-    def delay(self, attempt: int) -> float:
-        step = min(self.maximum, self.initial * 2 ** (attempt - 1))
-        return step / 2 + self._rng.uniform(0, step / 2)
 
 
 def delivery_record(channel: str, target: object, kind: str, attempt: int, outcome: Outcome,

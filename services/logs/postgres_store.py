@@ -31,7 +31,7 @@ from services.logs import entry_counts, error_rollups
 from services.logs.levels import ERROR
 from services.logs.query import LogQuery, Matcher
 from services.logs.row import NewEntry, Row
-from services.logs.sql import bounded, list_sql, oldest_sql, seed_sql, stored_total_sql
+from services.logs.sql import COLUMNS, bounded, list_sql, oldest_sql, seed_sql, stored_total_sql
 from services.logs.store import ErrorCount, Freed, LogStore, Page, usage_shard
 
 #: Advisory lock key that orders inserts across replicas ("botmon:logs:insert").
@@ -189,6 +189,15 @@ class PostgresLogStore(LogStore):
         rows = first if narrowed is None else [
             _row(r) for r in await conn.fetch(sql.page, *sql.page_params)]
         return Page(rows, total, high_id)
+
+    async def read_after(self, after_id: int, limit: int) -> tuple[list[Row], int]:
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
+                                                                  readonly=True):
+            rows = [_row(r) for r in await conn.fetch(
+                f"SELECT {COLUMNS} FROM logs_entries "
+                "WHERE id > $1 ORDER BY id LIMIT $2", after_id, limit)]
+            high = await conn.fetchval("SELECT coalesce(max(id), 0) FROM logs_entries")
+        return rows, high
 
     async def error_counts(self, since: int) -> list[ErrorCount]:
         minute = error_rollups.first_whole_minute(since)

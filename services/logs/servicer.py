@@ -39,6 +39,9 @@ __all__ = ["LogsServicer", "describe", "entry", "entry_errors", "nothing_stored"
 
 #: Rejected entries reported by IngestLogs (the counts cover all of them).
 MAX_STREAM_ERRORS = 100
+#: Entries per ReadLogsAfter page: default and most.
+READ_PAGE = 1000
+MAX_READ_PAGE = 10_000
 #: Entries per TailLogs message at most.
 TAIL_BATCH = 500
 #: Batches of one IngestLogs stream committing at once (read-ahead while committing).
@@ -192,6 +195,15 @@ class LogsServicer(logs_service_pb2_grpc.LogsServiceServicer):
                 rows = await subscription.next_batch(TAIL_BATCH)
                 yield logs_service_pb2.TailLogsResponse(logs=[entry(r) for r in rows],
                                                         dropped=subscription.dropped)
+
+    async def ReadLogsAfter(self, request, context):
+        if request.after_id < 0:
+            raise InvalidArgument("after_id must be 0 or more", field="after_id")
+        if not 0 <= request.page_size <= MAX_READ_PAGE:
+            raise InvalidArgument(f"page_size must be 1 to {MAX_READ_PAGE}", field="page_size")
+        rows, high = await self.store.read_after(request.after_id, request.page_size or READ_PAGE)
+        return logs_service_pb2.ReadLogsAfterResponse(logs=[entry(r) for r in rows],
+                                                      high_id=high)
 
     async def GetErrorSummary(self, request, context):
         summary = await summarise_errors(self.store, self.requests, request.period)

@@ -24,7 +24,7 @@ from services.logs import entry_counts, error_rollups, sqlite_fts, sqlite_search
 from services.logs.levels import ERROR
 from services.logs.query import LogQuery, Matcher
 from services.logs.row import NewEntry, Row
-from services.logs.sql import list_sql, oldest_sql, stored_total_sql
+from services.logs.sql import COLUMNS, list_sql, oldest_sql, stored_total_sql
 from services.logs.store import ErrorCount, Freed, LogStore, Page, usage_shard
 
 __all__ = ["SqliteLogStore"]
@@ -213,6 +213,19 @@ class SqliteLogStore(LogStore):
             finally:
                 conn.execute("COMMIT")
             return Page(rows, total, high_id)
+        return await self._read(read)
+
+    async def read_after(self, after_id: int, limit: int) -> tuple[list[Row], int]:
+        def read(conn: sqlite3.Connection) -> tuple[list[Row], int]:
+            conn.execute("BEGIN")
+            try:
+                rows = [_row(r) for r in conn.execute(
+                    f"SELECT {COLUMNS} FROM logs_entries "
+                    "WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))]
+                high = conn.execute("SELECT coalesce(max(id), 0) FROM logs_entries").fetchone()[0]
+            finally:
+                conn.execute("COMMIT")
+            return rows, high
         return await self._read(read)
 
     async def error_counts(self, since: int) -> list[ErrorCount]:

@@ -87,6 +87,14 @@ class LogStore(ABC):
         """One page of ``query`` with its exact total, as of the cursor's snapshot."""
 
     @abstractmethod
+    async def read_after(self, after_id: int, limit: int) -> tuple[list[Row], int]:
+        """Up to ``limit`` entries with ids above ``after_id`` by id, and the highest id stored.
+
+        Ids commit in increasing order (one writer at a time), so a reader that
+        resumes after the last id it saw misses nothing.
+        """
+
+    @abstractmethod
     async def error_counts(self, since: int) -> list[ErrorCount]:
         """Error-level entries at or after ``since`` (ns) by service and ``metadata.error_type``."""
 

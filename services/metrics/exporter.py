@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 
 import grpc
 from google.api import httpbody_pb2
+from google.protobuf import timestamp_pb2
 from prometheus_client import CollectorRegistry
 from prometheus_client import exposition as text_exposition
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -15,7 +17,7 @@ from prometheus_client.openmetrics import exposition as openmetrics_exposition
 
 from botmon.alerts.v1 import alerts_service_pb2
 from botmon.health.v1 import health_service_pb2
-from botmon.metrics.v1 import metrics_service_pb2
+from botmon.metrics.v1 import metric_family_pb2, metrics_service_pb2
 from botmon.runtime.channels import Backends, call_metadata
 from botmon.runtime.errors import InvalidArgument
 from botmon.runtime.labels import method_label, status_label
@@ -23,7 +25,7 @@ from services.metrics.buckets import DURATION_BOUNDS
 from services.metrics.catalogue import FAMILIES, Family
 from services.metrics.service import Metrics
 
-__all__ = ["CONTENT_TYPES", "export"]
+__all__ = ["CONTENT_TYPES", "Collected", "collect", "export", "structured"]
 
 log = logging.getLogger("botmon.metrics.exporter")
 
@@ -73,11 +75,18 @@ async def _alerts(backends: Backends):
         return None
 
 
-async def export(metrics: Metrics, fmt: str) -> metrics_service_pb2.GetPrometheusMetricsResponse:
+@dataclass(frozen=True)
+class Collected:
+    """The catalogue's families (prometheus_client objects, in catalogue order), read at ``now``."""
+
+    families: list
+    now: float
+    #: Unix seconds of the first stored event, since when counters accumulate; None before one.
+    first_event: float | None
+
+
+async def collect(metrics: Metrics) -> Collected:
     """Every family of the catalogue, with what can be read now."""
-    fmt = fmt or "text"
-    if fmt not in CONTENT_TYPES:
-        raise InvalidArgument(f"format must be text or openmetrics; got {fmt!r}", field="format")
     now = time.time()
     store = metrics.store
     counters, people, errors, uptime, health, alerts = await asyncio.gather(
@@ -172,8 +181,65 @@ async def export(metrics: Metrics, fmt: str) -> metrics_service_pb2.GetPrometheu
         for severity, count in sorted(firing.items()):
             add("botserver_alerts_active", count, (severity,))
     ordered = [histogram if f.type == "histogram" else out[f.name] for f in FAMILIES]
+    return Collected(ordered, now, first)
+
+
+async def export(metrics: Metrics, fmt: str) -> metrics_service_pb2.GetPrometheusMetricsResponse:
+    """The catalogue as Prometheus text 0.0.4 or OpenMetrics 1.0.0."""
+    fmt = fmt or "text"
+    if fmt not in CONTENT_TYPES:
+        raise InvalidArgument(f"format must be text or openmetrics; got {fmt!r}", field="format")
+    collected = await collect(metrics)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(ordered))
+    registry.register(_Families(collected.families))
     generate = (openmetrics_exposition if fmt == "openmetrics" else text_exposition).generate_latest
     return metrics_service_pb2.GetPrometheusMetricsResponse(
         body=httpbody_pb2.HttpBody(content_type=CONTENT_TYPES[fmt], data=generate(registry)))
+
+
+def _stamp(seconds: float) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp
+
+
+def _unit(name: str) -> str:
+    for unit in ("seconds", "bytes", "percent"):
+        if f"_{unit}" in name:
+            return unit
+    return ""
+
+
+def _structured_family(spec: Family, family) -> metric_family_pb2.MetricFamily:
+    out = metric_family_pb2.MetricFamily(name=spec.name, type=spec.type, help=spec.help,
+                                         unit=_unit(spec.name))
+    if spec.type != "histogram":
+        for sample in family.samples:
+            out.samples.add(labels=sample.labels, value=sample.value)
+        return out
+    by_labels: dict[tuple, metric_family_pb2.MetricSample] = {}
+    for sample in family.samples:
+        labels = {k: v for k, v in sample.labels.items() if k != "le"}
+        key = tuple(sorted(labels.items()))
+        if key not in by_labels:
+            by_labels[key] = out.samples.add(labels=labels)
+        target = by_labels[key]
+        if sample.name.endswith("_bucket"):
+            target.buckets.add(upper_bound=float(sample.labels["le"]),
+                               cumulative_count=sample.value)
+        elif sample.name.endswith("_sum"):
+            target.sum = sample.value
+        elif sample.name.endswith("_count"):
+            target.count = sample.value
+    return out
+
+
+async def structured(metrics: Metrics) -> metrics_service_pb2.ListMetricFamiliesResponse:
+    """The catalogue as structured families, for exporters (the same figures as :func:`export`)."""
+    collected = await collect(metrics)
+    return metrics_service_pb2.ListMetricFamiliesResponse(
+        families=[_structured_family(spec, family)
+                  for spec, family in zip(FAMILIES, collected.families, strict=True)],
+        sample_time=_stamp(collected.now),
+        start_time=_stamp(collected.first_event if collected.first_event is not None
+                          else collected.now))

@@ -113,5 +113,8 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
     async def GetPrometheusMetrics(self, request, context):
         return await exporter.export(self.metrics, request.format)
 
+    async def ListMetricFamilies(self, request, context):
+        return await exporter.structured(self.metrics)
+
     async def GetGrafanaDashboard(self, request, context):
         return metrics_service_pb2.GetGrafanaDashboardResponse(dashboard=dashboard.as_struct())

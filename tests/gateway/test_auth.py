@@ -186,7 +186,7 @@ async def test_debug_info_gathers_every_process_without_secrets(make_settings, h
         assert r.status_code == 200, r.text
         body = r.json()
         services = body["services"]
-        assert set(services) == {"gateway", "health", "metrics", "alerts", "logs"}
+        assert set(services) == {"gateway", "health", "metrics", "alerts", "logs", "export"}
         assert services["logs"]["service"] == "logs"
         assert services["gateway"]["pid"] == os.getpid()
         assert services["metrics"]["error"]["status"] == "UNAVAILABLE"

@@ -554,3 +554,59 @@ class Retention(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Retention: _TypeAlias = Retention  # noqa: Y015
+
+@_typing.final
+class ReadLogsAfterRequest(_message.Message):
+    """Request of ReadLogsAfter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AFTER_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    after_id: _builtins.int
+    """Optional. Entries with an id greater than this; 0 for the first entry."""
+    page_size: _builtins.int
+    """Optional. Maximum entries, 1 to 10000; default 1000."""
+    def __init__(
+        self,
+        *,
+        after_id: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_id", b"after_id", "page_size", b"page_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReadLogsAfterRequest: _TypeAlias = ReadLogsAfterRequest  # noqa: Y015
+
+@_typing.final
+class ReadLogsAfterResponse(_message.Message):
+    """Response of ReadLogsAfter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOGS_FIELD_NUMBER: _builtins.int
+    HIGH_ID_FIELD_NUMBER: _builtins.int
+    high_id: _builtins.int
+    """Output only. The highest id stored when the page was read."""
+    @_builtins.property
+    def logs(self) -> _containers.RepeatedCompositeFieldContainer[_log_entry_pb2.LogEntry]:
+        """Output only. Entries by increasing id; fewer than `page_size` when no
+        more are stored.
+        """
+
+    def __init__(
+        self,
+        *,
+        logs: _abc.Iterable[_log_entry_pb2.LogEntry] | None = ...,
+        high_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["high_id", b"high_id", "logs", b"logs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReadLogsAfterResponse: _TypeAlias = ReadLogsAfterResponse  # noqa: Y015

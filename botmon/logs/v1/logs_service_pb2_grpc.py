@@ -65,6 +65,11 @@ class LogsServiceStub:
                 request_serializer=botmon_dot_logs_dot_v1_dot_logs__service__pb2.GetErrorSummaryRequest.SerializeToString,
                 response_deserializer=botmon_dot_logs_dot_v1_dot_logs__service__pb2.GetErrorSummaryResponse.FromString,
                 _registered_method=True)
+        self.ReadLogsAfter = channel.unary_unary(
+                '/botmon.logs.v1.LogsService/ReadLogsAfter',
+                request_serializer=botmon_dot_logs_dot_v1_dot_logs__service__pb2.ReadLogsAfterRequest.SerializeToString,
+                response_deserializer=botmon_dot_logs_dot_v1_dot_logs__service__pb2.ReadLogsAfterResponse.FromString,
+                _registered_method=True)
 
 
 class LogsServiceServicer:
@@ -115,6 +120,13 @@ class LogsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReadLogsAfter(self, request, context):
+        """Returns stored entries after a position, oldest first by id, for exporters.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LogsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -147,6 +159,11 @@ def add_LogsServiceServicer_to_server(servicer, server):
                     servicer.GetErrorSummary,
                     request_deserializer=botmon_dot_logs_dot_v1_dot_logs__service__pb2.GetErrorSummaryRequest.FromString,
                     response_serializer=botmon_dot_logs_dot_v1_dot_logs__service__pb2.GetErrorSummaryResponse.SerializeToString,
+            ),
+            'ReadLogsAfter': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadLogsAfter,
+                    request_deserializer=botmon_dot_logs_dot_v1_dot_logs__service__pb2.ReadLogsAfterRequest.FromString,
+                    response_serializer=botmon_dot_logs_dot_v1_dot_logs__service__pb2.ReadLogsAfterResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -312,6 +329,33 @@ class LogsService:
             '/botmon.logs.v1.LogsService/GetErrorSummary',
             botmon_dot_logs_dot_v1_dot_logs__service__pb2.GetErrorSummaryRequest.SerializeToString,
             botmon_dot_logs_dot_v1_dot_logs__service__pb2.GetErrorSummaryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadLogsAfter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/botmon.logs.v1.LogsService/ReadLogsAfter',
+            botmon_dot_logs_dot_v1_dot_logs__service__pb2.ReadLogsAfterRequest.SerializeToString,
+            botmon_dot_logs_dot_v1_dot_logs__service__pb2.ReadLogsAfterResponse.FromString,
             options,
             channel_credentials,
             insecure,

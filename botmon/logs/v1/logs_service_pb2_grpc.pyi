@@ -49,6 +49,8 @@ class LogsServiceStub:
     """Streams new entries matching the filters as they are stored."""
     GetErrorSummary: _grpc.UnaryUnaryMultiCallable[_logs_service_pb2.GetErrorSummaryRequest, _logs_service_pb2.GetErrorSummaryResponse]
     """Summarises error-level entries over a period."""
+    ReadLogsAfter: _grpc.UnaryUnaryMultiCallable[_logs_service_pb2.ReadLogsAfterRequest, _logs_service_pb2.ReadLogsAfterResponse]
+    """Returns stored entries after a position, oldest first by id, for exporters."""
 
 @_typing.type_check_only
 class LogsServiceAsyncStub(LogsServiceStub):
@@ -71,6 +73,8 @@ class LogsServiceAsyncStub(LogsServiceStub):
     """Streams new entries matching the filters as they are stored."""
     GetErrorSummary: _aio.UnaryUnaryMultiCallable[_logs_service_pb2.GetErrorSummaryRequest, _logs_service_pb2.GetErrorSummaryResponse]  # type: ignore[assignment]
     """Summarises error-level entries over a period."""
+    ReadLogsAfter: _aio.UnaryUnaryMultiCallable[_logs_service_pb2.ReadLogsAfterRequest, _logs_service_pb2.ReadLogsAfterResponse]  # type: ignore[assignment]
+    """Returns stored entries after a position, oldest first by id, for exporters."""
 
 class LogsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Stores, searches and tails the platform's logs."""
@@ -126,5 +130,13 @@ class LogsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_logs_service_pb2.GetErrorSummaryResponse, _abc.Awaitable[_logs_service_pb2.GetErrorSummaryResponse]]:
         """Summarises error-level entries over a period."""
+
+    @_abc_1.abstractmethod
+    def ReadLogsAfter(
+        self,
+        request: _logs_service_pb2.ReadLogsAfterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_logs_service_pb2.ReadLogsAfterResponse, _abc.Awaitable[_logs_service_pb2.ReadLogsAfterResponse]]:
+        """Returns stored entries after a position, oldest first by id, for exporters."""
 
 def add_LogsServiceServicer_to_server(servicer: LogsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -22,6 +22,7 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from botmon.metrics.v1 import metric_family_pb2 as botmon_dot_metrics_dot_v1_dot_metric__family__pb2
 from botmon.metrics.v1 import metrics_pb2 as botmon_dot_metrics_dot_v1_dot_metrics__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
@@ -29,7 +30,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'botmon/metrics/v1/metrics_service.proto\x12\x11\x62otmon.metrics.v1\x1a\x1f\x62otmon/metrics/v1/metrics.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x19\n\x17GetSystemMetricsRequest\"\x9a\x01\n\x18GetSystemMetricsResponse\x12\x30\n\x06system\x18\x01 \x01(\x0b\x32 .botmon.metrics.v1.SystemMetrics\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x15sample_period_seconds\x18\x03 \x01(\x01\"\x1e\n\x1cGetApplicationMetricsRequest\"\x8a\x01\n\x1dGetApplicationMetricsResponse\x12:\n\x0b\x61pplication\x18\x01 \x01(\x0b\x32%.botmon.metrics.v1.ApplicationMetrics\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x1cGetPerformanceMetricsRequest\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x12\n\nresolution\x18\x02 \x01(\t\"\xad\x01\n\x1dGetPerformanceMetricsResponse\x12\x33\n\x0bperformance\x18\x01 \x01(\x0b\x32\x1e.botmon.metrics.v1.Performance\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x12\n\nresolution\x18\x03 \x01(\t\x12\x33\n\x06series\x18\x04 \x03(\x0b\x32#.botmon.metrics.v1.PerformancePoint\"-\n\x1bGetPrometheusMetricsRequest\x12\x0e\n\x06\x66ormat\x18\x01 \x01(\t\"B\n\x1cGetPrometheusMetricsResponse\x12\"\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody\"\x1c\n\x1aGetGrafanaDashboardRequest\"I\n\x1bGetGrafanaDashboardResponse\x12*\n\tdashboard\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x18\n\x16GetMetricValuesRequest\"\xbf\x01\n\x17GetMetricValuesResponse\x12\x46\n\x06values\x18\x01 \x03(\x0b\x32\x36.botmon.metrics.v1.GetMetricValuesResponse.ValuesEntry\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"?\n\x13RecordEventsRequest\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.botmon.metrics.v1.Event\"W\n\x14RecordEventsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12-\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x1d.botmon.metrics.v1.EventError\"?\n\x13StreamEventsRequest\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.botmon.metrics.v1.Event\":\n\x14StreamEventsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x10\n\x08rejected\x18\x02 \x01(\x03\"A\n\x14StreamMetricsRequest\x12\x0f\n\x07metrics\x18\x01 \x03(\t\x12\x18\n\x10interval_seconds\x18\x02 \x01(\x01\"I\n\x15StreamMetricsResponse\x12\x30\n\x07updates\x18\x01 \x03(\x0b\x32\x1f.botmon.metrics.v1.MetricUpdate2\x91\n\n\x0eMetricsService\x12\x8f\x01\n\x10GetSystemMetrics\x12*.botmon.metrics.v1.GetSystemMetricsRequest\x1a+.botmon.metrics.v1.GetSystemMetricsResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/api/v1/monitoring/metrics\x12\xaa\x01\n\x15GetApplicationMetrics\x12/.botmon.metrics.v1.GetApplicationMetricsRequest\x1a\x30.botmon.metrics.v1.GetApplicationMetricsResponse\".\x82\xd3\xe4\x93\x02(\x12&/api/v1/monitoring/metrics/application\x12\xaa\x01\n\x15GetPerformanceMetrics\x12/.botmon.metrics.v1.GetPerformanceMetricsRequest\x1a\x30.botmon.metrics.v1.GetPerformanceMetricsResponse\".\x82\xd3\xe4\x93\x02(\x12&/api/v1/monitoring/metrics/performance\x12\xac\x01\n\x14GetPrometheusMetrics\x12..botmon.metrics.v1.GetPrometheusMetricsRequest\x1a/.botmon.metrics.v1.GetPrometheusMetricsResponse\"3\x82\xd3\xe4\x93\x02-\x12%/api/v1/monitoring/metrics/prometheusb\x04\x62ody\x12\xa0\x01\n\x13GetGrafanaDashboard\x12-.botmon.metrics.v1.GetGrafanaDashboardRequest\x1a..botmon.metrics.v1.GetGrafanaDashboardResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/api/v1/monitoring/metrics/grafana\x12h\n\x0fGetMetricValues\x12).botmon.metrics.v1.GetMetricValuesRequest\x1a*.botmon.metrics.v1.GetMetricValuesResponse\x12\x8d\x01\n\x0cRecordEvents\x12&.botmon.metrics.v1.RecordEventsRequest\x1a\'.botmon.metrics.v1.RecordEventsResponse\",\x82\xd3\xe4\x93\x02&\"!/api/v1/monitoring/metrics/events:\x01*\x12\x61\n\x0cStreamEvents\x12&.botmon.metrics.v1.StreamEventsRequest\x1a\'.botmon.metrics.v1.StreamEventsResponse(\x01\x12\x64\n\rStreamMetrics\x12\'.botmon.metrics.v1.StreamMetricsRequest\x1a(.botmon.metrics.v1.StreamMetricsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'botmon/metrics/v1/metrics_service.proto\x12\x11\x62otmon.metrics.v1\x1a%botmon/metrics/v1/metric_family.proto\x1a\x1f\x62otmon/metrics/v1/metrics.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x19\n\x17GetSystemMetricsRequest\"\x9a\x01\n\x18GetSystemMetricsResponse\x12\x30\n\x06system\x18\x01 \x01(\x0b\x32 .botmon.metrics.v1.SystemMetrics\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x15sample_period_seconds\x18\x03 \x01(\x01\"\x1e\n\x1cGetApplicationMetricsRequest\"\x8a\x01\n\x1dGetApplicationMetricsResponse\x12:\n\x0b\x61pplication\x18\x01 \x01(\x0b\x32%.botmon.metrics.v1.ApplicationMetrics\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x1cGetPerformanceMetricsRequest\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x12\n\nresolution\x18\x02 \x01(\t\"\xad\x01\n\x1dGetPerformanceMetricsResponse\x12\x33\n\x0bperformance\x18\x01 \x01(\x0b\x32\x1e.botmon.metrics.v1.Performance\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x12\n\nresolution\x18\x03 \x01(\t\x12\x33\n\x06series\x18\x04 \x03(\x0b\x32#.botmon.metrics.v1.PerformancePoint\"-\n\x1bGetPrometheusMetricsRequest\x12\x0e\n\x06\x66ormat\x18\x01 \x01(\t\"B\n\x1cGetPrometheusMetricsResponse\x12\"\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody\"\x1c\n\x1aGetGrafanaDashboardRequest\"I\n\x1bGetGrafanaDashboardResponse\x12*\n\tdashboard\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x18\n\x16GetMetricValuesRequest\"\xbf\x01\n\x17GetMetricValuesResponse\x12\x46\n\x06values\x18\x01 \x03(\x0b\x32\x36.botmon.metrics.v1.GetMetricValuesResponse.ValuesEntry\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"?\n\x13RecordEventsRequest\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.botmon.metrics.v1.Event\"W\n\x14RecordEventsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12-\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x1d.botmon.metrics.v1.EventError\"?\n\x13StreamEventsRequest\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.botmon.metrics.v1.Event\":\n\x14StreamEventsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x10\n\x08rejected\x18\x02 \x01(\x03\"A\n\x14StreamMetricsRequest\x12\x0f\n\x07metrics\x18\x01 \x03(\t\x12\x18\n\x10interval_seconds\x18\x02 \x01(\x01\"I\n\x15StreamMetricsResponse\x12\x30\n\x07updates\x18\x01 \x03(\x0b\x32\x1f.botmon.metrics.v1.MetricUpdate\"\x1b\n\x19ListMetricFamiliesRequest\"\xb0\x01\n\x1aListMetricFamiliesResponse\x12\x31\n\x08\x66\x61milies\x18\x01 \x03(\x0b\x32\x1f.botmon.metrics.v1.MetricFamily\x12/\n\x0bsample_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\x84\x0b\n\x0eMetricsService\x12\x8f\x01\n\x10GetSystemMetrics\x12*.botmon.metrics.v1.GetSystemMetricsRequest\x1a+.botmon.metrics.v1.GetSystemMetricsResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/api/v1/monitoring/metrics\x12\xaa\x01\n\x15GetApplicationMetrics\x12/.botmon.metrics.v1.GetApplicationMetricsRequest\x1a\x30.botmon.metrics.v1.GetApplicationMetricsResponse\".\x82\xd3\xe4\x93\x02(\x12&/api/v1/monitoring/metrics/application\x12\xaa\x01\n\x15GetPerformanceMetrics\x12/.botmon.metrics.v1.GetPerformanceMetricsRequest\x1a\x30.botmon.metrics.v1.GetPerformanceMetricsResponse\".\x82\xd3\xe4\x93\x02(\x12&/api/v1/monitoring/metrics/performance\x12\xac\x01\n\x14GetPrometheusMetrics\x12..botmon.metrics.v1.GetPrometheusMetricsRequest\x1a/.botmon.metrics.v1.GetPrometheusMetricsResponse\"3\x82\xd3\xe4\x93\x02-\x12%/api/v1/monitoring/metrics/prometheusb\x04\x62ody\x12\xa0\x01\n\x13GetGrafanaDashboard\x12-.botmon.metrics.v1.GetGrafanaDashboardRequest\x1a..botmon.metrics.v1.GetGrafanaDashboardResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/api/v1/monitoring/metrics/grafana\x12q\n\x12ListMetricFamilies\x12,.botmon.metrics.v1.ListMetricFamiliesRequest\x1a-.botmon.metrics.v1.ListMetricFamiliesResponse\x12h\n\x0fGetMetricValues\x12).botmon.metrics.v1.GetMetricValuesRequest\x1a*.botmon.metrics.v1.GetMetricValuesResponse\x12\x8d\x01\n\x0cRecordEvents\x12&.botmon.metrics.v1.RecordEventsRequest\x1a\'.botmon.metrics.v1.RecordEventsResponse\",\x82\xd3\xe4\x93\x02&\"!/api/v1/monitoring/metrics/events:\x01*\x12\x61\n\x0cStreamEvents\x12&.botmon.metrics.v1.StreamEventsRequest\x1a\'.botmon.metrics.v1.StreamEventsResponse(\x01\x12\x64\n\rStreamMetrics\x12\'.botmon.metrics.v1.StreamMetricsRequest\x1a(.botmon.metrics.v1.StreamMetricsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,44 +51,48 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_METRICSSERVICE'].methods_by_name['GetGrafanaDashboard']._serialized_options = b'\202\323\344\223\002$\022\"/api/v1/monitoring/metrics/grafana'
   _globals['_METRICSSERVICE'].methods_by_name['RecordEvents']._loaded_options = None
   _globals['_METRICSSERVICE'].methods_by_name['RecordEvents']._serialized_options = b'\202\323\344\223\002&\"!/api/v1/monitoring/metrics/events:\001*'
-  _globals['_GETSYSTEMMETRICSREQUEST']._serialized_start=215
-  _globals['_GETSYSTEMMETRICSREQUEST']._serialized_end=240
-  _globals['_GETSYSTEMMETRICSRESPONSE']._serialized_start=243
-  _globals['_GETSYSTEMMETRICSRESPONSE']._serialized_end=397
-  _globals['_GETAPPLICATIONMETRICSREQUEST']._serialized_start=399
-  _globals['_GETAPPLICATIONMETRICSREQUEST']._serialized_end=429
-  _globals['_GETAPPLICATIONMETRICSRESPONSE']._serialized_start=432
-  _globals['_GETAPPLICATIONMETRICSRESPONSE']._serialized_end=570
-  _globals['_GETPERFORMANCEMETRICSREQUEST']._serialized_start=572
-  _globals['_GETPERFORMANCEMETRICSREQUEST']._serialized_end=638
-  _globals['_GETPERFORMANCEMETRICSRESPONSE']._serialized_start=641
-  _globals['_GETPERFORMANCEMETRICSRESPONSE']._serialized_end=814
-  _globals['_GETPROMETHEUSMETRICSREQUEST']._serialized_start=816
-  _globals['_GETPROMETHEUSMETRICSREQUEST']._serialized_end=861
-  _globals['_GETPROMETHEUSMETRICSRESPONSE']._serialized_start=863
-  _globals['_GETPROMETHEUSMETRICSRESPONSE']._serialized_end=929
-  _globals['_GETGRAFANADASHBOARDREQUEST']._serialized_start=931
-  _globals['_GETGRAFANADASHBOARDREQUEST']._serialized_end=959
-  _globals['_GETGRAFANADASHBOARDRESPONSE']._serialized_start=961
-  _globals['_GETGRAFANADASHBOARDRESPONSE']._serialized_end=1034
-  _globals['_GETMETRICVALUESREQUEST']._serialized_start=1036
-  _globals['_GETMETRICVALUESREQUEST']._serialized_end=1060
-  _globals['_GETMETRICVALUESRESPONSE']._serialized_start=1063
-  _globals['_GETMETRICVALUESRESPONSE']._serialized_end=1254
-  _globals['_GETMETRICVALUESRESPONSE_VALUESENTRY']._serialized_start=1209
-  _globals['_GETMETRICVALUESRESPONSE_VALUESENTRY']._serialized_end=1254
-  _globals['_RECORDEVENTSREQUEST']._serialized_start=1256
-  _globals['_RECORDEVENTSREQUEST']._serialized_end=1319
-  _globals['_RECORDEVENTSRESPONSE']._serialized_start=1321
-  _globals['_RECORDEVENTSRESPONSE']._serialized_end=1408
-  _globals['_STREAMEVENTSREQUEST']._serialized_start=1410
-  _globals['_STREAMEVENTSREQUEST']._serialized_end=1473
-  _globals['_STREAMEVENTSRESPONSE']._serialized_start=1475
-  _globals['_STREAMEVENTSRESPONSE']._serialized_end=1533
-  _globals['_STREAMMETRICSREQUEST']._serialized_start=1535
-  _globals['_STREAMMETRICSREQUEST']._serialized_end=1600
-  _globals['_STREAMMETRICSRESPONSE']._serialized_start=1602
-  _globals['_STREAMMETRICSRESPONSE']._serialized_end=1675
-  _globals['_METRICSSERVICE']._serialized_start=1678
-  _globals['_METRICSSERVICE']._serialized_end=2975
+  _globals['_GETSYSTEMMETRICSREQUEST']._serialized_start=254
+  _globals['_GETSYSTEMMETRICSREQUEST']._serialized_end=279
+  _globals['_GETSYSTEMMETRICSRESPONSE']._serialized_start=282
+  _globals['_GETSYSTEMMETRICSRESPONSE']._serialized_end=436
+  _globals['_GETAPPLICATIONMETRICSREQUEST']._serialized_start=438
+  _globals['_GETAPPLICATIONMETRICSREQUEST']._serialized_end=468
+  _globals['_GETAPPLICATIONMETRICSRESPONSE']._serialized_start=471
+  _globals['_GETAPPLICATIONMETRICSRESPONSE']._serialized_end=609
+  _globals['_GETPERFORMANCEMETRICSREQUEST']._serialized_start=611
+  _globals['_GETPERFORMANCEMETRICSREQUEST']._serialized_end=677
+  _globals['_GETPERFORMANCEMETRICSRESPONSE']._serialized_start=680
+  _globals['_GETPERFORMANCEMETRICSRESPONSE']._serialized_end=853
+  _globals['_GETPROMETHEUSMETRICSREQUEST']._serialized_start=855
+  _globals['_GETPROMETHEUSMETRICSREQUEST']._serialized_end=900
+  _globals['_GETPROMETHEUSMETRICSRESPONSE']._serialized_start=902
+  _globals['_GETPROMETHEUSMETRICSRESPONSE']._serialized_end=968
+  _globals['_GETGRAFANADASHBOARDREQUEST']._serialized_start=970
+  _globals['_GETGRAFANADASHBOARDREQUEST']._serialized_end=998
+  _globals['_GETGRAFANADASHBOARDRESPONSE']._serialized_start=1000
+  _globals['_GETGRAFANADASHBOARDRESPONSE']._serialized_end=1073
+  _globals['_GETMETRICVALUESREQUEST']._serialized_start=1075
+  _globals['_GETMETRICVALUESREQUEST']._serialized_end=1099
+  _globals['_GETMETRICVALUESRESPONSE']._serialized_start=1102
+  _globals['_GETMETRICVALUESRESPONSE']._serialized_end=1293
+  _globals['_GETMETRICVALUESRESPONSE_VALUESENTRY']._serialized_start=1248
+  _globals['_GETMETRICVALUESRESPONSE_VALUESENTRY']._serialized_end=1293
+  _globals['_RECORDEVENTSREQUEST']._serialized_start=1295
+  _globals['_RECORDEVENTSREQUEST']._serialized_end=1358
+  _globals['_RECORDEVENTSRESPONSE']._serialized_start=1360
+  _globals['_RECORDEVENTSRESPONSE']._serialized_end=1447
+  _globals['_STREAMEVENTSREQUEST']._serialized_start=1449
+  _globals['_STREAMEVENTSREQUEST']._serialized_end=1512
+  _globals['_STREAMEVENTSRESPONSE']._serialized_start=1514
+  _globals['_STREAMEVENTSRESPONSE']._serialized_end=1572
+  _globals['_STREAMMETRICSREQUEST']._serialized_start=1574
+  _globals['_STREAMMETRICSREQUEST']._serialized_end=1639
+  _globals['_STREAMMETRICSRESPONSE']._serialized_start=1641
+  _globals['_STREAMMETRICSRESPONSE']._serialized_end=1714
+  _globals['_LISTMETRICFAMILIESREQUEST']._serialized_start=1716
+  _globals['_LISTMETRICFAMILIESREQUEST']._serialized_end=1743
+  _globals['_LISTMETRICFAMILIESRESPONSE']._serialized_start=1746
+  _globals['_LISTMETRICFAMILIESRESPONSE']._serialized_end=1922
+  _globals['_METRICSSERVICE']._serialized_start=1925
+  _globals['_METRICSSERVICE']._serialized_end=3337
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from botmon.metrics.v1 import metric_family_pb2 as _metric_family_pb2
 from botmon.metrics.v1 import metrics_pb2 as _metrics_pb2
 from collections import abc as _abc
 from google.api import httpbody_pb2 as _httpbody_pb2
@@ -507,3 +508,58 @@ class StreamMetricsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StreamMetricsResponse: _TypeAlias = StreamMetricsResponse  # noqa: Y015
+
+@_typing.final
+class ListMetricFamiliesRequest(_message.Message):
+    """Request of ListMetricFamilies."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMetricFamiliesRequest: _TypeAlias = ListMetricFamiliesRequest  # noqa: Y015
+
+@_typing.final
+class ListMetricFamiliesResponse(_message.Message):
+    """Response of ListMetricFamilies."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FAMILIES_FIELD_NUMBER: _builtins.int
+    SAMPLE_TIME_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def families(self) -> _containers.RepeatedCompositeFieldContainer[_metric_family_pb2.MetricFamily]:
+        """Output only. The catalogue's families, in catalogue order."""
+
+    @_builtins.property
+    def sample_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the samples were read."""
+
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. Since when counters and histograms accumulate (the first
+        stored event; the sample time when none).
+        """
+
+    def __init__(
+        self,
+        *,
+        families: _abc.Iterable[_metric_family_pb2.MetricFamily] | None = ...,
+        sample_time: _timestamp_pb2.Timestamp | None = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sample_time", b"sample_time", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["families", b"families", "sample_time", b"sample_time", "start_time", b"start_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMetricFamiliesResponse: _TypeAlias = ListMetricFamiliesResponse  # noqa: Y015

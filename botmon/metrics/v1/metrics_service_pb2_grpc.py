@@ -60,6 +60,11 @@ class MetricsServiceStub:
                 request_serializer=botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.GetGrafanaDashboardRequest.SerializeToString,
                 response_deserializer=botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.GetGrafanaDashboardResponse.FromString,
                 _registered_method=True)
+        self.ListMetricFamilies = channel.unary_unary(
+                '/botmon.metrics.v1.MetricsService/ListMetricFamilies',
+                request_serializer=botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.ListMetricFamiliesRequest.SerializeToString,
+                response_deserializer=botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.ListMetricFamiliesResponse.FromString,
+                _registered_method=True)
         self.GetMetricValues = channel.unary_unary(
                 '/botmon.metrics.v1.MetricsService/GetMetricValues',
                 request_serializer=botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.GetMetricValuesRequest.SerializeToString,
@@ -121,6 +126,13 @@ class MetricsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListMetricFamilies(self, request, context):
+        """Returns the families of `/metrics/prometheus` as structured samples, for exporters.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetMetricValues(self, request, context):
         """Returns every numeric metric by dotted path, for rule evaluation.
         """
@@ -176,6 +188,11 @@ def add_MetricsServiceServicer_to_server(servicer, server):
                     servicer.GetGrafanaDashboard,
                     request_deserializer=botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.GetGrafanaDashboardRequest.FromString,
                     response_serializer=botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.GetGrafanaDashboardResponse.SerializeToString,
+            ),
+            'ListMetricFamilies': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMetricFamilies,
+                    request_deserializer=botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.ListMetricFamiliesRequest.FromString,
+                    response_serializer=botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.ListMetricFamiliesResponse.SerializeToString,
             ),
             'GetMetricValues': grpc.unary_unary_rpc_method_handler(
                     servicer.GetMetricValues,
@@ -334,6 +351,33 @@ class MetricsService:
             '/botmon.metrics.v1.MetricsService/GetGrafanaDashboard',
             botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.GetGrafanaDashboardRequest.SerializeToString,
             botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.GetGrafanaDashboardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMetricFamilies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/botmon.metrics.v1.MetricsService/ListMetricFamilies',
+            botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.ListMetricFamiliesRequest.SerializeToString,
+            botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.ListMetricFamiliesResponse.FromString,
             options,
             channel_credentials,
             insecure,

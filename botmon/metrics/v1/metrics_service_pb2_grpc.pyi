@@ -43,6 +43,8 @@ class MetricsServiceStub:
     """Returns every metric in the Prometheus text or OpenMetrics format."""
     GetGrafanaDashboard: _grpc.UnaryUnaryMultiCallable[_metrics_service_pb2.GetGrafanaDashboardRequest, _metrics_service_pb2.GetGrafanaDashboardResponse]
     """Returns a Grafana dashboard over the exported metrics."""
+    ListMetricFamilies: _grpc.UnaryUnaryMultiCallable[_metrics_service_pb2.ListMetricFamiliesRequest, _metrics_service_pb2.ListMetricFamiliesResponse]
+    """Returns the families of `/metrics/prometheus` as structured samples, for exporters."""
     GetMetricValues: _grpc.UnaryUnaryMultiCallable[_metrics_service_pb2.GetMetricValuesRequest, _metrics_service_pb2.GetMetricValuesResponse]
     """Returns every numeric metric by dotted path, for rule evaluation."""
     RecordEvents: _grpc.UnaryUnaryMultiCallable[_metrics_service_pb2.RecordEventsRequest, _metrics_service_pb2.RecordEventsResponse]
@@ -67,6 +69,8 @@ class MetricsServiceAsyncStub(MetricsServiceStub):
     """Returns every metric in the Prometheus text or OpenMetrics format."""
     GetGrafanaDashboard: _aio.UnaryUnaryMultiCallable[_metrics_service_pb2.GetGrafanaDashboardRequest, _metrics_service_pb2.GetGrafanaDashboardResponse]  # type: ignore[assignment]
     """Returns a Grafana dashboard over the exported metrics."""
+    ListMetricFamilies: _aio.UnaryUnaryMultiCallable[_metrics_service_pb2.ListMetricFamiliesRequest, _metrics_service_pb2.ListMetricFamiliesResponse]  # type: ignore[assignment]
+    """Returns the families of `/metrics/prometheus` as structured samples, for exporters."""
     GetMetricValues: _aio.UnaryUnaryMultiCallable[_metrics_service_pb2.GetMetricValuesRequest, _metrics_service_pb2.GetMetricValuesResponse]  # type: ignore[assignment]
     """Returns every numeric metric by dotted path, for rule evaluation."""
     RecordEvents: _aio.UnaryUnaryMultiCallable[_metrics_service_pb2.RecordEventsRequest, _metrics_service_pb2.RecordEventsResponse]  # type: ignore[assignment]
@@ -118,6 +122,14 @@ class MetricsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_metrics_service_pb2.GetGrafanaDashboardResponse, _abc.Awaitable[_metrics_service_pb2.GetGrafanaDashboardResponse]]:
         """Returns a Grafana dashboard over the exported metrics."""
+
+    @_abc_1.abstractmethod
+    def ListMetricFamilies(
+        self,
+        request: _metrics_service_pb2.ListMetricFamiliesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_metrics_service_pb2.ListMetricFamiliesResponse, _abc.Awaitable[_metrics_service_pb2.ListMetricFamiliesResponse]]:
+        """Returns the families of `/metrics/prometheus` as structured samples, for exporters."""
 
     @_abc_1.abstractmethod
     def GetMetricValues(

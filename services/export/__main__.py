@@ -1,0 +1,69 @@
+"""The export service: wiring only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from botmon.export.v1 import export_service_pb2, export_service_pb2_grpc
+from botmon.runtime.config import EnvSettings, Settings
+from botmon.runtime.main import run_service
+from botmon.runtime.registration import Registration, instance_id
+from botmon.runtime.server import Binding, GrpcServer
+from services.export.config import ExportSettings
+from services.export.ledger import Ledger
+from services.export.loop import Destination, Exports
+from services.export.servicer import ExportServicer
+from services.export.sinks import configured
+from services.export.source import Source
+
+SERVICE_NAME = export_service_pb2.DESCRIPTOR.services_by_name["ExportService"].full_name
+
+
+@dataclass
+class ExportServer(GrpcServer):
+    """The gRPC server plus the destinations, which start once the server serves."""
+
+    exports: Exports | None = None
+
+    async def start(self) -> int:
+        port = await super().start()
+        if self.exports is not None:
+            self.exports.start()
+        return port
+
+
+async def create_server(settings: Settings, *, address: str | None = None,
+                        export_settings: ExportSettings | None = None,
+                        sink_settings: dict[str, EnvSettings] | None = None) -> GrpcServer:
+    """Build the export service's server (not started); the destinations start with it."""
+    extra = export_settings or ExportSettings.from_env()
+    chosen = configured(overrides=sink_settings)
+    ledger = Ledger(settings.store_url, settings.grpc_deadline)
+    await ledger.open()
+    # Each destination's settings appear (secrets masked) in /debug/info.
+    server = ExportServer("export", settings, [], address=address,
+                          extra_settings=(extra, *(s for s, _ in chosen)))
+    source = Source(server.backends, settings.grpc_deadline)
+    destinations = [Destination(sink, source, ledger, extra, instance_id) for _, sink in chosen]
+
+    def register(name: str, destination: Destination) -> Registration:
+        return Registration(server.backends, name, server.port, destination.details,
+                            destination.status)
+
+    exports = Exports(destinations, register)
+    server.bindings = [Binding(SERVICE_NAME, ExportServicer(destinations, ledger, extra.interval),
+                               export_service_pb2_grpc.add_ExportServiceServicer_to_server)]
+    server.details = lambda: {"destinations": [d.name for d in destinations],
+                              "leading": [d.name for d in destinations if d.leading]}
+
+    async def close() -> None:
+        await exports.stop()
+        await ledger.close()
+
+    server.on_stop.append(close)
+    server.exports = exports
+    return server
+
+
+if __name__ == "__main__":
+    run_service("export", create_server)

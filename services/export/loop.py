@@ -1,0 +1,335 @@
+"""The export loop: each destination on its own tasks, under its own lease, from the store.
+
+Per destination, while this replica holds its lease: log entries are read
+after the stored position (oldest first), sent in batches bounded by count,
+bytes and time, and the position moves only once a batch is acknowledged, so
+delivery is at least once and a restart resumes where the last acknowledged
+send ended. Entries older than ``max_age`` are skipped and counted. A failed
+send is retried with exponential backoff and jitter (longer when the
+destination says so); per-item failures resend only those items. The metric
+catalogue is sent every ``interval``. A destination that fails holds up only
+its own tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import grpc
+
+from botmon.runtime.backoff import Backoff
+from services.export.config import ExportSettings
+from services.export.ledger import Ledger, State
+from services.export.sinks.base import LogRecord, SendResult, Sink, SinkError
+from services.export.source import Source
+
+__all__ = ["Destination", "Exports", "LeaseLost"]
+
+log = logging.getLogger("botmon.export.loop")
+
+#: Longest ``Retry-After`` honoured as given, in seconds.
+MAX_RETRY_AFTER = 3600.0
+
+
+class LeaseLost(Exception):
+    """Another replica took over this destination; stop without saving."""
+
+
+def _chunks(records: Sequence[LogRecord], cutoff_ns: int, max_records: int,
+            max_bytes: int) -> Iterator[tuple[list[LogRecord], int, int]]:
+    """(records to send, position after them, expired entries skipped among them)."""
+    batch: list[LogRecord] = []
+    size = expired = 0
+    upto = 0
+    for record in records:
+        if record.timestamp_ns < cutoff_ns:
+            expired += 1
+            upto = record.position
+            continue
+        cost = record.size()
+        if batch and (len(batch) >= max_records or size + cost > max_bytes):
+            yield batch, upto, expired
+            batch, size, expired = [], 0, 0
+        batch.append(record)
+        size += cost
+        upto = record.position
+    if batch or expired:
+        yield batch, upto, expired
+
+
+class Destination:
+    """One sink's delivery: its lease, its logs task and its metrics task."""
+
+    def __init__(self, sink: Sink, source: Source, ledger: Ledger, settings: ExportSettings,
+                 holder: str, *, backoff: Backoff | None = None):
+        self.sink = sink
+        self.name = sink.name
+        self.source = source
+        self.ledger = ledger
+        self.settings = settings
+        self.holder = holder
+        self.backoff = backoff or Backoff(settings.retry_initial, settings.retry_max)
+        self.state = State(self.name)
+        self.leading = False
+        self._workers: list[asyncio.Task] = []
+
+    # ------------------------------------------------------------ lease
+
+    async def run(self) -> None:
+        """Hold (or wait for) the lease and run the workers while it is held."""
+        await self.ledger.ensure(self.name)
+        period = self.settings.lease_ttl / 3
+        try:
+            while True:
+                try:
+                    held = await self.ledger.acquire(self.name, self.holder,
+                                                     self.settings.lease_ttl, time.time())
+                except Exception as exc:  # the store is unreachable: assume the lease is gone
+                    log.warning("lease renewal failed", extra={"destination": self.name,
+                                                               "error": str(exc)})
+                    held = False
+                if held and (not self.leading or any(t.done() for t in self._workers)):
+                    await self._stop_workers()
+                    self.state = await self.ledger.load(self.name)
+                    self.leading = True
+                    self._workers = [
+                        asyncio.create_task(self._guard(self._logs()), name=f"export-{self.name}-logs"),
+                        asyncio.create_task(self._guard(self._metrics()),
+                                            name=f"export-{self.name}-metrics")]
+                    log.info("exporting", extra={"destination": self.name,
+                                                 "position": self.state.position})
+                elif not held and self.leading:
+                    await self._stop_workers()
+                await asyncio.sleep(period)
+        finally:
+            await self._stop_workers()
+
+    async def _stop_workers(self) -> None:
+        self.leading = False
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+
+    async def _guard(self, work) -> None:
+        try:
+            await work
+        except LeaseLost:
+            log.info("lease lost", extra={"destination": self.name})
+        except Exception:
+            log.exception("export worker failed", extra={"destination": self.name})
+
+    async def _save(self) -> None:
+        if not await self.ledger.save(self.state, self.holder, time.time()):
+            raise LeaseLost(self.name)
+
+    # ------------------------------------------------------------ logs
+
+    async def _logs(self) -> None:
+        waiting_since: float | None = None
+        page = min(self.settings.read_page, 10_000)
+        while True:
+            try:
+                records, high = await self.source.logs_after(self.state.position, page)
+            except grpc.aio.AioRpcError as exc:
+                log.debug("logs unreadable", extra={"code": exc.code().name})
+                await asyncio.sleep(self.settings.poll * 4)
+                continue
+            if not records:
+                if self.state.backlog or self.state.lag:
+                    self.state.backlog, self.state.lag = 0, 0.0
+                    await self._save()
+                await asyncio.sleep(self.settings.poll)
+                continue
+            # Time bound: a batch that is not full waits up to `linger` for more entries.
+            now = time.monotonic()
+            waiting_since = waiting_since or now
+            if len(records) < min(page, self.sink.max_records) and \
+                    now - waiting_since < self.settings.linger:
+                await asyncio.sleep(min(self.settings.poll,
+                                        self.settings.linger - (now - waiting_since)))
+                continue
+            waiting_since = None
+            cutoff = int((time.time() - self.settings.max_age) * 1e9)
+            for batch, upto, expired in _chunks(records, cutoff, self.sink.max_records,
+                                                self.sink.max_bytes):
+                self.state.skipped += expired
+                if batch:
+                    await self._deliver(batch)
+                    self.state.lag = max(0.0, time.time() - batch[-1].timestamp_ns / 1e9)
+                self.state.position = upto
+                self.state.backlog = max(0, high - upto)
+                if not self.state.backlog:
+                    self.state.lag = 0.0
+                await self._save()
+
+    async def _deliver(self, batch: list[LogRecord]) -> None:
+        """Send until every record is acknowledged, refused for good, or expired."""
+        pending, attempt = batch, 0
+        while pending:
+            if attempt:
+                cutoff = int((time.time() - self.settings.max_age) * 1e9)
+                fresh = [r for r in pending if r.timestamp_ns >= cutoff]
+                self.state.skipped += len(pending) - len(fresh)
+                pending = fresh
+                if not pending:
+                    return
+            try:
+                result = await self.send_once(self.sink.send_logs, pending)
+            except SinkError as exc:
+                if not exc.retryable:
+                    self.state.failed += len(pending)
+                    await self._failed(str(exc))
+                    return
+                attempt += 1
+                await self._failed(str(exc))
+                await asyncio.sleep(self._delay(attempt, exc.retry_after))
+                continue
+            retry = set(result.retry)
+            rejected = set(result.rejected) - retry
+            self.state.sent += len(pending) - len(retry) - len(rejected)
+            self.state.failed += len(rejected)
+            self._succeeded()
+            pending = [pending[i] for i in sorted(retry) if i < len(pending)]
+            if pending:
+                attempt += 1
+                await asyncio.sleep(self._delay(attempt, None))
+
+    async def send_once(self, send: Callable[[Any], Any], items) -> SendResult:
+        """One send within the send timeout; any failure is a SinkError."""
+        try:
+            return await asyncio.wait_for(send(items), self.settings.send_timeout)
+        except SinkError:
+            raise
+        except TimeoutError:
+            raise SinkError(f"no answer within {self.settings.send_timeout:g}s") from None
+        except Exception as exc:
+            log.exception("sink failed", extra={"destination": self.name})
+            raise SinkError(f"{type(exc).__name__}: {exc}") from None
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        delay = self.backoff.delay(attempt)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+        return delay
+
+    def _succeeded(self) -> None:
+        self.state.last_success = time.time()
+        self.state.failing_since = None
+        self.state.last_error = ""
+
+    async def _failed(self, error: str) -> None:
+        if self.state.failing_since is None:
+            self.state.failing_since = time.time()
+            log.warning("sends failing", extra={"destination": self.name, "error": error})
+        self.state.last_error = error[:500]
+        await self._save()
+
+    # ------------------------------------------------------------ metrics
+
+    async def _metrics(self) -> None:
+        interval = self.settings.interval
+        while True:
+            started = time.monotonic()
+            try:
+                families = await self.source.metric_families()
+            except grpc.aio.AioRpcError as exc:
+                log.debug("metrics unreadable", extra={"code": exc.code().name})
+                families = []
+            attempt = 0
+            # Each export is a cumulative snapshot: retry until the next one is due, no longer.
+            while families:
+                try:
+                    await self.send_once(self.sink.send_metrics, families)
+                except SinkError as exc:
+                    attempt += 1
+                    await self._failed(str(exc))
+                    delay = self._delay(attempt, exc.retry_after)
+                    if not exc.retryable or time.monotonic() + delay - started >= interval:
+                        self.state.metrics_failed += len(families)
+                        await self._save()
+                        break
+                    await asyncio.sleep(delay)
+                    continue
+                self.state.metrics_sent += len(families)
+                self._succeeded()
+                await self._save()
+                break
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+    # ------------------------------------------------------------ visibility
+
+    def status(self) -> str:
+        return "degraded" if self.state.failing_since is not None else "running"
+
+    def details(self) -> dict:
+        """The figures of CONTRACT.md §10 as the status list shows them (no credentials)."""
+        state = self.state
+        return {
+            "last_success": _iso(state.last_success), "lag_seconds": round(state.lag, 3),
+            "backlog": state.backlog, "sent": state.sent, "failed": state.failed,
+            "skipped": state.skipped, "metrics_sent": state.metrics_sent,
+            "metrics_failed": state.metrics_failed, "position": state.position,
+            "failing_seconds": round(time.time() - state.failing_since, 3)
+            if state.failing_since is not None else 0,
+            "interval_seconds": self.settings.interval, "last_error": state.last_error,
+            "endpoint": getattr(self.sink, "endpoint", ""),
+        }
+
+
+def _iso(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + \
+        f".{int(seconds % 1 * 1000):03d}Z"
+
+
+class Exports:
+    """Every configured destination, each on its own task, plus its entry in the status list.
+
+    ``register(name, destination)`` returns an object with ``start()`` and async
+    ``stop()`` that lists the destination in the status list while this replica leads it.
+    """
+
+    def __init__(self, destinations: list[Destination],
+                 register: Callable[[str, Destination], Any] | None = None):
+        self.destinations = destinations
+        self.register = register
+        self._tasks: list[asyncio.Task] = []
+        self._entries: dict[str, Any] = {}
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(d.run(), name=f"export-{d.name}")
+                       for d in self.destinations]
+        if self.register is not None and self.destinations:
+            self._tasks.append(asyncio.create_task(self._list(), name="export-status"))
+
+    async def _list(self) -> None:
+        while True:
+            for destination in self.destinations:
+                entry = self._entries.get(destination.name)
+                if destination.leading and entry is None:
+                    entry = self._entries[destination.name] = self.register(
+                        f"export:{destination.name}", destination)
+                    entry.start()
+                elif not destination.leading and entry is not None:
+                    del self._entries[destination.name]
+                    await entry.stop()
+            await asyncio.sleep(0.5)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for entry in self._entries.values():
+            await entry.stop()
+        self._entries.clear()
+        for destination in self.destinations:
+            with contextlib.suppress(Exception):
+                await destination.ledger.release(destination.name, destination.holder)
+            await destination.sink.close()

@@ -1,0 +1,134 @@
+"""Log records and metric families as OTLP protobuf requests (opentelemetry-proto).
+
+Shared by every destination that speaks OTLP (the OTLP and New Relic sinks).
+Severities follow the OpenTelemetry log data model; counters become cumulative
+monotonic sums, gauges gauges, histograms explicit-bucket histograms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.logs.v1 import logs_pb2
+from opentelemetry.proto.metrics.v1 import metrics_pb2
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
+from botmon import __version__
+from services.export.sinks.base import LogRecord, MetricFamily
+
+__all__ = ["SEVERITIES", "Encoder"]
+
+#: Stored level -> (SeverityNumber, SeverityText) of the OpenTelemetry log data model.
+SEVERITIES = {
+    "debug": (logs_pb2.SEVERITY_NUMBER_DEBUG, "DEBUG"),
+    "info": (logs_pb2.SEVERITY_NUMBER_INFO, "INFO"),
+    "warn": (logs_pb2.SEVERITY_NUMBER_WARN, "WARN"),
+    "error": (logs_pb2.SEVERITY_NUMBER_ERROR, "ERROR"),
+}
+
+_CUMULATIVE = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
+
+
+def any_value(value: Any) -> AnyValue:
+    """A JSON value as an OTLP AnyValue; integral numbers become ints."""
+    if isinstance(value, bool):
+        return AnyValue(bool_value=value)
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(int_value=int(value)) if value.is_integer() and abs(value) < 2**63 \
+            else AnyValue(double_value=value)
+    if isinstance(value, str):
+        return AnyValue(string_value=value)
+    if isinstance(value, Mapping):
+        out = AnyValue()
+        out.kvlist_value.values.extend(attributes(value))
+        return out
+    if isinstance(value, list | tuple):
+        out = AnyValue()
+        out.array_value.values.extend(any_value(v) for v in value)
+        return out
+    return AnyValue()  # JSON null: an empty value
+
+
+def attributes(pairs: Mapping[str, Any]) -> list[KeyValue]:
+    out = []
+    for key, value in pairs.items():
+        if isinstance(value, str):  # the common case, without the dispatch above
+            out.append(KeyValue(key=key, value=AnyValue(string_value=value)))
+        else:
+            out.append(KeyValue(key=key, value=any_value(value)))
+    return out
+
+
+class Encoder:
+    """Builds export requests with the resource attributes of the configuration."""
+
+    def __init__(self, service_name: str, resource: Mapping[str, str]):
+        self.service_name = service_name
+        self.resource = dict(resource)
+        self.scope = InstrumentationScope(name="botmon", version=__version__)
+
+    def _resource(self, service: str) -> Resource:
+        return Resource(attributes=attributes({**self.resource, "service.name": service}))
+
+    def logs(self, records: Sequence[LogRecord]) -> ExportLogsServiceRequest:
+        """One ResourceLogs per service (``service.name`` is the entry's service)."""
+        request = ExportLogsServiceRequest()
+        by_service: dict[str, Any] = {}
+        for record in records:
+            scope_logs = by_service.get(record.service)
+            if scope_logs is None:
+                resource_logs = request.resource_logs.add(resource=self._resource(record.service))
+                scope_logs = by_service[record.service] = resource_logs.scope_logs.add(
+                    scope=self.scope)
+            number, text = SEVERITIES.get(record.level, (logs_pb2.SEVERITY_NUMBER_UNSPECIFIED,
+                                                         record.level.upper()))
+            scope_logs.log_records.append(logs_pb2.LogRecord(
+                time_unix_nano=record.timestamp_ns, observed_time_unix_nano=record.timestamp_ns,
+                severity_number=number, severity_text=text,
+                body=AnyValue(string_value=record.message),
+                attributes=attributes(record.metadata)))
+        return request
+
+    def metrics(self, families: Sequence[MetricFamily]) -> ExportMetricsServiceRequest:
+        """One ResourceMetrics whose ``service.name`` is OTEL_SERVICE_NAME."""
+        request = ExportMetricsServiceRequest()
+        scope_metrics = request.resource_metrics.add(
+            resource=self._resource(self.service_name)).scope_metrics.add(scope=self.scope)
+        for family in families:
+            metric = scope_metrics.metrics.add(name=family.name, description=family.help,
+                                               unit=family.unit)
+            if family.kind == "histogram":
+                metric.histogram.aggregation_temporality = _CUMULATIVE
+                for sample in family.samples:
+                    bounds = [b.upper_bound for b in sample.buckets
+                              if b.upper_bound != float("inf")]
+                    counts, previous = [], 0
+                    for bucket in sample.buckets:
+                        counts.append(bucket.count - previous)
+                        previous = bucket.count
+                    if len(counts) == len(bounds):  # no +Inf bucket: the overflow is empty
+                        counts.append(max(0, sample.count - previous))
+                    metric.histogram.data_points.add(
+                        start_time_unix_nano=family.start_ns, time_unix_nano=family.timestamp_ns,
+                        count=sample.count, sum=sample.sum, bucket_counts=counts,
+                        explicit_bounds=bounds, attributes=attributes(sample.labels))
+                continue
+            if family.kind == "counter":
+                metric.sum.aggregation_temporality = _CUMULATIVE
+                metric.sum.is_monotonic = True
+                points = metric.sum.data_points
+            else:
+                points = metric.gauge.data_points
+            for sample in family.samples:
+                points.add(start_time_unix_nano=family.start_ns if family.kind == "counter"
+                           else 0, time_unix_nano=family.timestamp_ns, as_double=sample.value,
+                           attributes=attributes(sample.labels))
+        return request
