@@ -1,0 +1,44 @@
+"""Batches of log records and metric families the sink tests send (one place, all three)."""
+
+from __future__ import annotations
+
+import time
+
+from services.export.sinks.base import Bucket, LogRecord, MetricFamily, MetricSample
+
+LEVELS = ("debug", "info", "warn", "error")
+
+
+def records(count: int, *, services: tuple[str, ...] = ("chat", "billing"),
+            start_ns: int | None = None, step_ns: int = 1_000_000) -> list[LogRecord]:
+    """``count`` records, one ``step_ns`` apart, levels and services in turn, with metadata."""
+    start_ns = start_ns or time.time_ns() - count * step_ns
+    return [LogRecord(position=i + 1, timestamp_ns=start_ns + i * step_ns + 123,
+                      level=LEVELS[i % 4], service=services[i % len(services)],
+                      message=f"line {i} \u00e9t\u00e9",
+                      metadata={"request_id": f"r-{i}", "user.id": str(1000 + i),
+                                "attempt": i % 3, "ok": bool(i % 2)})
+            for i in range(count)]
+
+
+def families(*, requests: int = 10, latency_s: float = 0.25, timestamp_ns: int | None = None,
+             start_ns: int | None = None, durations: tuple[int, int, int] = (3, 5, 6)
+             ) -> list[MetricFamily]:
+    """A counter, a gauge and a histogram, as the catalogue has them."""
+    now = timestamp_ns or time.time_ns()
+    start = start_ns or now - 3_600_000_000_000
+    le_01, le_1, total = durations
+    return [
+        MetricFamily("botmon_requests_total", "counter", "Requests handled.", "", now, start, [
+            MetricSample({"service": "chat", "status": "200"}, value=float(requests)),
+            MetricSample({"service": "chat", "status": "500"}, value=2.0)]),
+        MetricFamily("botmon_latency_seconds", "gauge", "Latest latency.", "seconds", now, start,
+                     [MetricSample({"service": "chat"}, value=latency_s)]),
+        MetricFamily("botmon_request_duration_seconds", "histogram", "Durations.", "seconds",
+                     now, start, [MetricSample(
+                         {"service": "chat"},
+                         buckets=[Bucket(0.1, le_01), Bucket(1.0, le_1),
+                                  Bucket(float("inf"), total)],
+                         sum=0.1 * le_01 + 0.5 * (le_1 - le_01) + 2.0 * (total - le_1),
+                         count=total)]),
+    ]
