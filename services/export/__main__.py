@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from botmon.export.v1 import export_service_pb2, export_service_pb2_grpc
@@ -44,7 +45,9 @@ async def create_server(settings: Settings, *, address: str | None = None,
     server = ExportServer("export", settings, [], address=address,
                           extra_settings=(extra, *(s for s, _ in chosen)))
     source = Source(server.backends, settings.grpc_deadline)
-    destinations = [Destination(sink, source, ledger, extra, instance_id) for _, sink in chosen]
+    # The lease holder: this process, and this server within it (tests run two in one).
+    holder = f"{instance_id}-{uuid.uuid4().hex[:4]}"
+    destinations = [Destination(sink, source, ledger, extra, holder) for _, sink in chosen]
 
     def register(name: str, destination: Destination) -> Registration:
         return Registration(server.backends, name, server.port, destination.details,

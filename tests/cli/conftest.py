@@ -76,7 +76,7 @@ def suite_env(tmp_path) -> dict[str, str]:
         "BOTMON_HEARTBEAT_INTERVAL": "1",
         "PYTHONUNBUFFERED": "1",
     })
-    for name in ("health", "metrics", "alerts", "logs"):
+    for name in ("health", "metrics", "alerts", "logs", "export"):
         env[f"BOTMON_{name.upper()}_ADDR"] = f"127.0.0.1:{free_port()}"
     return env
 

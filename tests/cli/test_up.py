@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from botmon import __version__
 from botmon.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 
-COMPONENTS = ("health", "metrics", "alerts", "logs", "gateway")
+COMPONENTS = ("health", "metrics", "alerts", "logs", "export", "gateway")
 
 
 def _serving(address: str) -> bool:
@@ -57,7 +57,7 @@ def _gone(pids: list[int]) -> bool:
 
 def test_up_runs_restarts_and_stops_the_whole_suite(botmon, suite_env):
     run = botmon("up", "--grace", "8", "--backoff", "0.2", env=suite_env)
-    run.wait_line(r"^botmon: all 5 components ready", timeout=90)
+    run.wait_line(r"^botmon: all 6 components ready", timeout=90)
     pids = {}
     for name in COMPONENTS:
         match = run.wait_line(rf"^botmon: {name} ready on (\S+) \(pid (\d+)\)", timeout=1)
