@@ -187,7 +187,7 @@ async def test_whole_batch_failures_say_whether_to_retry(double, sink):
     try:
         with pytest.raises(SinkError) as caught:
             await bad.send_logs(records(2))
-        assert not caught.value.retryable
+        assert caught.value.retryable  # kept until the key is fixed, not dropped
         assert "401" in str(caught.value) and wrong_key not in str(caught.value)
     finally:
         await bad.close()

@@ -29,7 +29,7 @@ from services.export.sinks.elasticsearch_templates import (
     METRICS_STREAM,
     TEMPLATES,
 )
-from services.export.sinks.http import RETRYABLE_STATUSES, status_error
+from services.export.sinks.http import retryable, status_error
 
 __all__ = ["ElasticsearchSink", "Settings", "create"]
 
@@ -203,7 +203,7 @@ class ElasticsearchSink:
             status = outcome.get("status", 500)
             if status < 300 or status == 409:  # 409: the document is already there
                 continue
-            if status in RETRYABLE_STATUSES or status >= 500:
+            if retryable(status):
                 retry.add(owner)
             else:
                 rejected[owner] = _reason(outcome)

@@ -8,10 +8,15 @@ from collections.abc import Mapping
 
 from services.export.sinks.base import SinkError
 
-__all__ = ["RETRYABLE_STATUSES", "retry_after", "status_error"]
+__all__ = ["RETRYABLE_STATUSES", "retry_after", "retryable", "status_error"]
 
-#: Worth resending unchanged: a timeout, throttling and server-side failures.
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: Worth resending unchanged: a timeout, throttling and server-side failures, and refused
+#: credentials, which an operator fixes (a rotated key) without the backlog being lost.
+RETRYABLE_STATUSES = frozenset({401, 403, 408, 429, 500, 502, 503, 504})
+
+
+def retryable(status: int) -> bool:
+    return status in RETRYABLE_STATUSES or status >= 500
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
@@ -33,6 +38,5 @@ def status_error(destination: str, status: int, headers: Mapping[str, str],
                  reason: str = "") -> SinkError:
     """The whole-batch failure for an HTTP ``status``; never carries request headers."""
     detail = f"{destination} answered HTTP {status}" + (f": {reason[:200]}" if reason else "")
-    retryable = status in RETRYABLE_STATUSES or status >= 500
-    return SinkError(detail, retryable=retryable,
-                     retry_after=retry_after(headers) if retryable else None)
+    again = retryable(status)
+    return SinkError(detail, retryable=again, retry_after=retry_after(headers) if again else None)
