@@ -17,7 +17,8 @@ __all__ = ["CONTENT_TYPE", "health_json", "http_status", "wants_health_json"]
 CONTENT_TYPE = "application/health+json"
 
 _STATUS = {"healthy": "pass", "degraded": "warn", "unhealthy": "fail"}
-_TYPES = {"database": "datastore", "cache": "datastore", "storage": "system", "llm": "component"}
+_TYPES = {"database": "datastore", "cache": "datastore", "storage": "system", "llm": "component",
+          "export": "component"}
 # (measurement, field of the component, unit) reported for each component.
 _MEASUREMENTS = {
     "database": (("responseTime", "latency_ms", "ms"),
@@ -28,6 +29,7 @@ _MEASUREMENTS = {
                 ("usedSpace", "used_gb", "GB")),
     "llm": (("responseTime", "latency_ms", "ms"), ("modelLoaded", "model_loaded", "boolean"),
             ("requestsPerSecond", "requests_per_second", "requests/s")),
+    "export": (("failingDestinations", "failing_destinations", "destinations"),),
 }
 
 

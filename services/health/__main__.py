@@ -11,6 +11,7 @@ from botmon.runtime.store import StoreLocation
 from services.health.config import HealthSettings
 from services.health.prober import Prober
 from services.health.probes.cache import RedisProbe
+from services.health.probes.export import ExportProbe
 from services.health.probes.llm import LlmProbe
 from services.health.probes.postgresql import PostgresProbe
 from services.health.probes.probe import NotConfigured, Probe
@@ -65,9 +66,10 @@ async def create_server(settings: Settings, *, address: str | None = None,
         if settings.probe_llm_url else NotConfigured(
             LlmResult, "set BOTMON_PROBE_LLM_URL to probe an OpenAI-compatible LLM server"),
     }
+    instances = registry(settings, health)
+    probes["export"] = ExportProbe(instances)
     prober = Prober(probes, interval=settings.probe_interval, timeout=settings.probe_timeout,
                     critical=health.critical)
-    instances = registry(settings, health)
     board = StatusBoard(settings, instances, prober, instance_id=settings.instance_id)
     servicer = HealthServicer(prober, board, instances, database=database, cache=cache,
                               critical=health.critical)

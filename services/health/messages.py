@@ -7,6 +7,7 @@ from google.protobuf import json_format, timestamp_pb2
 from botmon import __version__
 from botmon.health.v1 import health_pb2, health_service_pb2
 from services.health.prober import Snapshot
+from services.health.probes.export import ExportResult
 from services.health.probes.resources import CacheResources, DatabaseResources
 from services.health.probes.result import (
     CacheResult,
@@ -61,7 +62,13 @@ def _llm(r: LlmResult) -> health_pb2.LlmHealth:
                                 requests_per_second=r.requests_per_second)
 
 
-_COMPONENTS = {"database": _database, "cache": _cache, "storage": _storage, "llm": _llm}
+def _export(r: ExportResult) -> health_pb2.ExportHealth:
+    return health_pb2.ExportHealth(**_common(r), destinations=r.destinations,
+                                   failing_destinations=r.failing_destinations)
+
+
+_COMPONENTS = {"database": _database, "cache": _cache, "storage": _storage, "llm": _llm,
+               "export": _export}
 
 
 def health(snapshot: Snapshot) -> health_service_pb2.GetHealthResponse:

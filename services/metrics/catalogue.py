@@ -121,6 +121,26 @@ FAMILIES: tuple[Family, ...] = (
        source="health"),
     _f("botserver_alerts_active", "gauge", "Firing alerts by severity.", ("severity",),
        source="alerts"),
+    # The export service's destinations (CONTRACT.md §10); omitted while it cannot be reached.
+    _f("botmon_export_up", "gauge",
+       "1 while sends to the destination succeed, 0 while they fail.", ("destination",),
+       source="export"),
+    _f("botmon_export_sent_total", "counter",
+       "Log entries the destination acknowledged.", ("destination",), source="export"),
+    _f("botmon_export_failed_total", "counter",
+       "Log entries the destination refused for good.", ("destination",), source="export"),
+    _f("botmon_export_skipped_total", "counter",
+       "Log entries skipped because they were older than BOTMON_EXPORT_MAX_AGE.",
+       ("destination",), source="export"),
+    _f("botmon_export_backlog", "gauge",
+       "Log entries stored after the destination's position.", ("destination",),
+       source="export"),
+    _f("botmon_export_lag_seconds", "gauge",
+       "Age of the newest entry sent while a backlog remains; 0 when caught up.",
+       ("destination",), source="export"),
+    _f("botmon_export_last_success_timestamp_seconds", "gauge",
+       "Unix time of the destination's last acknowledged send.", ("destination",),
+       source="export"),
 )
 
 _RATE = "[5m]"
@@ -167,6 +187,17 @@ ROWS: tuple[Row, ...] = (
             Target(f"rate(botserver_network_received_bytes_total{_RATE})", "received"),
             Target(f"rate(botserver_network_sent_bytes_total{_RATE})", "sent")), unit="Bps"),
     )),
+    Row("Exports", (
+        Panel("Exported Entries", (
+            Target(f"rate(botmon_export_sent_total{_RATE})", "{{destination}}"),), unit="ops"),
+        Panel("Export Backlog", (Target("botmon_export_backlog", "{{destination}}"),)),
+        Panel("Export Lag", (Target("botmon_export_lag_seconds", "{{destination}}"),),
+              unit="s"),
+        Panel("Export Failures and Skips", (
+            Target(f"rate(botmon_export_failed_total{_RATE})", "failed {{destination}}"),
+            Target(f"rate(botmon_export_skipped_total{_RATE})", "skipped {{destination}}"))),
+        Panel("Destinations Up", (Target("botmon_export_up", "{{destination}}"),), kind="stat"),
+    )),
     Row("Health and Alerts", (
         Panel("Component Health", (Target("botserver_component_up", "{{component}}"),),
               kind="stat"),
@@ -177,7 +208,7 @@ ROWS: tuple[Row, ...] = (
     )),
 )
 
-_NAME = re.compile(r"\b(botserver_[a-z0-9_]+)")
+_NAME = re.compile(r"\b((?:botserver|botmon_export)_[a-z0-9_]+)")
 _SUFFIXES = ("_bucket", "_sum", "_count")
 
 

@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.openmetrics import exposition as openmetrics_exposition
 
 from botmon.alerts.v1 import alerts_service_pb2
+from botmon.export.v1 import export_service_pb2
 from botmon.health.v1 import health_service_pb2
 from botmon.metrics.v1 import metric_family_pb2, metrics_service_pb2
 from botmon.runtime.channels import Backends, call_metadata
@@ -65,6 +66,16 @@ async def _health(backends: Backends):
         return None
 
 
+async def _exports(backends: Backends):
+    try:
+        return await backends.stub("export").ListDestinations(
+            export_service_pb2.ListDestinationsRequest(),
+            timeout=min(backends.deadline, _MAX_WAIT), metadata=call_metadata())
+    except grpc.aio.AioRpcError as exc:
+        log.debug("export figures omitted", extra={"code": exc.code().name})
+        return None
+
+
 async def _alerts(backends: Backends):
     try:
         return await backends.stub("alerts").ListAlerts(
@@ -89,11 +100,11 @@ async def collect(metrics: Metrics) -> Collected:
     """Every family of the catalogue, with what can be read now."""
     now = time.time()
     store = metrics.store
-    counters, people, errors, uptime, health, alerts = await asyncio.gather(
-        store.counters(),
+    counters, meta, people, errors, uptime, health, alerts, exports = await asyncio.gather(
+        store.counters(), store.meta(),
         store.people(now, now - now % 86400, metrics.settings.session_idle_timeout),
         metrics.errors.figures(now), metrics.uptime.figure(now), _health(metrics.backends),
-        _alerts(metrics.backends))
+        _alerts(metrics.backends), _exports(metrics.backends))
     sample = metrics.collector.latest
     out = {f.name: _make(f) for f in FAMILIES if f.type != "histogram"}
 
@@ -180,8 +191,19 @@ async def collect(metrics: Metrics) -> Collected:
                 firing[severity] = firing.get(severity, 0) + 1
         for severity, count in sorted(firing.items()):
             add("botserver_alerts_active", count, (severity,))
+    for destination in exports.destinations if exports is not None else ():
+        name = (destination.name,)
+        add("botmon_export_up", 1.0 if destination.status == "running" else 0.0, name)
+        add("botmon_export_sent_total", destination.sent, name)
+        add("botmon_export_failed_total", destination.failed, name)
+        add("botmon_export_skipped_total", destination.skipped, name)
+        add("botmon_export_backlog", destination.backlog, name)
+        add("botmon_export_lag_seconds", destination.lag_seconds, name)
+        if destination.HasField("last_success_time"):
+            add("botmon_export_last_success_timestamp_seconds",
+                destination.last_success_time.ToNanoseconds() / 1e9, name)
     ordered = [histogram if f.type == "histogram" else out[f.name] for f in FAMILIES]
-    return Collected(ordered, now, first)
+    return Collected(ordered, now, meta.get("first_event_time"))
 
 
 async def export(metrics: Metrics, fmt: str) -> metrics_service_pb2.GetPrometheusMetricsResponse:

@@ -18,7 +18,10 @@ from botmon.metrics.v1 import metrics_pb2
 from botmon.metrics.v1 import metrics_service_pb2 as pb
 from services.metrics import dashboard
 from services.metrics.catalogue import FAMILIES, family_names_in
+from services.export.sinks import otlp
 from tests.conftest import free_port
+from tests.export.conftest import export_options
+from tests.export.receivers import GrpcReceiver
 from tests.harness import Suite
 
 REQUIRED_PANELS = {"Request Rate", "Latency Percentiles", "Error Rate", "Active Sessions",
@@ -117,7 +120,12 @@ def prometheus(tmp_path, target: str, token: str):
 @pytest.mark.timeout(90)
 async def test_every_panel_query_returns_data_from_prometheus(make_settings, tmp_path):
     queries = {(p["title"], t["expr"]) for p in panels(dashboard.build()) for t in p["targets"]}
-    async with Suite(make_settings(), components=("health", "metrics", "alerts")) as suite, \
+    # An export destination too, so that the export panels have series.
+    receiver = GrpcReceiver()
+    await receiver.up()
+    sinks = {"otlp": otlp.Settings(endpoint=receiver.endpoint)}
+    async with Suite(make_settings(), components=("health", "metrics", "alerts", "export"),
+                     options=export_options(sinks)) as suite, \
             httpx.AsyncClient(timeout=10) as http:
         url = f"{suite.base}/metrics/events"
         with prometheus(tmp_path, f"127.0.0.1:{suite.port}", suite.tokens["viewer"]) as prom:
@@ -134,10 +142,11 @@ async def test_every_panel_query_returns_data_from_prometheus(make_settings, tmp
                     try:
                         answer = (await http.get(f"{prom}/api/v1/query",
                                                  params={"query": expr})).json()
-                    except httpx.TransportError:
-                        break  # Prometheus is still starting
+                    except (httpx.TransportError, ValueError):
+                        break  # Prometheus is still starting (no answer, or not yet JSON)
                     assert answer["status"] == "success", (title, expr, answer)
                     if answer["data"]["result"]:
                         missing.discard((title, expr))
                 await asyncio.sleep(0.5)
+    await receiver.down()
     assert not missing, f"panels without data: {sorted(missing)}"

@@ -287,6 +287,7 @@ class Components(_message.Message):
     CACHE_FIELD_NUMBER: _builtins.int
     STORAGE_FIELD_NUMBER: _builtins.int
     LLM_FIELD_NUMBER: _builtins.int
+    EXPORT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def database(self) -> Global___DatabaseHealth:
         """Output only. The suite's database."""
@@ -303,6 +304,13 @@ class Components(_message.Message):
     def llm(self) -> Global___LlmHealth:
         """Output only. The LLM server."""
 
+    @_builtins.property
+    def export(self) -> Global___ExportHealth:
+        """Output only. The export component: "degraded" while a destination has
+        failed for longer than two export intervals, never "unhealthy";
+        "not_configured" when no destination is exporting.
+        """
+
     def __init__(
         self,
         *,
@@ -310,14 +318,65 @@ class Components(_message.Message):
         cache: Global___CacheHealth | None = ...,
         storage: Global___StorageHealth | None = ...,
         llm: Global___LlmHealth | None = ...,
+        export: Global___ExportHealth | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "database", b"database", "llm", b"llm", "storage", b"storage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "database", b"database", "export", b"export", "llm", b"llm", "storage", b"storage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "database", b"database", "llm", b"llm", "storage", b"storage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "database", b"database", "export", b"export", "llm", b"llm", "storage", b"storage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Components: _TypeAlias = Components  # noqa: Y015
+
+@_typing.final
+class ExportHealth(_message.Message):
+    """Health of the export component, from its destinations' status entries."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    LATENCY_MS_FIELD_NUMBER: _builtins.int
+    PROBE_DURATION_MS_FIELD_NUMBER: _builtins.int
+    CHECKED_AT_FIELD_NUMBER: _builtins.int
+    DESTINATIONS_FIELD_NUMBER: _builtins.int
+    FAILING_DESTINATIONS_FIELD_NUMBER: _builtins.int
+    status: _builtins.str
+    """Output only. "healthy", "degraded" or "not_configured"."""
+    reason: _builtins.str
+    """Output only. Destinations failing for longer than two intervals, with
+    their last error; empty when all is well.
+    """
+    latency_ms: _builtins.float
+    """Output only. Time to read the status entries, in milliseconds."""
+    probe_duration_ms: _builtins.float
+    """Output only. How long the whole probe took, in milliseconds."""
+    destinations: _builtins.int
+    """Output only. Destinations being exported to."""
+    failing_destinations: _builtins.int
+    """Output only. Destinations failing for longer than two intervals."""
+    @_builtins.property
+    def checked_at(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the probe finished."""
+
+    def __init__(
+        self,
+        *,
+        status: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        latency_ms: _builtins.float = ...,
+        probe_duration_ms: _builtins.float = ...,
+        checked_at: _timestamp_pb2.Timestamp | None = ...,
+        destinations: _builtins.int = ...,
+        failing_destinations: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["checked_at", b"checked_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checked_at", b"checked_at", "destinations", b"destinations", "failing_destinations", b"failing_destinations", "latency_ms", b"latency_ms", "probe_duration_ms", b"probe_duration_ms", "reason", b"reason", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportHealth: _TypeAlias = ExportHealth  # noqa: Y015
 
 @_typing.final
 class ServiceStatus(_message.Message):
