@@ -32,12 +32,13 @@ async def test_only_the_otlp_endpoint_set_gets_a_posted_line_to_the_receiver(tmp
     for name in ("health", "metrics", "alerts", "logs", "export"):
         env[f"BOTMON_{name.upper()}_ADDR"] = f"127.0.0.1:{free_port()}"
     out = (tmp_path / "stdout.txt").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "botmon.cli", "up"], cwd=ROOT, env=env,
-                            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "botmon.cli", "up", cwd=ROOT, env=env,
+        stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 150
         while "all 6 components ready" not in (tmp_path / "stdout.txt").read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, \
+            assert proc.returncode is None and time.monotonic() < deadline, \
                 (tmp_path / "stdout.txt").read_text()[-3000:]
             await asyncio.sleep(0.2)
         token = (tmp_path / "data" / "admin-token").read_text().strip()
@@ -58,8 +59,9 @@ async def test_only_the_otlp_endpoint_set_gets_a_posted_line_to_the_receiver(tmp
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
+            await asyncio.wait_for(proc.wait(), 30)
+        except TimeoutError:
             proc.kill()
+            await proc.wait()
         out.close()
         await receiver.down()

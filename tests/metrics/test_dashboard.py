@@ -16,9 +16,9 @@ from google.protobuf import json_format
 
 from botmon.metrics.v1 import metrics_pb2
 from botmon.metrics.v1 import metrics_service_pb2 as pb
+from services.export.sinks import otlp
 from services.metrics import dashboard
 from services.metrics.catalogue import FAMILIES, family_names_in
-from services.export.sinks import otlp
 from tests.conftest import free_port
 from tests.export.conftest import export_options
 from tests.export.receivers import GrpcReceiver
