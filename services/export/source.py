@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from google.protobuf import struct_pb2
+import json
 
 from botmon.logs.v1 import logs_service_pb2
 from botmon.metrics.v1 import metrics_service_pb2
@@ -12,15 +10,6 @@ from botmon.runtime.channels import Backends
 from services.export.sinks.base import Bucket, LogRecord, MetricFamily, MetricSample
 
 __all__ = ["Source"]
-
-
-def _plain(value: Any) -> Any:
-    """A Struct value (as the Struct mapping yields it) as plain JSON-like Python."""
-    if isinstance(value, struct_pb2.Struct):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, struct_pb2.ListValue):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _ns(stamp) -> int:
@@ -39,10 +28,11 @@ class Source:
         reply = await self.backends.stub("logs").ReadLogsAfter(
             logs_service_pb2.ReadLogsAfterRequest(after_id=position, page_size=limit),
             timeout=self.timeout)
-        records = [LogRecord(position=e.id, timestamp_ns=_ns(e.timestamp), level=e.level,
+        loads = json.loads
+        records = [LogRecord(position=e.id, timestamp_ns=e.time_unix_nano, level=e.level,
                              service=e.service, message=e.message,
-                             metadata={k: _plain(v) for k, v in e.metadata.items()})
-                   for e in reply.logs]
+                             metadata=loads(e.metadata_json) if e.metadata_json else {})
+                   for e in reply.entries]
         return records, reply.high_id
 
     async def metric_families(self) -> list[MetricFamily]:

@@ -582,17 +582,62 @@ class ReadLogsAfterRequest(_message.Message):
 Global___ReadLogsAfterRequest: _TypeAlias = ReadLogsAfterRequest  # noqa: Y015
 
 @_typing.final
+class StoredEntry(_message.Message):
+    """A stored entry in the compact form exporters read: plain fields and the
+    metadata as the JSON text it is stored as, so that neither side builds a
+    Struct per entry.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TIME_UNIX_NANO_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    SERVICE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    METADATA_JSON_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    """Output only. Store-assigned id, increasing in insertion order."""
+    time_unix_nano: _builtins.int
+    """Output only. When it was logged, in nanoseconds since the Unix epoch."""
+    level: _builtins.str
+    """Output only. "debug", "info", "warn" or "error"."""
+    service: _builtins.str
+    """Output only. Service that logged it."""
+    message: _builtins.str
+    """Output only. The message."""
+    metadata_json: _builtins.str
+    """Output only. The metadata as a JSON object; empty when there is none."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        time_unix_nano: _builtins.int = ...,
+        level: _builtins.str = ...,
+        service: _builtins.str = ...,
+        message: _builtins.str = ...,
+        metadata_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "level", b"level", "message", b"message", "metadata_json", b"metadata_json", "service", b"service", "time_unix_nano", b"time_unix_nano"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StoredEntry: _TypeAlias = StoredEntry  # noqa: Y015
+
+@_typing.final
 class ReadLogsAfterResponse(_message.Message):
     """Response of ReadLogsAfter."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    LOGS_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
     HIGH_ID_FIELD_NUMBER: _builtins.int
     high_id: _builtins.int
     """Output only. The highest id stored when the page was read."""
     @_builtins.property
-    def logs(self) -> _containers.RepeatedCompositeFieldContainer[_log_entry_pb2.LogEntry]:
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___StoredEntry]:
         """Output only. Entries by increasing id; fewer than `page_size` when no
         more are stored.
         """
@@ -600,12 +645,12 @@ class ReadLogsAfterResponse(_message.Message):
     def __init__(
         self,
         *,
-        logs: _abc.Iterable[_log_entry_pb2.LogEntry] | None = ...,
+        entries: _abc.Iterable[Global___StoredEntry] | None = ...,
         high_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["high_id", b"high_id", "logs", b"logs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "high_id", b"high_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
