@@ -93,9 +93,18 @@ async def test_a_restart_mid_stream_resumes_without_loss(fast_settings, grpc_rec
         assert duplicates <= 50
 
 
-async def test_two_replicas_send_each_entry_once(fast_settings, grpc_receiver):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request) -> dict:
+    """Suite settings of the store: SQLite, or PostgreSQL shared as it is across hosts."""
+    if request.param == "sqlite":
+        return {}
+    return {"store_url": request.getfixturevalue("postgres_url")}
+
+
+async def test_two_replicas_send_each_entry_once(make_settings, grpc_receiver, store):
+    extra = store
     sinks = {"otlp": otlp.Settings(endpoint=grpc_receiver.endpoint)}
-    async with export_suite(fast_settings, sinks) as suite:
+    async with export_suite(make_settings(heartbeat_interval=0.5, **extra), sinks) as suite:
         second = await create_server(suite.settings, address="127.0.0.1:0",
                                      export_settings=FAST, sink_settings=sinks)
         async with second:
