@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import httpx
+
 from services.export.sinks.base import Bucket, LogRecord, MetricFamily, MetricSample
 
 LEVELS = ("debug", "info", "warn", "error")
@@ -42,3 +44,33 @@ def families(*, requests: int = 10, latency_s: float = 0.25, timestamp_ns: int |
                          sum=0.1 * le_01 + 0.5 * (le_1 - le_01) + 2.0 * (total - le_1),
                          count=total)]),
     ]
+
+
+# -- through the gateway, for the tests that run the real export loop ---------------------
+
+def lines_now() -> list[dict]:
+    """Log lines as a client posts them: one stamped a minute ago with microseconds."""
+    stamped = time.time() - 60
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stamped)) + ".123456Z"
+    return [
+        {"timestamp": stamp, "level": "error", "service": "chat-api",
+         "message": "upstream timed out",
+         "metadata": {"user_id": "u-1", "attempt": 3, "ctx": {"region": "eu"}}},
+        {"level": "warn", "service": "chat-api", "message": "flaky"},
+        {"level": "info", "service": "worker", "message": "job done", "metadata": {"job": "j-9"}},
+        {"level": "debug", "service": "worker", "message": "tick"},
+    ]
+
+
+EVENTS = [
+    {"type": "request", "method": "GET", "route": "/chat", "status": 200, "duration_ms": 120},
+    {"type": "request", "method": "GET", "route": "/chat", "status": 502, "duration_ms": 80},
+    {"type": "request", "method": "POST", "route": "/chat", "status": 200, "duration_ms": 30},
+]
+
+
+async def post(suite, path: str, body: dict) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        reply = await http.post(f"{suite.base}{path}", json=body,
+                                headers=suite.headers("operator"))
+        assert reply.status_code in (200, 201, 202), reply.text

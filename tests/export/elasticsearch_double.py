@@ -69,7 +69,7 @@ class ElasticsearchDouble:
     #: Every (index, id, document) a bulk request carried, accepted or not.
     received: list[tuple[str, str | None, dict[str, Any]]] = field(default_factory=list)
     bulk_requests: int = 0
-    _item_faults: dict[str, list[int]] = field(default_factory=dict)
+    _item_faults: list[tuple[Any, list[int]]] = field(default_factory=list)
     _request_faults: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     url: str = ""
     _runner: web.AppRunner | None = None
@@ -77,7 +77,11 @@ class ElasticsearchDouble:
     # -- scripting ---------------------------------------------------------------------
     def fail_item(self, doc_id: str, *statuses: int) -> None:
         """Answer the next bulk items carrying ``doc_id`` with these statuses, in turn."""
-        self._item_faults.setdefault(doc_id, []).extend(statuses)
+        self.fail_where(lambda item_id, _: item_id == doc_id, *statuses)
+
+    def fail_where(self, predicate, *statuses: int) -> None:
+        """Answer the next items for which ``predicate(id, document)`` holds with ``statuses``."""
+        self._item_faults.append((predicate, list(statuses)))
 
     def fail_next(self, status: int, headers: dict[str, str] | None = None) -> None:
         """Answer the next bulk request as a whole with ``status``."""
@@ -254,9 +258,11 @@ class ElasticsearchDouble:
             if not isinstance(document, dict):
                 raise Refusal(400, "document_parsing_exception",
                               "[1:1] failed to parse: the source is not a JSON object")
-            if doc_id is not None and self._item_faults.get(doc_id):
-                status = self._item_faults[doc_id].pop(0)
-                raise Refusal(status, _ITEM_ERRORS.get(status, "status_exception"), "scripted")
+            for predicate, statuses in self._item_faults:
+                if statuses and predicate(doc_id, document):
+                    status = statuses.pop(0)
+                    raise Refusal(status, _ITEM_ERRORS.get(status, "status_exception"),
+                                  "scripted")
             if index.data_stream and "@timestamp" not in document:
                 raise Refusal(400, "document_parsing_exception",
                               "data stream timestamp field [@timestamp] is missing")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import time
 
 import boto3
+import botocore.exceptions
 import pytest
 import requests
 from aiobotocore.session import get_session
@@ -16,7 +18,9 @@ from botmon.runtime.config import ConfigError
 from services.export.sinks import cloudwatch
 from services.export.sinks.base import LogRecord, MetricFamily, MetricSample, SinkError
 from tests.conftest import free_port
-from tests.export.batches import families, records
+from tests.export.batches import EVENTS, families, lines_now, post, records
+from tests.export.conftest import destinations, export_suite
+from tests.waiting import eventually
 
 GROUP = "/botserver/botmon"
 
@@ -26,7 +30,15 @@ def moto_url():
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    yield f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+    # Load moto's logs and cloudwatch backends now, not inside a test's send deadline.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret")
+        env.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        aws(url, "logs").describe_log_groups()
+        aws(url, "cloudwatch").list_metrics(Namespace="BotServer")
+    yield url
     server.stop()
 
 
@@ -232,3 +244,45 @@ def test_bad_settings_name_the_variable(environ, variable):
 def test_enabled_by_a_region_or_an_endpoint():
     assert not cloudwatch.Settings.from_env({}).enabled
     assert cloudwatch.Settings.from_env({"BOTMON_CLOUDWATCH_REGION": "us-east-1"}).enabled
+
+
+@pytest.mark.timeout(90)
+async def test_through_the_export_loop(make_settings, moto_url):
+    sinks = {"cloudwatch": cloudwatch.Settings(region="eu-west-1", endpoint_url=moto_url)}
+    async with export_suite(make_settings(), sinks) as suite:
+        lines = lines_now()
+        await post(suite, "/logs", {"logs": lines})
+
+        async def arrived():
+            try:
+                streams = await asyncio.gather(*(asyncio.to_thread(stream_events, moto_url, s)
+                                                 for s in ("chat-api", "worker")))
+            except botocore.exceptions.ClientError:  # the group or a stream is not there yet
+                return None
+            return streams if sum(map(len, streams)) == 4 else None
+
+        chat, worker = await eventually(arrived, within=30)
+        error = json.loads(chat[0]["message"])
+        assert error == {"level": "error", "service": "chat-api", "message": "upstream timed out",
+                         "metadata": {"user_id": "u-1", "attempt": 3, "ctx": {"region": "eu"}}}
+        stamp = datetime.datetime.fromisoformat(lines[0]["timestamp"].replace("Z", "+00:00"))
+        assert chat[0]["timestamp"] == int(stamp.timestamp() * 1000)
+        assert [json.loads(e["message"])["level"] for e in worker] == ["info", "debug"]
+
+        # Counters arrive as increases: count events after the first export of the catalogue.
+        cw = aws(moto_url, "cloudwatch")
+
+        def listed():
+            return cw.list_metrics(Namespace="BotServer")["Metrics"]
+
+        await eventually(lambda: asyncio.to_thread(listed), within=20)
+        await post(suite, "/metrics/events", {"events": EVENTS})
+
+        def requests_total():
+            return sum(statistic(moto_url, "botserver_requests_total",
+                                 {d["Name"]: d["Value"] for d in m["Dimensions"]}, "Sum")
+                       for m in listed() if m["MetricName"] == "botserver_requests_total")
+
+        await eventually(lambda: asyncio.to_thread(lambda: requests_total() == 3), within=20)
+        state = (await destinations(suite))["cloudwatch"]
+        assert state.sent == 4 and state.failed == 0

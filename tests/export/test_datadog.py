@@ -13,8 +13,10 @@ from botmon.runtime.config import ConfigError
 from services.export.sinks import datadog
 from services.export.sinks.base import LogRecord, MetricFamily, MetricSample, SinkError
 from tests.conftest import free_port
-from tests.export.batches import families, records
+from tests.export.batches import EVENTS, families, lines_now, post, records
+from tests.export.conftest import destinations, export_suite
 from tests.export.datadog_double import LOGS_PATH, SERIES_PATH, DatadogDouble
+from tests.waiting import eventually
 
 API_KEY = "0123456789abcdef0123456789abcdef"
 
@@ -36,7 +38,7 @@ async def sink(double):
     assert double.invalid == []
 
 
-async def post(double, path, payload, *, key=API_KEY, raw: bytes | None = None) -> int:
+async def post_to(double, path, payload, *, key=API_KEY, raw: bytes | None = None) -> int:
     body = raw if raw is not None else gzip.compress(json.dumps(payload).encode())
     async with aiohttp.ClientSession() as session, session.post(
             double.url + path, data=body, headers={"DD-API-KEY": key,
@@ -50,19 +52,19 @@ async def test_the_double_holds_payloads_to_the_v2_schemas(double):
     documented = {"series": [{"metric": "system.load.1", "type": 0,
                               "points": [{"timestamp": now, "value": 0.7}],
                               "resources": [{"name": "dummyhost", "type": "host"}]}]}
-    assert await post(double, SERIES_PATH, documented) == 202
-    assert await post(double, LOGS_PATH, [{"ddsource": "nginx", "ddtags": "env:staging",
+    assert await post_to(double, SERIES_PATH, documented) == 202
+    assert await post_to(double, LOGS_PATH, [{"ddsource": "nginx", "ddtags": "env:staging",
                                            "hostname": "i-012345678", "message": "hello",
                                            "service": "payment"}]) == 202
-    assert await post(double, SERIES_PATH, {"series": [{"metric": "x", "type": 5, "points": [
+    assert await post_to(double, SERIES_PATH, {"series": [{"metric": "x", "type": 5, "points": [
         {"timestamp": now, "value": 1}]}]}) == 400
-    assert await post(double, SERIES_PATH, {"series": [{"metric": "x", "points": [
+    assert await post_to(double, SERIES_PATH, {"series": [{"metric": "x", "points": [
         {"timestamp": now, "value": "1"}]}]}) == 400
-    assert await post(double, SERIES_PATH, {"series": [{"points": []}]}) == 400
-    assert await post(double, LOGS_PATH, [{"message": "m", "metadata": {"nested": 1}}]) == 400
-    assert await post(double, LOGS_PATH, [{"message": "m"}] * 1001) == 400
-    assert await post(double, LOGS_PATH, [{"message": "m"}], raw=b"not gzip") == 400
-    assert await post(double, LOGS_PATH, [{"message": "m"}], key="wrong") == 403
+    assert await post_to(double, SERIES_PATH, {"series": [{"points": []}]}) == 400
+    assert await post_to(double, LOGS_PATH, [{"message": "m", "metadata": {"nested": 1}}]) == 400
+    assert await post_to(double, LOGS_PATH, [{"message": "m"}] * 1001) == 400
+    assert await post_to(double, LOGS_PATH, [{"message": "m"}], raw=b"not gzip") == 400
+    assert await post_to(double, LOGS_PATH, [{"message": "m"}], key="wrong") == 403
     assert len(double.invalid) == 7 and len(double.logs) == 1 and len(double.series) == 1
 
 
@@ -199,3 +201,38 @@ def test_bad_settings_name_the_variable(environ, variable):
     with pytest.raises(ConfigError) as caught:
         datadog.Settings.from_env(environ)
     assert str(caught.value).startswith(variable + ":")
+
+
+@pytest.mark.timeout(90)
+async def test_through_the_export_loop(make_settings, double):
+    double.fail_next(LOGS_PATH, 503)  # down at first: the batch waits, then arrives once
+    sinks = {"datadog": datadog.Settings(api_key=API_KEY, url=double.url)}
+    async with export_suite(make_settings(), sinks) as suite:
+        lines = lines_now()
+        await post(suite, "/logs", {"logs": lines})
+        await eventually(lambda: len(double.logs) >= 4 or double.invalid, within=20)
+        assert double.invalid == []
+        items = {item["message"]: item for item in double.logs}
+        assert len(double.logs) == 4
+        error = items["upstream timed out"]
+        assert error["ddsource"] == "botmon" and error["service"] == "chat-api"
+        assert error["status"] == "error" and items["flaky"]["status"] == "warning"
+        assert error["timestamp"] == lines[0]["timestamp"].replace(".123456Z", ".123Z")
+        assert {"user_id:u-1", "attempt:3"} <= set(error["ddtags"].split(","))
+        assert error["metadata.ctx"] == '{"region":"eu"}'
+        assert items["job done"]["service"] == "worker"
+
+        # Counts are what happened since the previous export: count events after the first.
+        await eventually(lambda: double.series, within=20)
+        await post(suite, "/metrics/events", {"events": EVENTS})
+
+        def counted():
+            return sum(value for kind, value, _ in double.points("botserver_requests_total")
+                       if kind == 1)
+
+        await eventually(lambda: counted() == 3, within=20)
+        errors = double.points("botserver_requests_total", status="502")
+        assert sum(value for _, value, _ in errors) == 1
+        assert sum(v for _, v, _ in double.points("botserver_request_duration_seconds.count")) == 3
+        state = (await destinations(suite))["datadog"]
+        assert state.sent == 4 and state.failed == 0

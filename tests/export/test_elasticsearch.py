@@ -16,8 +16,10 @@ from botmon.runtime.config import ConfigError
 from services.export.sinks import elasticsearch as es_sink
 from services.export.sinks.base import SinkError
 from tests.conftest import free_port
-from tests.export.batches import families, records
+from tests.export.batches import EVENTS, families, lines_now, post, records
+from tests.export.conftest import destinations, export_suite
 from tests.export.elasticsearch_double import ElasticsearchDouble
+from tests.waiting import eventually
 
 API_KEY = "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=="
 
@@ -236,3 +238,42 @@ def test_settings_enable_and_redact():
     assert settings.enabled
     assert settings.redacted()["BOTMON_ELASTICSEARCH_API_KEY"] == "***"
     assert "top-secret" not in repr(settings.redacted())
+
+
+@pytest.mark.timeout(90)
+async def test_through_the_export_loop_only_failed_items_are_resent(make_settings, double):
+    double.fail_where(lambda _, doc: (doc or {}).get("message") == "flaky", 429, 503)
+    sinks = {"elasticsearch": es_sink.Settings(url=double.url, api_key=API_KEY)}
+    async with export_suite(make_settings(), sinks) as suite:
+        lines = lines_now()
+        await post(suite, "/logs", {"logs": lines})
+        await post(suite, "/metrics/events", {"events": EVENTS})
+        await eventually(lambda: len(double.documents("logs-botmon-default")) == 4, within=20)
+        docs = {d["message"]: d for d in double.documents("logs-botmon-default")}
+        error = docs["upstream timed out"]
+        assert error["@timestamp"] == lines[0]["timestamp"].replace(".123456Z", ".123456000Z")
+        assert error["log"]["level"] == "error" and error["service"]["name"] == "chat-api"
+        assert error["labels"] == {"user_id": "u-1", "attempt": "3",
+                                   "ctx": '{"region":"eu"}'}
+        assert docs["job done"]["service"]["name"] == "worker"
+        # The flaky entry was refused twice on its own and resent alone; the others went once.
+        messages = [doc["message"] for index, _, doc in double.received
+                    if index == "logs-botmon-default"]
+        assert messages.count("flaky") == 3
+        assert all(messages.count(m) == 1 for m in docs if m != "flaky")
+
+        def requests_counted():
+            counted: dict[str, float] = {}
+            for doc in double.documents("metrics-botmon-default"):
+                if doc["metric"]["name"] == "botserver_requests_total":
+                    counted[doc["@timestamp"]] = counted.get(doc["@timestamp"], 0) + \
+                        doc["metric"]["value"]
+            return 3.0 in counted.values()
+
+        await eventually(requests_counted, within=20)
+        histogram = [d["metric"] for d in double.documents("metrics-botmon-default")
+                     if d["metric"]["name"] == "botserver_request_duration_seconds"
+                     and d["metric"]["count"] == 3]
+        assert histogram and sum(histogram[-1]["histogram"]["counts"]) == 3
+        state = (await destinations(suite))["elasticsearch"]
+        assert state.sent == 4 and state.failed == 0

@@ -24,6 +24,7 @@ from botmon.runtime.config import EnvSettings, setting, url
 from services.export.sinks.base import LogRecord, MetricFamily, SendResult, SinkError
 from services.export.sinks.cumulative import Delta, Deltas
 from services.export.sinks.http import status_error
+from services.export.sinks.metadata import jsonable
 
 __all__ = ["CloudWatchSink", "Settings", "create", "log_batches"]
 
@@ -94,7 +95,7 @@ def stream_name(service: str) -> str:
 def event_message(record: LogRecord) -> str:
     """One JSON object per event, so CloudWatch Logs Insights discovers every field."""
     return json.dumps({"level": record.level, "service": record.service,
-                       "message": record.message, "metadata": dict(record.metadata)},
+                       "message": record.message, "metadata": jsonable(dict(record.metadata))},
                       ensure_ascii=False, separators=(",", ":"), default=str)
 
 

@@ -28,6 +28,7 @@ from botmon.runtime.config import ConfigError, EnvSettings, setting, url
 from services.export.sinks.base import LogRecord, MetricFamily, SendResult, SinkError
 from services.export.sinks.cumulative import Delta, Deltas
 from services.export.sinks.http import status_error
+from services.export.sinks.metadata import text
 
 __all__ = ["DatadogSink", "Settings", "create"]
 
@@ -85,8 +86,7 @@ class Settings(EnvSettings):
 
 
 def _tag(key: str, value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value)
-    return f"{key}:{text}".replace(",", "_")[:200]
+    return f"{key}:{text(value)}".replace(",", "_")[:200]
 
 
 def log_item(record: LogRecord, hostname: str) -> dict[str, str]:
@@ -103,7 +103,7 @@ def log_item(record: LogRecord, hostname: str) -> dict[str, str]:
         "ddtags": ",".join(_tag(k, v) for k, v in record.metadata.items()),
     }
     for key, value in record.metadata.items():
-        item[f"metadata.{key}"] = value if isinstance(value, str) else json.dumps(value)
+        item[f"metadata.{key}"] = text(value)
     return item
 
 

@@ -30,6 +30,7 @@ from services.export.sinks.elasticsearch_templates import (
     TEMPLATES,
 )
 from services.export.sinks.http import retryable, status_error
+from services.export.sinks.metadata import text
 
 __all__ = ["ElasticsearchSink", "Settings", "create"]
 
@@ -88,8 +89,7 @@ def rfc3339_nanos(ns: int) -> str:
 
 def labels(values: dict[str, Any] | Any) -> dict[str, str]:
     """ECS labels: flat string values, no dots in keys (a dot would make an object path)."""
-    return {str(k).replace(".", "_"): v if isinstance(v, str) else json.dumps(v, sort_keys=True)
-            for k, v in values.items()}
+    return {str(k).replace(".", "_"): text(v) for k, v in values.items()}
 
 
 def _stream(kind: str) -> dict[str, str]:
