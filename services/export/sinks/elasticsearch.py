@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import elastic_transport
 from elasticsearch import ApiError, AsyncElasticsearch
@@ -41,11 +40,11 @@ REQUEST_TIMEOUT = 30.0
 
 
 def _no_userinfo(raw: str) -> str:
-    value = url("http", "https")(raw)
-    if urlsplit(value).username is not None:
+    # Checked before the scheme, so that an error message never echoes a password.
+    if "@" in raw.split("://", 1)[-1].split("/", 1)[0]:
         raise ValueError("put credentials in BOTMON_ELASTICSEARCH_API_KEY or "
                          "BOTMON_ELASTICSEARCH_USERNAME/_PASSWORD, not in the URL")
-    return value
+    return url("http", "https")(raw)
 
 
 @dataclass(frozen=True)
