@@ -22,8 +22,10 @@ import jwt
 import pytest
 
 from botmon.runtime.config import ApiToken
+from services.export.sinks import newrelic, otlp
 from tests.conftest import free_port
-from tests.harness import Suite
+from tests.export.conftest import export_options
+from tests.harness import COMPONENTS, Suite
 
 TOKEN = "admin-token-that-must-never-be-logged-4f1c"
 VIEWER = "viewer-token-that-must-never-be-logged-9a2e"
@@ -31,7 +33,14 @@ JWT_SECRET = "jwt-secret-that-must-never-be-logged-" + "7d3b" * 8
 SMTP_PASSWORD = "smtp-password-never-logged-51e0"
 STORE_PASSWORD = "store-password-never-logged-c8a9"
 REDIS_PASSWORD = "redis-password-never-logged-0b7f"
-SECRETS = (TOKEN, VIEWER, JWT_SECRET, SMTP_PASSWORD, STORE_PASSWORD, REDIS_PASSWORD)
+OTLP_KEY = "otlp-header-key-never-logged-6d2c"
+NEWRELIC_KEY = "newrelic-licence-never-logged-3e8a"
+SECRETS = (TOKEN, VIEWER, JWT_SECRET, SMTP_PASSWORD, STORE_PASSWORD, REDIS_PASSWORD, OTLP_KEY,
+           NEWRELIC_KEY)
+#: Export destinations with keys (their sends fail: nothing listens on port 9).
+SINKS = {"otlp": otlp.Settings(endpoint="http://127.0.0.1:9",
+                               headers=(("x-honeycomb-team", OTLP_KEY),)),
+         "newrelic": newrelic.Settings(license_key=NEWRELIC_KEY, endpoint="http://127.0.0.1:9")}
 
 
 def _with_password(url: str, user: str, password: str) -> str:
@@ -116,7 +125,8 @@ async def suite(make_settings, postgres_url):
                              jwt_secret=JWT_SECRET, smtp_host="127.0.0.1",
                              smtp_password=SMTP_PASSWORD,
                              api_tokens=(ApiToken(TOKEN, "admin", "root"),))
-    async with Suite(settings) as suite:
+    async with Suite(settings, components=(*COMPONENTS, "export"),
+                     options=export_options(SINKS)) as suite:
         yield suite
 
 
@@ -130,7 +140,9 @@ async def test_no_service_shows_a_secret(suite, http):
         for secret in SECRETS:
             assert secret not in r.text, f"{path} shows {secret[:12]}…"
     services = (await http.get(f"{suite.base}/debug/info", headers=admin)).json()["services"]
-    assert set(services) == {"gateway", "health", "metrics", "alerts", "logs"}
+    assert set(services) == {"gateway", "health", "metrics", "alerts", "logs", "export"}
+    assert services["export"]["debug"]["config"]["OTEL_EXPORTER_OTLP_HEADERS"] == "***"
+    assert services["export"]["debug"]["config"]["BOTMON_NEWRELIC_LICENSE_KEY"] == "***"
     for name, info in services.items():
         config = info["debug"]["settings"]
         assert config["BOTMON_STORE_URL"] == "***", name
