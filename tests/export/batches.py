@@ -74,3 +74,20 @@ async def post(suite, path: str, body: dict) -> None:
         reply = await http.post(f"{suite.base}{path}", json=body,
                                 headers=suite.headers("operator"))
         assert reply.status_code in (200, 201, 202), reply.text
+
+
+async def status_entry(suite, name: str, *, sent: int) -> dict | None:
+    """The ``name`` entry of ``GET /status`` (e.g. ``export:datadog``) once it counts ``sent``."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        body = (await http.get(f"{suite.base}/status", headers=suite.headers())).json()
+    entry = next((s for s in body["services"] if s["name"] == name), None)
+    return entry if entry and entry["details"]["sent"] == sent else None
+
+
+async def operator_views(suite) -> str:
+    """What an operator can read: /status, /debug/info and /metrics/prometheus, as text."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        return "\n".join([
+            (await http.get(f"{suite.base}/status", headers=suite.headers())).text,
+            (await http.get(f"{suite.base}/debug/info", headers=suite.headers("admin"))).text,
+            (await http.get(f"{suite.base}/metrics/prometheus", headers=suite.headers())).text])

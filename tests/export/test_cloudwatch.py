@@ -18,7 +18,15 @@ from botmon.runtime.config import ConfigError
 from services.export.sinks import cloudwatch
 from services.export.sinks.base import LogRecord, MetricFamily, MetricSample, SinkError
 from tests.conftest import free_port
-from tests.export.batches import EVENTS, families, lines_now, post, records
+from tests.export.batches import (
+    EVENTS,
+    families,
+    lines_now,
+    operator_views,
+    post,
+    records,
+    status_entry,
+)
 from tests.export.conftest import destinations, export_suite
 from tests.waiting import eventually
 
@@ -286,3 +294,7 @@ async def test_through_the_export_loop(make_settings, moto_url):
         await eventually(lambda: asyncio.to_thread(lambda: requests_total() == 3), within=20)
         state = (await destinations(suite))["cloudwatch"]
         assert state.sent == 4 and state.failed == 0
+        # /status shows the same figures once its entry is refreshed.
+        entry = await eventually(lambda: status_entry(suite, "export:cloudwatch", sent=4), within=10)
+        assert entry["status"] == "running" and entry["details"]["failed"] == 0
+        assert "testing-secret" not in await operator_views(suite)

@@ -13,7 +13,15 @@ from botmon.runtime.config import ConfigError
 from services.export.sinks import datadog
 from services.export.sinks.base import LogRecord, MetricFamily, MetricSample, SinkError
 from tests.conftest import free_port
-from tests.export.batches import EVENTS, families, lines_now, post, records
+from tests.export.batches import (
+    EVENTS,
+    families,
+    lines_now,
+    operator_views,
+    post,
+    records,
+    status_entry,
+)
 from tests.export.conftest import destinations, export_suite
 from tests.export.datadog_double import LOGS_PATH, SERIES_PATH, DatadogDouble
 from tests.waiting import eventually
@@ -88,6 +96,15 @@ async def test_logs_arrive_with_status_service_tags_and_attributes(double, sink)
     for path, headers, _ in double.requests:
         assert path == LOGS_PATH
         assert headers["Content-Encoding"] == "gzip" and headers["DD-API-KEY"] == API_KEY
+
+
+async def test_logs_older_than_datadog_keeps_are_counted_not_sent(double, sink):
+    now = time.time_ns()
+    batch = [LogRecord(1, now - 19 * 3600 * 10**9, "info", "chat", "too old for Datadog"),
+             LogRecord(2, now - 10**9, "info", "chat", "fresh")]
+    result = await sink.send_logs(batch)
+    assert result.rejected == (0,) and result.retry == ()
+    assert [item["message"] for item in double.logs] == ["fresh"]
 
 
 async def test_logs_are_cut_to_the_intake_limits(double, sink):
@@ -236,3 +253,7 @@ async def test_through_the_export_loop(make_settings, double):
         assert sum(v for _, v, _ in double.points("botserver_request_duration_seconds.count")) == 3
         state = (await destinations(suite))["datadog"]
         assert state.sent == 4 and state.failed == 0
+        # /status shows the same figures once its entry is refreshed.
+        entry = await eventually(lambda: status_entry(suite, "export:datadog", sent=4), within=10)
+        assert entry["status"] == "running" and entry["details"]["failed"] == 0
+        assert API_KEY not in await operator_views(suite)

@@ -16,7 +16,15 @@ from botmon.runtime.config import ConfigError
 from services.export.sinks import elasticsearch as es_sink
 from services.export.sinks.base import SinkError
 from tests.conftest import free_port
-from tests.export.batches import EVENTS, families, lines_now, post, records
+from tests.export.batches import (
+    EVENTS,
+    families,
+    lines_now,
+    operator_views,
+    post,
+    records,
+    status_entry,
+)
 from tests.export.conftest import destinations, export_suite
 from tests.export.elasticsearch_double import ElasticsearchDouble
 from tests.waiting import eventually
@@ -277,3 +285,7 @@ async def test_through_the_export_loop_only_failed_items_are_resent(make_setting
         assert histogram and sum(histogram[-1]["histogram"]["counts"]) == 3
         state = (await destinations(suite))["elasticsearch"]
         assert state.sent == 4 and state.failed == 0
+        # /status shows the same figures once its entry is refreshed.
+        entry = await eventually(lambda: status_entry(suite, "export:elasticsearch", sent=4), within=10)
+        assert entry["status"] == "running" and entry["details"]["failed"] == 0
+        assert API_KEY not in await operator_views(suite)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import math
 import re
 import socket
@@ -32,11 +33,14 @@ from services.export.sinks.metadata import text
 
 __all__ = ["DatadogSink", "Settings", "create"]
 
+log = logging.getLogger("botmon.export.datadog")
+
 # Documented intake limits: logs 1,000 entries and 5 MB uncompressed per call; series
 # 500 KB compressed per call (gzip never grows 500,000 bytes past 512,000).
 MAX_LOGS = 1_000
 MAX_LOG_BYTES = 5_000_000
 MAX_SERIES_BYTES = 500_000
+MAX_LOG_AGE_NS = 18 * 3600 * 10**9  # the oldest log timestamp the intake keeps
 REQUEST_TIMEOUT = 30.0
 
 GAUGE, COUNT = 3, 1
@@ -176,12 +180,18 @@ class DatadogSink:
         self._deltas = Deltas()
 
     async def send_logs(self, records: Sequence[LogRecord]) -> SendResult:
-        chunks: list[list[int]] = [[]]
-        size = 2
-        encoded = [_encode([log_item(r, self._hostname)])[1:-1] for r in records]
-        for index, item in enumerate(encoded):
-            if chunks[-1] and (len(chunks[-1]) == MAX_LOGS
-                               or size + len(item) + 1 > MAX_LOG_BYTES):
+        # Datadog accepts older logs with a 202 and drops them: count them failed instead.
+        cutoff = time.time_ns() - MAX_LOG_AGE_NS
+        too_old = tuple(i for i, r in enumerate(records) if r.timestamp_ns < cutoff)
+        if too_old:
+            log.warning("datadog: %d entries older than 18 h not sent (Datadog drops them)",
+                        len(too_old))
+        encoded = {i: _encode([log_item(r, self._hostname)])[1:-1]
+                   for i, r in enumerate(records) if r.timestamp_ns >= cutoff}
+        chunks: list[list[int]] = []
+        size = 0
+        for index, item in encoded.items():
+            if not chunks or len(chunks[-1]) == MAX_LOGS or size + len(item) + 1 > MAX_LOG_BYTES:
                 chunks.append([])
                 size = 2
             chunks[-1].append(index)
@@ -194,8 +204,8 @@ class DatadogSink:
                 if number == 0:
                     raise
                 unsent = [i for later in chunks[number:] for i in later]
-                return SendResult(retry=tuple(unsent))
-        return SendResult()
+                return SendResult(retry=tuple(unsent), rejected=too_old)
+        return SendResult(rejected=too_old)
 
     async def send_metrics(self, families: Sequence[MetricFamily]) -> SendResult:
         chunk: list[bytes] = []
