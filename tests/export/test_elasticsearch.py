@@ -288,4 +288,5 @@ async def test_through_the_export_loop_only_failed_items_are_resent(make_setting
         # /status shows the same figures once its entry is refreshed.
         entry = await eventually(lambda: status_entry(suite, "export:elasticsearch", sent=4), within=10)
         assert entry["status"] == "running" and entry["details"]["failed"] == 0
+        assert entry["details"]["endpoint"] == double.url
         assert API_KEY not in await operator_views(suite)

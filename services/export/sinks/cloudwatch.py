@@ -191,6 +191,7 @@ class CloudWatchSink:
 
     def __init__(self, settings: Settings, session: AioSession | None = None):
         self._settings = settings
+        self.endpoint = settings.endpoint_url or settings.region or ""  # shown in /status
         self._session = session or get_session()
         self._clients: contextlib.AsyncExitStack | None = None
         self._logs: Any = None

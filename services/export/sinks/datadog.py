@@ -175,6 +175,7 @@ class DatadogSink:
 
     def __init__(self, settings: Settings):
         self._settings = settings
+        self.endpoint = settings.url or settings.site  # shown in /status
         self._hostname = socket.gethostname()
         self._session: aiohttp.ClientSession | None = None
         self._deltas = Deltas()

@@ -151,6 +151,7 @@ class ElasticsearchSink:
 
     def __init__(self, settings: Settings):
         self._settings = settings
+        self.endpoint = settings.url or ""  # shown in /status
         self._client: AsyncElasticsearch | None = None
         self._templates_checked = False
 
