@@ -96,6 +96,7 @@ def _tag(key: str, value: Any) -> str:
 def log_item(record: LogRecord, hostname: str) -> dict[str, str]:
     """One HTTPLogItem; its extra attributes are strings, as the v2 schema requires."""
     seconds, nanos = divmod(record.timestamp_ns, 1_000_000_000)
+    values = {key: text(value) for key, value in record.metadata.items()}
     item = {
         "ddsource": "botmon",
         "service": record.service,
@@ -104,10 +105,10 @@ def log_item(record: LogRecord, hostname: str) -> dict[str, str]:
         "message": record.message,
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
                      + f".{nanos // 1_000_000:03d}Z",
-        "ddtags": ",".join(_tag(k, v) for k, v in record.metadata.items()),
+        "ddtags": ",".join(_tag(k, v) for k, v in values.items()),
     }
-    for key, value in record.metadata.items():
-        item[f"metadata.{key}"] = text(value)
+    for key, value in values.items():
+        item[f"metadata.{key}"] = value
     return item
 
 

@@ -27,4 +27,8 @@ def text(value: Any) -> str:
     """A string as it is; anything else as compact JSON."""
     if isinstance(value, str):
         return value
+    if isinstance(value, bool):  # before int: a bool is an int
+        return "true" if value else "false"
+    if isinstance(value, int) or isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return json.dumps(jsonable(value), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
