@@ -298,3 +298,36 @@ async def test_through_the_export_loop(make_settings, moto_url):
         entry = await eventually(lambda: status_entry(suite, "export:cloudwatch", sent=4), within=10)
         assert entry["status"] == "running" and entry["details"]["failed"] == 0
         assert "testing-secret" not in await operator_views(suite)
+
+
+@pytest.mark.timeout(90)
+async def test_an_outage_is_caught_up_when_cloudwatch_returns(make_settings):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    sinks = {"cloudwatch": cloudwatch.Settings(region="eu-west-1", endpoint_url=url)}
+    async with export_suite(make_settings(), sinks) as suite:
+        await post(suite, "/logs", {"logs": lines_now()})
+
+        async def degraded():
+            entry = (await destinations(suite)).get("cloudwatch")
+            return entry if entry and entry.status == "degraded" else None
+
+        await eventually(degraded, within=20)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        try:
+            async def arrived():
+                try:
+                    streams = await asyncio.gather(*(asyncio.to_thread(stream_events, url, s)
+                                                     for s in ("chat-api", "worker")))
+                except botocore.exceptions.ClientError:
+                    return None
+                return streams if sum(map(len, streams)) >= 4 else None
+
+            chat, worker = await eventually(arrived, within=30)
+            assert len(chat) + len(worker) == 4  # each entry once
+            entry = await eventually(lambda: status_entry(suite, "export:cloudwatch", sent=4),
+                                     within=15)
+            assert entry["status"] == "running"
+        finally:
+            server.stop()

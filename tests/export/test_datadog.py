@@ -136,6 +136,17 @@ async def test_metrics_arrive_as_gauges_and_counts(double, sink):
     assert buckets == {"upper_bound:0.1": 2.0, "upper_bound:1": 3.0, "upper_bound:inf": 4.0}
 
 
+async def test_a_counter_reset_counts_from_zero(double, sink):
+    t0 = time.time_ns() - 60 * 10**9
+    start = t0 - 3600 * 10**9
+    for requests, at, began in ((10, t0, start), (15, t0 + 20 * 10**9, start),
+                                (2, t0 + 40 * 10**9, t0 + 30 * 10**9)):  # restarted at +30 s
+        await sink.send_metrics(families(requests=requests, timestamp_ns=at, start_ns=began))
+    counts = double.points("botmon_requests_total", service="chat", status="200")
+    assert [value for _, value, _ in counts] == [5.0, 2.0]
+    assert [series["interval"] for _, _, series in counts] == [20, 10]
+
+
 async def test_series_are_cut_below_the_payload_limit(double, sink):
     now = time.time_ns()
     wide = MetricFamily("botmon_queue_depth", "gauge", "Depth.", "", now, now - 10**9, [
