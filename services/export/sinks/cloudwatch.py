@@ -8,6 +8,7 @@ botocore's retries are off: the export loop retries, with its backoff and counte
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import json
@@ -194,6 +195,7 @@ class CloudWatchSink:
         self.endpoint = settings.endpoint_url or settings.region or ""  # shown in /status
         self._session = session or get_session()
         self._clients: contextlib.AsyncExitStack | None = None
+        self._connecting = asyncio.Lock()
         self._logs: Any = None
         self._metrics: Any = None
         self._group_ready = False
@@ -201,8 +203,11 @@ class CloudWatchSink:
         self._deltas = Deltas()
 
     async def _connect(self) -> None:
-        if self._clients is not None:
-            return
+        async with self._connecting:  # the logs and metrics tasks may both arrive first
+            if self._clients is None:
+                await self._open()
+
+    async def _open(self) -> None:
         s = self._settings
         config = AioConfig(connect_timeout=10, read_timeout=30,
                            retries={"max_attempts": 1, "mode": "standard"})
