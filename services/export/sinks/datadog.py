@@ -1,8 +1,8 @@
 """Datadog: metrics to ``POST /api/v2/series``, logs to ``POST /api/v2/logs``, gzip, ``DD-API-KEY``.
 
 Written against Datadog's documented v2 schemas with aiohttp (already the suite's
-HTTP client) rather than ``datadog-api-client``, whose calls are synchronous or
-run on a thread pool of their own. Counters and histograms are sent as Datadog
+HTTP client) rather than ``datadog-api-client``, whose async mode brings another
+HTTP client and a typed model object per log line and point. Counters and histograms are sent as Datadog
 counts of what happened since the previous export (see ``cumulative``), as the
 Datadog Agent's OpenMetrics check sends them: a histogram as ``<name>.count``,
 ``<name>.sum`` and ``<name>.bucket`` tagged ``upper_bound`` (cumulative, like
