@@ -2,9 +2,9 @@
 
 Written against Datadog's documented v2 schemas with aiohttp (already the suite's
 HTTP client) rather than ``datadog-api-client``, whose async mode brings another
-HTTP client and a typed model object per log line and point. Counters and histograms are sent as Datadog
-counts of what happened since the previous export (see ``cumulative``), as the
-Datadog Agent's OpenMetrics check sends them: a histogram as ``<name>.count``,
+HTTP client and a typed model object per log line and point. Counters and
+histograms are sent as Datadog counts of what happened since the previous export
+(see ``cumulative``), as the Datadog Agent's OpenMetrics check sends them: a histogram as ``<name>.count``,
 ``<name>.sum`` and ``<name>.bucket`` tagged ``upper_bound`` (cumulative, like
 ``le``). Datadog's distributions need sketches of the raw observations, which a
 bucketed histogram cannot honestly provide.
@@ -12,6 +12,7 @@ bucketed histogram cannot honestly provide.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import logging
@@ -236,13 +237,16 @@ class DatadogSink:
                 timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT))
         headers = {"DD-API-KEY": self._settings.api_key or "", "Content-Encoding": "gzip",
                    "Content-Type": "application/json", "Accept": "application/json"}
+        # zlib lets go of the GIL: a large body is compressed beside the event loop.
+        data = gzip.compress(body, 6) if len(body) < 65_536 else \
+            await asyncio.to_thread(gzip.compress, body, 6)
         try:
-            async with self._session.post(target, data=gzip.compress(body, 6), headers=headers,
+            async with self._session.post(target, data=data, headers=headers,
                                           allow_redirects=False) as reply:
-                text = await reply.text(errors="replace")
+                answer = await reply.text(errors="replace")
                 if reply.status < 300:
                     return
-                error = status_error(self.name, reply.status, reply.headers, text)
+                error = status_error(self.name, reply.status, reply.headers, answer)
                 reset = reply.headers.get("X-RateLimit-Reset", "")
                 if reply.status == 429 and error.retry_after is None and reset.isdigit():
                     error.retry_after = float(reset)
