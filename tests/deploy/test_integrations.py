@@ -76,6 +76,19 @@ def test_metricbeat_prometheus_module():
     assert output["api_key"].startswith("${")  # a reference, never a literal key
 
 
+def test_push_credentials_grant_only_what_the_export_needs():
+    policy = json.loads((ROOT / "cloudwatch/botmon-push-policy.json").read_text())
+    actions = {a for st in policy["Statement"] for a in
+               (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])}
+    assert actions == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
+                       "cloudwatch:PutMetricData"}
+    key = json.loads((ROOT / "elasticsearch/botmon-api-key.json").read_text())
+    (role,) = key["role_descriptors"].values()
+    (indices,) = role["indices"]
+    assert sorted(indices["names"]) == ["logs-botmon-*", "metrics-botmon-*"]
+    assert "create_doc" in indices["privileges"] and "manage_index_templates" in role["cluster"]
+
+
 @pytest.mark.skipif(not shutil.which("promtool"),
                     reason="promtool is not installed (Debian package 'prometheus')")
 def test_cloudwatch_scrape_config_passes_promtool(tmp_path):
