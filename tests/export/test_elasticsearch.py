@@ -111,6 +111,8 @@ async def test_logs_arrive_as_ecs_documents_in_their_data_stream(double, sink):
     result = await sink.send_logs(batch)
     assert result.retry == () and result.rejected == ()
     assert set(double.templates) == {"botmon-logs", "botmon-metrics"}
+    assert double.templates["botmon-logs"]["template"]["settings"] == {
+        "index.lifecycle.name": "logs"}
     assert double.indices["logs-botmon-default"].data_stream
     docs = double.documents("logs-botmon-default")
     assert len(docs) == 6

@@ -37,8 +37,12 @@ def _template(stream: str, properties: dict[str, Any]) -> dict[str, Any]:
         "priority": 200,
         "version": 1,
         "_meta": {"managed_by": "botmon", "description": f"botmon {kind} (ECS {ECS_VERSION})"},
-        "template": {"mappings": {"dynamic_templates": _LABELS,
-                                  "properties": {**_COMMON, **properties}}},
+        "template": {
+            # The built-in ILM policy of its kind (rollover, then the cluster's retention),
+            # as the built-in logs-*-* and metrics-*-* templates use.
+            "settings": {"index.lifecycle.name": kind},
+            "mappings": {"dynamic_templates": _LABELS,
+                         "properties": {**_COMMON, **properties}}},
     }
 
 
