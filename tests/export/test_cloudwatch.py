@@ -198,10 +198,11 @@ async def test_metrics_arrive_as_gauges_and_increases(moto_url, sink):
 
 
 async def test_a_resent_snapshot_adds_no_increase_twice(moto_url, sink):
-    start = time.time_ns()  # began after the exporter: sent whole at first sight
-    snapshot = families(requests=7, timestamp_ns=start + 10**9, start_ns=start)
+    start = time.time_ns() - 60 * 10**9
+    await sink.send_metrics(families(requests=3, timestamp_ns=start + 10**9, start_ns=start))
+    snapshot = families(requests=10, timestamp_ns=start + 11 * 10**9, start_ns=start)
     await sink.send_metrics(snapshot)
-    await sink.send_metrics(snapshot)
+    await sink.send_metrics(snapshot)  # the loop resends a snapshot whose send failed
     assert statistic(moto_url, "botmon_requests_total", {"service": "chat", "status": "200"},
                      "Sum") == 7.0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import time
@@ -144,7 +145,29 @@ async def test_a_counter_reset_counts_from_zero(double, sink):
         await sink.send_metrics(families(requests=requests, timestamp_ns=at, start_ns=began))
     counts = double.points("botmon_requests_total", service="chat", status="200")
     assert [value for _, value, _ in counts] == [5.0, 2.0]
-    assert [series["interval"] for _, _, series in counts] == [20, 10]
+    assert [series["interval"] for _, _, series in counts] == [20, 20]
+
+
+async def test_a_series_new_since_the_first_export_is_counted_whole(double, sink):
+    t0 = time.time_ns() - 60 * 10**9
+    first, later = families(requests=10, timestamp_ns=t0), families(requests=12,
+                                                                     timestamp_ns=t0 + 20 * 10**9)
+    counter = later[0]
+    new_route = MetricSample({"service": "chat", "status": "404"}, value=4.0)
+    await sink.send_metrics(first)  # a baseline: no counts
+    await sink.send_metrics([dataclasses.replace(counter, samples=[*counter.samples, new_route])])
+    assert [v for _, v, _ in double.points("botmon_requests_total", status="404")] == [4.0]
+    assert [v for _, v, _ in double.points("botmon_requests_total", status="200")] == [2.0]
+
+
+async def test_a_moving_start_time_is_not_a_reset(double, sink):
+    # With no event stored yet, the catalogue's start time is its sample time, while host
+    # counters (bytes since boot) keep growing: increases, never the whole value again.
+    t0 = time.time_ns() - 60 * 10**9
+    for requests, at in ((1000, t0), (1300, t0 + 20 * 10**9), (1350, t0 + 40 * 10**9)):
+        await sink.send_metrics(families(requests=requests, timestamp_ns=at, start_ns=at))
+    counts = double.points("botmon_requests_total", service="chat", status="200")
+    assert [value for _, value, _ in counts] == [300.0, 50.0]
 
 
 async def test_series_are_cut_below_the_payload_limit(double, sink):

@@ -1,16 +1,18 @@
 """Cumulative counters and histograms turned into increases per export, for destinations
 whose counters are deltas (Datadog counts, CloudWatch sums).
 
-The first sight of a series that began before this process started sets a
-baseline and sends nothing (its earlier increase was never seen, so it cannot be
-told apart from history); a series that began since is sent whole. A reset (a
-new start time, or a value that went down) starts again from zero. A destination
-acknowledges each delta once it is sent, so a resent snapshot sends no series twice.
+The series of the first snapshot an exporter sees set a baseline and send nothing:
+their values count from a point it did not see (the catalogue's start time is one for
+every family, so host counters since boot share it with request counters), and
+sending them whole would count history as one interval. A series that first appears
+in a later snapshot is new since the previous one and is sent whole. A value that
+went down is a reset: what it holds now was counted since the previous export. A
+destination acknowledges each delta once it is sent, so a resent snapshot sends no
+series twice; at most the interval before an exporter's first snapshot goes uncounted.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,7 +32,6 @@ class Delta:
     """
 
     key: _Key
-    start_ns: int
     timestamp_ns: int
     interval_s: float
     values: tuple[float, ...]
@@ -46,29 +47,37 @@ def _totals(family: MetricFamily, sample: MetricSample) -> tuple[float, ...]:
 class Deltas:
     """The last acknowledged totals of every series, by name and labels."""
 
-    def __init__(self, since_ns: int | None = None):
-        self._since = time.time_ns() if since_ns is None else since_ns
-        self._last: dict[_Key, tuple[int, int, tuple[float, ...]]] = {}
+    def __init__(self):
+        self._last: dict[_Key, tuple[int, tuple[float, ...]]] = {}
+        self._baseline_ns: int | None = None  # the first snapshot this exporter saw
+        self._previous_ns: int | None = None  # the snapshot before the latest one
+        self._latest_ns: int | None = None
 
     def delta(self, family: MetricFamily, sample: MetricSample) -> Delta | None:
         """The increase to send now, or None (a baseline, or already acknowledged)."""
+        now = family.timestamp_ns
+        if self._baseline_ns is None:
+            self._baseline_ns = now
+        if self._latest_ns is None or now > self._latest_ns:
+            self._previous_ns, self._latest_ns = self._latest_ns, now
         key = (family.name, tuple(sorted(sample.labels.items())))
         totals = _totals(family, sample)
         previous = self._last.get(key)
-        if previous is None and family.start_ns < self._since:
-            self._last[key] = (family.start_ns, family.timestamp_ns, totals)
+        if previous is None:
+            if now == self._baseline_ns:
+                self._last[key] = (now, totals)
+                return None
+            then = self._previous_ns or self._baseline_ns  # new since the previous snapshot
+            return Delta(key, now, (now - then) / 1e9, totals, totals)
+        then, before = previous
+        if now <= then:
             return None
-        if previous is not None and family.timestamp_ns <= previous[1]:
-            return None
-        if previous is None or previous[0] != family.start_ns or len(previous[2]) != len(totals) \
-                or any(now < before for now, before in zip(totals, previous[2], strict=True)):
-            since, values = family.start_ns, totals
+        if len(before) != len(totals) or any(n < b for n, b in zip(totals, before, strict=True)):
+            values = totals  # reset: everything it holds was counted since `then`
         else:
-            since = previous[1]
-            values = tuple(now - before for now, before in zip(totals, previous[2], strict=True))
-        interval = max(1e-9, (family.timestamp_ns - since) / 1e9)
-        return Delta(key, family.start_ns, family.timestamp_ns, interval, values, totals)
+            values = tuple(n - b for n, b in zip(totals, before, strict=True))
+        return Delta(key, now, (now - then) / 1e9, values, totals)
 
     def acknowledge(self, deltas: Sequence[Delta]) -> None:
         for delta in deltas:
-            self._last[delta.key] = (delta.start_ns, delta.timestamp_ns, delta.totals)
+            self._last[delta.key] = (delta.timestamp_ns, delta.totals)
