@@ -133,40 +133,55 @@ class Destination:
     async def _logs(self) -> None:
         waiting_since: float | None = None
         page = min(self.settings.read_page, 10_000)
-        while True:
-            try:
-                records, high = await self.source.logs_after(self.state.position, page)
-            except grpc.aio.AioRpcError as exc:
-                log.debug("logs unreadable", extra={"code": exc.code().name})
-                await asyncio.sleep(self.settings.poll * 4)
-                continue
-            if not records:
-                if self.state.backlog or self.state.lag:
-                    self.state.backlog, self.state.lag = 0, 0.0
-                    await self._save()
-                await asyncio.sleep(self.settings.poll)
-                continue
-            # Time bound: a batch that is not full waits up to `linger` for more entries.
-            now = time.monotonic()
-            waiting_since = waiting_since or now
-            if len(records) < min(page, self.sink.max_records) and \
-                    now - waiting_since < self.settings.linger:
-                await asyncio.sleep(min(self.settings.poll,
-                                        self.settings.linger - (now - waiting_since)))
-                continue
-            waiting_since = None
-            cutoff = int((time.time() - self.settings.max_age) * 1e9)
-            for batch, upto, expired in _chunks(records, cutoff, self.sink.max_records,
-                                                self.sink.max_bytes):
-                self.state.skipped += expired
-                if batch:
-                    await self._deliver(batch)
-                    self.state.lag = max(0.0, time.time() - batch[-1].timestamp_ns / 1e9)
-                self.state.position = upto
-                self.state.backlog = max(0, high - upto)
-                if not self.state.backlog:
-                    self.state.lag = 0.0
-                await self._save()
+        # A full page means more is stored: the next one is read while this one is sent.
+        ahead: asyncio.Task | None = None
+        try:
+            while True:
+                read, ahead = ahead or self.source.logs_after(self.state.position, page), None
+                try:
+                    records, high = await read
+                except grpc.aio.AioRpcError as exc:
+                    log.debug("logs unreadable", extra={"code": exc.code().name})
+                    await asyncio.sleep(self.settings.poll * 4)
+                    continue
+                if not records:
+                    if self.state.backlog or self.state.lag:
+                        self.state.backlog, self.state.lag = 0, 0.0
+                        await self._save()
+                    await asyncio.sleep(self.settings.poll)
+                    continue
+                # Time bound: a batch that is not full waits up to `linger` for more entries.
+                now = time.monotonic()
+                waiting_since = waiting_since or now
+                if len(records) < min(page, self.sink.max_records) and \
+                        now - waiting_since < self.settings.linger:
+                    await asyncio.sleep(min(self.settings.poll,
+                                            self.settings.linger - (now - waiting_since)))
+                    continue
+                waiting_since = None
+                if len(records) == page:
+                    ahead = asyncio.ensure_future(
+                        self.source.logs_after(records[-1].position, page))
+                await self._ship(records, high)
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
+
+    async def _ship(self, records: list[LogRecord], high: int) -> None:
+        """Deliver one page in bounded batches, saving the position after each."""
+        cutoff = int((time.time() - self.settings.max_age) * 1e9)
+        for batch, upto, expired in _chunks(records, cutoff, self.sink.max_records,
+                                            self.sink.max_bytes):
+            self.state.skipped += expired
+            if batch:
+                await self._deliver(batch)
+                self.state.lag = max(0.0, time.time() - batch[-1].timestamp_ns / 1e9)
+            self.state.position = upto
+            self.state.backlog = max(0, high - upto)
+            if not self.state.backlog:
+                self.state.lag = 0.0
+            await self._save()
 
     async def _deliver(self, batch: list[LogRecord]) -> None:
         """Send until every record is acknowledged, refused for good, or expired."""
