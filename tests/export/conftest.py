@@ -26,6 +26,14 @@ async def grpc_receiver():
 
 
 @pytest.fixture
+async def stopped_receiver():
+    """A gRPC receiver not yet listening (a destination that is down); ``up()`` starts it."""
+    receiver = GrpcReceiver()
+    yield receiver
+    await receiver.down()
+
+
+@pytest.fixture
 async def http_receiver():
     receiver = HttpReceiver()
     await receiver.up()

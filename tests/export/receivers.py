@@ -169,7 +169,7 @@ class HttpReceiver:
         app = web.Application(client_max_size=64 * 2**20)
         app.router.add_post(f"{self.prefix}/v1/logs", self._logs)
         app.router.add_post(f"{self.prefix}/v1/metrics", self._metrics)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 

@@ -42,8 +42,8 @@ def fast_settings(make_settings):
 
 
 async def test_a_destination_down_for_a_while_gets_everything_when_it_returns(
-        fast_settings, grpc_receiver):
-    await grpc_receiver.down()
+        fast_settings, stopped_receiver):
+    grpc_receiver = stopped_receiver
     sinks = {"otlp": otlp.Settings(endpoint=grpc_receiver.endpoint)}
     async with export_suite(fast_settings, sinks) as suite:
         expected = [line["message"] for line in _lines("outage", 1200)]

@@ -48,8 +48,8 @@ async def test_without_destinations_export_idles_and_is_not_configured(make_sett
 
 
 async def test_a_failing_destination_degrades_export_but_never_makes_it_unhealthy(
-        make_settings, grpc_receiver):
-    await grpc_receiver.down()
+        make_settings, stopped_receiver):
+    grpc_receiver = stopped_receiver
     quick = dataclasses.replace(FAST, interval=0.5)
     settings = make_settings(probe_interval=0.2, heartbeat_interval=0.2)
     sinks = {"otlp": otlp.Settings(endpoint=grpc_receiver.endpoint),
