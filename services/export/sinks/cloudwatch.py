@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import datetime
 import json
+import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -132,7 +133,7 @@ def metric_data(families: Sequence[MetricFamily], deltas: Deltas
             base = {"MetricName": family.name, "Dimensions": _dimensions(dict(sample.labels)),
                     "Timestamp": when}
             if family.kind == "gauge":
-                if _finite(sample.value):
+                if math.isfinite(sample.value):
                     yield {**base, "Value": sample.value, **_unit(unit)}, None
                 continue
             delta = deltas.delta(family, sample)
@@ -155,22 +156,18 @@ def metric_data(families: Sequence[MetricFamily], deltas: Deltas
 
 def _distribution(bounds: list[float], cumulative: list[float]) -> tuple[list[float], list[float]]:
     """Observations per bucket, each at its upper bound; above the last finite bound, at it."""
-    finite = [b for b in bounds if _finite(b)]
+    finite = [b for b in bounds if math.isfinite(b)]
     if not finite:
         return [], []
     per_value: dict[float, float] = {}
     below = 0.0
     for bound, count in zip(bounds, cumulative, strict=True):
-        at = bound if _finite(bound) else finite[-1]
+        at = bound if math.isfinite(bound) else finite[-1]
         if count - below > 0:
             per_value[at] = per_value.get(at, 0.0) + count - below
         below = count
     values = sorted(per_value)[:MAX_VALUES]
     return values, [per_value[v] for v in values]
-
-
-def _finite(value: float) -> bool:
-    return value == value and abs(value) != float("inf")
 
 
 def _unit(unit: str | None) -> dict[str, str]:
