@@ -141,8 +141,8 @@ async def test_no_service_shows_a_secret(suite, http):
             assert secret not in r.text, f"{path} shows {secret[:12]}…"
     services = (await http.get(f"{suite.base}/debug/info", headers=admin)).json()["services"]
     assert set(services) == {"gateway", "health", "metrics", "alerts", "logs", "export"}
-    assert services["export"]["debug"]["config"]["OTEL_EXPORTER_OTLP_HEADERS"] == "***"
-    assert services["export"]["debug"]["config"]["BOTMON_NEWRELIC_LICENSE_KEY"] == "***"
+    assert services["export"]["debug"]["settings"]["OTEL_EXPORTER_OTLP_HEADERS"] == "***"
+    assert services["export"]["debug"]["settings"]["BOTMON_NEWRELIC_LICENSE_KEY"] == "***"
     for name, info in services.items():
         config = info["debug"]["settings"]
         assert config["BOTMON_STORE_URL"] == "***", name
