@@ -54,7 +54,7 @@ async def test_a_failing_destination_degrades_export_but_never_makes_it_unhealth
     settings = make_settings(probe_interval=0.2, heartbeat_interval=0.2)
     sinks = {"otlp": otlp.Settings(endpoint=grpc_receiver.endpoint),
              "newrelic": newrelic.Settings(license_key="nr-licence-key-123456",
-                                           endpoint="http://127.0.0.1:9")}
+                                           endpoint="http://proxy:pw-in-url-789@127.0.0.1:9")}
     async with export_suite(settings, sinks, quick) as suite:
         async def degraded():
             body = await _detailed(suite)
@@ -73,7 +73,8 @@ async def test_a_failing_destination_degrades_export_but_never_makes_it_unhealth
                                     headers=suite.headers("admin"))).text
         assert 'botmon_export_up{destination="otlp"} 0.0' in prom
         for text in (status, prom, debug, body.__repr__()):
-            assert "nr-licence-key-123456" not in text
+            assert "nr-licence-key-123456" not in text and "pw-in-url-789" not in text
+        assert "http://127.0.0.1:9" in status  # the endpoint is shown, without its password
 
         await grpc_receiver.up()
 

@@ -22,7 +22,8 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metric
 
 from services.export.sinks.base import SinkError
 
-__all__ = ["GrpcTransport", "HttpTransport", "Transport", "rejected_count", "retry_after"]
+__all__ = ["GrpcTransport", "HttpTransport", "Transport", "rejected_count", "retry_after",
+           "shown"]
 
 #: gRPC codes the OTLP specification calls retryable.
 RETRYABLE_CODES = frozenset({
@@ -36,6 +37,14 @@ PERMANENT_STATUSES = frozenset({400, 413, 422})
 _PATHS = {"logs": "/v1/logs", "metrics": "/v1/metrics"}
 _RESPONSES = {"logs": logs_service_pb2.ExportLogsServiceResponse,
               "metrics": metrics_service_pb2.ExportMetricsServiceResponse}
+
+
+def shown(url: str) -> str:
+    """``url`` without user information, fit for logs and the status list."""
+    parts = urlsplit(url)
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def retry_after(value: str | None) -> float | None:
@@ -78,8 +87,9 @@ class GrpcTransport(Transport):
 
     def __init__(self, url: str, headers: tuple[tuple[str, str], ...], timeout: float):
         parts = urlsplit(url)
-        self.endpoint = f"{parts.scheme}://{parts.netloc}"
-        target = parts.netloc if parts.port else f"{parts.netloc}:{443 if parts.scheme == 'https' else 4317}"
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+        self.endpoint = shown(f"{parts.scheme}://{parts.netloc}")
+        target = f"{host}:{parts.port or (443 if parts.scheme == 'https' else 4317)}"
         self._target, self._secure = target, parts.scheme == "https"
         self._metadata = tuple((k.lower(), v) for k, v in headers)
         self._timeout = timeout
@@ -138,7 +148,7 @@ class HttpTransport(Transport):
                  timeout: float, *, compress: bool):
         self.urls = urls
         parts = urlsplit(next(iter(urls.values())))
-        self.endpoint = f"{parts.scheme}://{parts.netloc}"
+        self.endpoint = shown(f"{parts.scheme}://{parts.netloc}")
         self._headers = {**dict(headers), "Content-Type": "application/x-protobuf"}
         if compress:
             self._headers["Content-Encoding"] = "gzip"
@@ -163,11 +173,11 @@ class HttpTransport(Transport):
                                           headers=self._headers) as reply:
                 payload = await reply.read()
                 if reply.status >= 300:
-                    raise SinkError(f"HTTP {reply.status} from {self.urls[signal]}",
+                    raise SinkError(f"HTTP {reply.status} from {shown(self.urls[signal])}",
                                     retryable=reply.status not in PERMANENT_STATUSES,
                                     retry_after=retry_after(reply.headers.get("Retry-After")))
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise SinkError(f"{self.urls[signal]}: {type(exc).__name__}: {exc}") from None
+            raise SinkError(f"{shown(self.urls[signal])}: {type(exc).__name__}") from None
         try:
             return rejected_count(_RESPONSES[signal].FromString(payload), signal)
         except DecodeError:
