@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from botmon.export.v1 import export_service_pb2, export_service_pb2_grpc
 from botmon.runtime.config import EnvSettings, Settings
 from botmon.runtime.main import run_service
-from botmon.runtime.registration import Registration, instance_id
+from botmon.runtime.registration import Registration
 from botmon.runtime.server import Binding, GrpcServer
 from services.export.config import ExportSettings
 from services.export.ledger import Ledger
@@ -49,7 +49,7 @@ async def create_server(settings: Settings, *, address: str | None = None,
                           extra_settings=(extra, *(s for s, _ in chosen)))
     source = Source(server.backends, settings.grpc_deadline)
     # The lease holder: this process, and this server within it (tests run two in one).
-    holder = f"{instance_id}-{uuid.uuid4().hex[:4]}"
+    holder = f"{settings.instance_id}-{uuid.uuid4().hex[:4]}"
     destinations = [Destination(sink, source, ledger, extra, holder) for _, sink in chosen]
 
     def register(name: str, destination: Destination) -> Registration:
