@@ -6,6 +6,7 @@ import dataclasses
 import time
 from collections import Counter
 
+import grpc
 import httpx
 import pytest
 
@@ -82,10 +83,20 @@ async def test_a_restart_mid_stream_resumes_without_loss(fast_settings, grpc_rec
         await _post(suite, _lines("restart", 6000))
         await suite.start("export")
         received = grpc_receiver.received
-        await eventually(lambda: len(received.logs) >= 200, within=20, interval=0.01)
+
+        def midway() -> bool:
+            # The receiver runs on this loop: from here on it refuses every export, so the
+            # stop below lands mid-stream however fast the export goes.
+            if len(received.logs) >= 200:
+                grpc_receiver.fail_logs = [grpc.StatusCode.UNAVAILABLE] * 1_000_000
+                return True
+            return False
+
+        await eventually(midway, within=20, interval=0.01)
         await suite.stop("export")
         stopped_at = len(received.logs)
         assert stopped_at < 6000, "the export finished before it could be restarted"
+        grpc_receiver.fail_logs = []
         await suite.start("export")
         await eventually(lambda: set(received.bodies()) == set(expected), within=60)
         # At least once: only a batch in flight at the stop may come twice.
