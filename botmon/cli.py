@@ -238,7 +238,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     _check_component_settings(COMPONENTS)
     effective = {"every component": settings.redacted()}
     for scope, cls in settings_classes()[1:]:
-        effective[scope] = cls.from_env().redacted()
+        effective.setdefault(scope, {}).update(cls.from_env().redacted())
     print(json.dumps(effective, indent=2, default=str))
     return 0
 
