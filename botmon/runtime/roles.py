@@ -41,6 +41,7 @@ RPC_ROLES: dict[str, dict[str, str]] = {
         "GetPrometheusMetrics": _VIEWER,
         "GetGrafanaDashboard": _VIEWER,
         "GetMetricValues": _VIEWER,
+        "ListMetricFamilies": _VIEWER,
         "StreamMetrics": _VIEWER,
         "RecordEvents": _OPERATOR,
         "StreamEvents": _OPERATOR,
@@ -61,9 +62,15 @@ RPC_ROLES: dict[str, dict[str, str]] = {
         "ListLogs": _VIEWER,
         "TailLogs": _VIEWER,
         "GetErrorSummary": _VIEWER,
+        "ReadLogsAfter": _VIEWER,
         "WriteLogs": _OPERATOR,
         "IngestLogs": _OPERATOR,
         "PushLoki": _OPERATOR,
+    },
+    "botmon.export.v1.ExportService": {
+        "ListDestinations": _VIEWER,
+        # Sends to a third party on demand: a write.
+        "SendTestEntry": _OPERATOR,
     },
     "botmon.loki.v1.PushService": {
         "Push": _OPERATOR,

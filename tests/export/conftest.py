@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 
-import grpc
 import pytest
 
 from botmon.export.v1 import export_service_pb2, export_service_pb2_grpc
 from services.export.config import ExportSettings
+from tests.conftest import suite_channel
 from tests.export.receivers import GrpcReceiver, HttpReceiver
 from tests.harness import Suite
 
@@ -56,7 +56,7 @@ async def export_suite(settings, sinks: dict, export_settings: ExportSettings = 
 
 async def destinations(suite: Suite) -> dict[str, object]:
     """ListDestinations over gRPC, by name."""
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{suite.ports['export']}") as channel:
+    async with suite_channel(f"127.0.0.1:{suite.ports['export']}", suite.settings) as channel:
         reply = await export_service_pb2_grpc.ExportServiceStub(channel).ListDestinations(
             export_service_pb2.ListDestinationsRequest(), timeout=5)
     return {d.name: d for d in reply.destinations}

@@ -11,6 +11,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from botmon.export.v1 import export_service_pb2, export_service_pb2_grpc
 from services.export.sinks import newrelic, otlp
+from tests.conftest import suite_channel
 from tests.export.conftest import FAST, destinations, export_suite
 from tests.waiting import eventually
 
@@ -29,7 +30,7 @@ async def test_without_destinations_export_idles_and_is_not_configured(make_sett
         assert await destinations(suite) == {}
         body = await _detailed(suite)
         assert body["components"]["export"]["status"] == "not_configured"
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{suite.ports['export']}") as channel:
+        async with suite_channel(f"127.0.0.1:{suite.ports['export']}", suite.settings) as channel:
             stub = export_service_pb2_grpc.ExportServiceStub(channel)
             with pytest.raises(grpc.aio.AioRpcError) as missing:
                 await stub.SendTestEntry(
@@ -106,7 +107,7 @@ async def test_prometheus_series_and_test_entry(make_settings, grpc_receiver):
         assert 'botmon_export_backlog{destination="otlp"} 0.0' in text
         assert 'botmon_export_skipped_total{destination="otlp"} 0.0' in text
         assert "botmon_export_last_success_timestamp_seconds" in text
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{suite.ports['export']}") as channel:
+        async with suite_channel(f"127.0.0.1:{suite.ports['export']}", suite.settings) as channel:
             reply = await export_service_pb2_grpc.ExportServiceStub(channel).SendTestEntry(
                 export_service_pb2.SendTestEntryRequest(destination="otlp", message="ping"),
                 timeout=10)
