@@ -73,7 +73,8 @@ async def _check_health_routes(settings, redis_url, tmp_path):
     assert set(database.json()["queries"]) >= {"active", "slow_queries", "average_duration_ms"}
 
     assert cache.status_code == 200, cache.text
-    # The figures of the Redis probed, as its INFO and DBSIZE give them at about this time.
+    # The figures of the Redis probed, as its CONFIG and DBSIZE give them: the suite may add
+    # keys of its own meanwhile, so the count lies between the test's key and DBSIZE now.
     client = redis.Redis.from_url(redis_url)
     try:
         maxmemory = int(client.config_get("maxmemory")["maxmemory"])
@@ -81,7 +82,7 @@ async def _check_health_routes(settings, redis_url, tmp_path):
     finally:
         client.close()
     assert cache.json()["cache"]["memory_limit_mb"] == round(maxmemory / 1e6, 3) == 209.715
-    assert cache.json()["cache"]["keys_count"] == keys >= 1
+    assert 1 <= cache.json()["cache"]["keys_count"] <= keys
 
 
 async def test_unconfigured_cache_is_412(make_settings):

@@ -76,9 +76,12 @@ async def test_a_stored_unicode_webhook_is_refused_at_delivery(alerts_suite, htt
                             json=rule("stored_probe", webhook="https://93.184.215.14/hook"),
                             headers=suite.headers("operator"))
         assert r.status_code == 201, r.text
-        db = sqlite3.connect(tmp_path / "botmon.db")
-        spec = db.execute("SELECT spec FROM alerts_rules WHERE name = 'stored_probe'"
-                          ).fetchone()[0]
+        # The service writes meanwhile (evaluation, the audit outbox): wait for its locks.
+        db = sqlite3.connect(tmp_path / "botmon.db", timeout=30)
+        # fetchall: a statement left open would pin a snapshot that the service's writes
+        # make stale, and SQLite refuses to write from a stale snapshot.
+        [(spec,)] = db.execute("SELECT spec FROM alerts_rules WHERE name = 'stored_probe'"
+                               ).fetchall()
         for host in UNICODE_LOOPBACK:
             with db:
                 db.execute("UPDATE alerts_rules SET spec = ? WHERE name = 'stored_probe'",
