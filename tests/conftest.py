@@ -33,19 +33,31 @@ from botmon.runtime.credentials import bootstrap_admin_token, internal_token
 
 def free_port() -> int:
     """A port free now, chosen below the kernel's ephemeral range (32768 and up) so that
-    no outgoing connection's automatic port can take it before the test binds it."""
+    no outgoing connection's automatic port can take it before the test binds it.
+
+    A port is handed out once per test session: a free port is only reserved by the
+    caller binding it later, so two callers (two components of one suite, or a test and
+    a process an earlier test left stopping) must never be given the same one."""
     for _ in range(200):
         port = _ports.randrange(20000, 32768)
+        if port in _handed_out:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _handed_out.add(port)
+        if len(_handed_out) > _REUSE_AFTER:
+            _handed_out.clear()
+        return port
     raise RuntimeError("no free port between 20000 and 32767")
 
 
 _ports = random.Random()
+_handed_out: set[int] = set()
+#: After this many ports the oldest hand-outs are long closed: start afresh.
+_REUSE_AFTER = 8000
 
 
 def suite_channel(target: str, settings: Settings) -> grpc.aio.Channel:

@@ -13,9 +13,14 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+import asyncpg
+
 from botmon.runtime.datadir import private_file
 
-__all__ = ["SqliteDatabase", "StoreLocation", "write_transaction"]
+__all__ = ["SqliteDatabase", "StoreLocation", "close_pool", "write_transaction"]
+
+#: How long closing a PostgreSQL pool waits for calls in flight before it cuts them.
+POOL_CLOSE_TIMEOUT = 5.0
 
 T = TypeVar("T")
 
@@ -50,6 +55,16 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+async def close_pool(pool: asyncpg.Pool, grace: float = POOL_CLOSE_TIMEOUT) -> None:
+    """Close an asyncpg pool: gracefully within ``grace`` seconds, then by terminating the
+    connections left. ``Pool.close`` alone waits for every connection to be released, so
+    one call that never returns would hold the process's stop for ever."""
+    try:
+        await asyncio.wait_for(pool.close(), grace)
+    except TimeoutError:
+        pool.terminate()
 
 
 class SqliteDatabase:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from botmon.runtime.store import SqliteDatabase, StoreLocation
+from botmon.runtime.store import SqliteDatabase, StoreLocation, close_pool
 
 __all__ = ["Database", "Transaction", "open_database"]
 
@@ -161,7 +161,7 @@ class PostgresStore:
                                timeout=self._timeout)
 
     async def close(self) -> None:
-        await self._pool.close()
+        await close_pool(self._pool)
 
 
 async def open_database(store_url: str, deadline: float) -> SqliteStore | PostgresStore:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from botmon.runtime.store import SqliteDatabase, StoreLocation
+from botmon.runtime.store import SqliteDatabase, StoreLocation, close_pool
 
 __all__ = ["Ledger", "State"]
 
@@ -96,7 +96,7 @@ class Ledger:
         if self._sqlite is not None:
             await self._sqlite.close()
         if self._pool is not None:
-            await self._pool.close()
+            await close_pool(self._pool)
 
     async def _execute(self, sql: str, *params) -> int:
         """Run one statement; the rows it changed."""

@@ -27,6 +27,7 @@ from collections import Counter
 
 import asyncpg
 
+from botmon.runtime.store import close_pool
 from services.logs import entry_counts, error_rollups
 from services.logs.levels import ERROR
 from services.logs.query import LogQuery, Matcher
@@ -136,7 +137,7 @@ class PostgresLogStore(LogStore):
 
     async def close(self) -> None:
         if self._pool is not None:
-            await self._pool.close()
+            await close_pool(self._pool)
             self._pool = None
 
     async def insert(self, entries: list[NewEntry]) -> list[int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from botmon.runtime.store import close_pool
 from services.metrics.buckets import Batch, Bucket, rollup
 from services.metrics.store import (
     BUCKET_COLUMNS,
@@ -182,7 +183,7 @@ class PostgresMetricsStore(MetricsStore):
 
     async def close(self) -> None:
         if self.pool is not None:
-            await self.pool.close()
+            await close_pool(self.pool)
             self.pool = None
 
     async def write(self, batch: Batch) -> None:

@@ -18,6 +18,7 @@ import sys
 
 import pytest
 
+from botmon.runtime.store import write_transaction
 from services.alerts.destinations import DestinationPolicy
 from tests.alerts.conftest import fast
 from tests.alerts.stand_ins import Receiver
@@ -77,13 +78,14 @@ async def test_a_stored_unicode_webhook_is_refused_at_delivery(alerts_suite, htt
                             headers=suite.headers("operator"))
         assert r.status_code == 201, r.text
         # The service writes meanwhile (evaluation, the audit outbox): wait for its locks.
-        db = sqlite3.connect(tmp_path / "botmon.db", timeout=30)
-        # fetchall: a statement left open would pin a snapshot that the service's writes
-        # make stale, and SQLite refuses to write from a stale snapshot.
+        db = sqlite3.connect(tmp_path / "botmon.db", timeout=30, isolation_level=None)
         [(spec,)] = db.execute("SELECT spec FROM alerts_rules WHERE name = 'stored_probe'"
                                ).fetchall()
         for host in UNICODE_LOOPBACK:
-            with db:
+            # BEGIN IMMEDIATE takes the write lock first (waiting for it), where a deferred
+            # transaction reads a snapshot that the service's writes may make stale, and
+            # SQLite refuses to write from a stale snapshot without waiting.
+            with write_transaction(db):
                 db.execute("UPDATE alerts_rules SET spec = ? WHERE name = 'stored_probe'",
                            (spec.replace("https://93.184.215.14/hook",
                                          f"http://{host}:{listener.port}/x"),))

@@ -8,6 +8,7 @@ import time
 import asyncpg
 
 from botmon.runtime.errors import Unavailable
+from botmon.runtime.store import close_pool
 from services.health.probes.probe import describe, elapsed_ms, url_port
 from services.health.probes.resources import DatabaseResources
 from services.health.probes.result import DEGRADED, HEALTHY, DatabaseResult
@@ -121,7 +122,4 @@ class PostgresProbe:
     async def close(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None
-            try:
-                await asyncio.wait_for(pool.close(), self.timeout)
-            except TimeoutError:
-                pool.terminate()
+            await close_pool(pool, self.timeout)
