@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import grpc
 
-__all__ = ["bearer_metadata", "sdk_channel"]
+__all__ = ["Connection", "bearer_metadata", "sdk_channel"]
 
 
 def sdk_channel(target: str, credentials: grpc.ChannelCredentials | None = None) -> grpc.Channel:
@@ -17,3 +19,30 @@ def sdk_channel(target: str, credentials: grpc.ChannelCredentials | None = None)
 def bearer_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     """The ``authorization`` metadata every call carries (an operator token or JWT)."""
     return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+@dataclass(frozen=True)
+class Connection:
+    """The channel an SDK object calls on, whether it opened the channel, and the metadata
+    every call carries."""
+
+    channel: grpc.Channel
+    owned: bool
+    metadata: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def open(cls, target: str | None, channel: grpc.Channel | None, token: str | None,
+             credentials: grpc.ChannelCredentials | None) -> Connection:
+        """A channel given by the caller, or one opened to ``target`` (never both)."""
+        if channel is not None:
+            if target is not None:
+                raise ValueError("give either target (host:port) or channel, not both")
+            return cls(channel, False, bearer_metadata(token))
+        if target is None:
+            raise ValueError("give either target (host:port) or channel")
+        return cls(sdk_channel(target, credentials), True, bearer_metadata(token))
+
+    def close(self) -> None:
+        """Close the channel if this connection opened it; a caller's channel stays open."""
+        if self.owned:
+            self.channel.close()

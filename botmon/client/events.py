@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from botmon.client.connection import bearer_metadata, sdk_channel
+from botmon.client.connection import Connection
 from botmon.metrics.v1 import metrics_pb2, metrics_service_pb2, metrics_service_pb2_grpc
 
 __all__ = ["EventRecorder", "RecorderStats"]
@@ -53,12 +53,9 @@ class EventRecorder:
                  service: str = "", batch_size: int = 500, flush_interval: float = 1.0,
                  max_buffer: int = 100_000, timeout: float = 5.0, token: str | None = None,
                  credentials: grpc.ChannelCredentials | None = None):
-        if (target is None) == (channel is None):
-            raise ValueError("give either target (host:port) or channel")
-        self._own_channel = channel is None
-        self._channel = channel or sdk_channel(target, credentials)
-        self._metadata = bearer_metadata(token)
-        self._stub = metrics_service_pb2_grpc.MetricsServiceStub(self._channel)
+        self._connection = Connection.open(target, channel, token, credentials)
+        self._metadata = self._connection.metadata
+        self._stub = metrics_service_pb2_grpc.MetricsServiceStub(self._connection.channel)
         self.service = service
         self.batch_size = batch_size
         self.flush_interval = flush_interval
@@ -196,8 +193,7 @@ class EventRecorder:
         with self._cond:
             self._dropped += len(self._buffer)
             self._buffer.clear()
-        if self._own_channel:
-            self._channel.close()
+        self._connection.close()
 
     def __enter__(self) -> EventRecorder:
         return self

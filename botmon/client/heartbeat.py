@@ -25,7 +25,7 @@ import grpc
 import psutil
 from google.protobuf import timestamp_pb2
 
-from botmon.client.connection import bearer_metadata, sdk_channel
+from botmon.client.connection import Connection
 from botmon.health.v1 import health_service_pb2, health_service_pb2_grpc
 
 __all__ = ["Heartbeat"]
@@ -44,12 +44,9 @@ class Heartbeat:
                  interval: float = 10.0, ttl_seconds: int = 30, details: dict | None = None,
                  timeout: float = 5.0, token: str | None = None,
                  credentials: grpc.ChannelCredentials | None = None):
-        if (target is None) == (channel is None):
-            raise ValueError("give either target (host:port) or channel")
-        self._own_channel = channel is None
-        self._channel = channel or sdk_channel(target, credentials)
-        self._metadata = bearer_metadata(token)
-        self._stub = health_service_pb2_grpc.HealthServiceStub(self._channel)
+        self._connection = Connection.open(target, channel, token, credentials)
+        self._metadata = self._connection.metadata
+        self._stub = health_service_pb2_grpc.HealthServiceStub(self._connection.channel)
         self.name = name
         self.instance_id = instance_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.interval = interval
@@ -97,8 +94,7 @@ class Heartbeat:
                 metadata=self._metadata)
         except grpc.RpcError as exc:
             log.debug("deregistration failed: %s", exc.code().name)
-        if self._own_channel:
-            self._channel.close()
+        self._connection.close()
 
     def __enter__(self) -> Heartbeat:
         return self

@@ -33,7 +33,7 @@ from typing import Any
 import grpc
 from google.protobuf import timestamp_pb2
 
-from botmon.client.connection import bearer_metadata, sdk_channel
+from botmon.client.connection import Connection
 from botmon.logs.v1 import log_entry_pb2, logs_service_pb2, logs_service_pb2_grpc
 
 __all__ = ["BotmonLogHandler"]
@@ -86,10 +86,10 @@ class BotmonLogHandler(logging.Handler):
         self.dropped = 0
         self.failed_batches = 0
         self.last_error = ""
-        self._own_channel = channel is None
-        self._channel = channel or sdk_channel(target, credentials)
-        self._metadata = bearer_metadata(token)
-        self._stub = logs_service_pb2_grpc.LogsServiceStub(self._channel)
+        self._connection = Connection.open(None if channel else target, channel, token,
+                                           credentials)
+        self._metadata = self._connection.metadata
+        self._stub = logs_service_pb2_grpc.LogsServiceStub(self._connection.channel)
         self._buffer: deque[log_entry_pb2.LogEntry] = deque()
         self._state = threading.Condition()
         self._accepted = 0  # records ever buffered
@@ -207,8 +207,7 @@ class BotmonLogHandler(logging.Handler):
                 self._buffer.clear()
                 self.dropped += unsent
                 self._settled += unsent
-            if self._own_channel:
-                self._channel.close()
+            self._connection.close()
         super().close()
 
     def __repr__(self) -> str:
