@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import statistics
 import time
 
 import pytest
@@ -108,9 +109,11 @@ async def test_a_hung_logs_service_delays_neither_ticks_nor_requests(start_metri
     assert first_wait < 1.5, first_wait
     # Each fetch hangs until its 2 s deadline, in the background: a second one started.
     assert fetches >= 2
-    assert len(ages) >= 2 and max(ages) < 0.4, ages
+    # Ticks leave as samples are taken; waiting on the logs call would age them by its
+    # 2 s deadline (the bounds leave room for a loaded machine, not for that wait).
+    assert len(ages) >= 2 and statistics.median(ages) < 0.3 and max(ages) < 1.5, ages
     # The old figures waited out the logs call's 2 s deadline.
-    assert max(latencies) < 0.5, max(latencies)
+    assert max(latencies) < 1.5, max(latencies)
     assert sources == {"requests"}
 
 

@@ -4,6 +4,7 @@ and fan-out over Redis."""
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 
 import grpc
@@ -79,8 +80,9 @@ async def test_ticks_follow_samples(start_metrics):
             stamps.append(sampled)
         call.cancel()
     # Sent as each sample is taken, not on a schedule of the stream's own: with a
-    # 1 s sample interval the old design's ages were spread over 0 to 1 s.
-    assert max(ages) < 0.4, ages
+    # 1 s sample interval the old design's ages were spread over 0 to 1 s (median 0.5 s);
+    # the median leaves room for one tick delayed on a loaded machine.
+    assert statistics.median(ages) < 0.3, ages
     gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
     assert all(0.8 <= gap <= 1.3 for gap in gaps), gaps
 
