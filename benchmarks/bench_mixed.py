@@ -15,6 +15,9 @@ each component (psutil, summed over its processes; PostgreSQL as the backends
 connected to the scratch database, Redis as its whole, shared server) and its
 share, and one line naming the bottleneck.
 
+Then the same workload with the HTTP requests offered at a fixed rate (``OFFERED``, open
+loop): issue 12's latency targets at the load the closed loop reached before it.
+
 Baselines, same run: the bare Sanic fixed-JSON handler of ``bench_gateway.py``
 loaded by the same client at the same 50 connections (for throughput and p99),
 and each component's CPU while the suite idles during that baseline.
@@ -48,6 +51,11 @@ from services.metrics.stream import STREAM_METRICS
 __all__ = ["main"]
 
 SECONDS = float(os.environ.get("BOTMON_BENCH_MIXED_SECONDS", "60"))
+#: The load offered at a fixed rate in the second run: by default the 365 req/s this
+#: benchmark's closed loop reached before issue 12, so latencies compare at the same load.
+OFFERED = float(os.environ.get("BOTMON_BENCH_MIXED_RATE", "365"))
+#: Issue 12's targets at that offered load: p99 over all routes, and of the worst route.
+TARGET_P99_MS, TARGET_ROUTE_P99_MS = 250.0, 500.0
 BASELINE_SECONDS = 4.0
 WS_CLIENTS = 50
 INTERVAL = 1.0
@@ -234,6 +242,22 @@ def _print_results(base: dict[str, Any], mixed: dict[str, Any], idle: dict[str, 
           f"({worst[1]['p99_ms']:.0f} ms)")
 
 
+def _print_offered(offered: dict[str, Any]) -> None:
+    """The fixed-rate run: what was answered, and the p99s against issue 12's targets."""
+    total = offered["all"]
+    worst_name, worst = max(offered["routes"].items(), key=lambda kv: kv[1]["p99_ms"])
+    print(f"# offered {OFFERED:g} req/s (open loop, latency from when each request was due): "
+          f"answered {total['rps']:.0f} req/s, p50 {total['p50_ms']:.0f} ms, "
+          f"p99 {total['p99_ms']:.0f} ms (target <= {TARGET_P99_MS:g}: "
+          f"{'met' if total['p99_ms'] <= TARGET_P99_MS else 'not met'}); worst route "
+          f"{worst_name} p99 {worst['p99_ms']:.0f} ms (target <= {TARGET_ROUTE_P99_MS:g}: "
+          f"{'met' if worst['p99_ms'] <= TARGET_ROUTE_P99_MS else 'not met'})")
+    for name, route in sorted(offered["routes"].items()):
+        bad = {k: v for k, v in route["outcomes"].items() if not k.startswith("2")}
+        print(f"#   {name}: {route['rps']:.1f} req/s, p50 {route['p50_ms']:.0f} ms, "
+              f"p99 {route['p99_ms']:.0f} ms{f', {bad}' if bad else ''}")
+
+
 def main() -> None:
     """Run the baseline and the mixed workload; print the figures with their ratios."""
     load_before = os.getloadavg()[0]
@@ -275,18 +299,22 @@ def main() -> None:
         sanic.terminate()
 
         roots = [cluster.base(i).removesuffix(API) for i in range(2)]
-        mixed = run_load(procs, "load-mixed", {
-            "seconds": SECONDS, "warmup": 1.0,
-            "http": {"gateways": roots, "connections": CONNECTIONS,
-                     "schedule": _schedule(cluster, paths)},
-            "ws": {"urls": [cluster.ws_url(i, f"{API}/ws/metrics?interval={INTERVAL:g}")
-                            for i in range(2)],
-                   "clients": WS_CLIENTS, "token": cluster.tokens["viewer"],
-                   "per_tick": len(STREAM_METRICS), "interval": INTERVAL}},
-            on_mark=meter, timeout=SECONDS + 40)
+        http = {"gateways": roots, "connections": CONNECTIONS,
+                "schedule": _schedule(cluster, paths)}
+        ws = {"urls": [cluster.ws_url(i, f"{API}/ws/metrics?interval={INTERVAL:g}")
+                       for i in range(2)],
+              "clients": WS_CLIENTS, "token": cluster.tokens["viewer"],
+              "per_tick": len(STREAM_METRICS), "interval": INTERVAL}
+        mixed = run_load(procs, "load-mixed", {"seconds": SECONDS, "warmup": 1.0,
+                                               "http": http, "ws": ws},
+                         on_mark=meter, timeout=SECONDS + 40)
         busy = meter.usage()
+        offered = run_load(procs, "load-offered", {
+            "seconds": SECONDS, "warmup": 1.0, "http": {**http, "rate": OFFERED}, "ws": ws},
+            on_mark=lambda *_: None, timeout=SECONDS + 40)
     _print_results(base, mixed, idle, busy, {c: len(p) for c, p in meter.groups.items()},
                    skipped)
+    _print_offered(offered)
     print(f"# {SECONDS:g}s workload, {CONNECTIONS} HTTP connections + {WS_CLIENTS} WebSocket "
           f"subscribers from one load process; {os.cpu_count()} CPUs, 1-min load average "
           f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after (other work on the "

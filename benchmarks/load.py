@@ -4,7 +4,7 @@ WebSocket subscribers of ``/ws/metrics``, measured over one window.
 The orchestrator calls :func:`run_load` with a JSON-able spec::
 
     {"seconds": 20, "warmup": 1,
-     "http": {"gateways": [base, …], "connections": 50,
+     "http": {"gateways": [base, …], "connections": 50, "rate": 365,
               "schedule": [[route_name, method, path, token, body_or_null], …]},
      "ws": {"urls": [url, …], "clients": 500, "token": …, "per_tick": 11, "interval": 1}}
 
@@ -13,6 +13,13 @@ HTTP workers through the warm-up, then prints ``@load measuring``, measures for
 ``seconds``, prints ``@load done`` and finally ``@load result <json>``; the
 orchestrator reads those lines from the child's log so it can read CPU times at
 the edges of exactly that window.
+
+Without ``rate`` the HTTP workers are a closed loop: each sends its next request when
+the last one is answered, so the load follows the server's speed. With ``rate`` (requests
+per second over all workers) the load is offered at that rate whatever the answers, as
+wrk2 does: worker ``i`` of ``n`` has its ``k``-th request due at ``(k·n + i) / rate``
+after the start, and a latency counts from when the request was due, so a slow answer
+that delays the next send is not hidden (no coordinated omission).
 """
 
 from __future__ import annotations
@@ -200,13 +207,19 @@ async def _work(session: aiohttp.ClientSession, index: int, spec: dict[str, Any]
     base = gateways[index % len(gateways)]
     # Workers start at different places in the schedule so every route is in flight at once.
     step = index * 7
+    rate = spec.get("rate")
+    due = time.perf_counter() + index / rate if rate else 0.0
     while True:
         name, method, path, token, body = schedule[step % len(schedule)]
         step += 1
         headers = {"Authorization": f"Bearer {token}"}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        started = time.perf_counter()
+        if rate:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            started, due = due, due + spec["connections"] / rate
+        else:
+            started = time.perf_counter()
         try:
             async with session.request(method, base + path, data=body, headers=headers) as reply:
                 await reply.read()
