@@ -271,7 +271,7 @@ def _enum(fd: FieldDescriptor, value: Any, path: str) -> int:
             # Accept "CRITICAL" for SEVERITY_CRITICAL, as clients write the short name.
             if v.name == wanted or v.name.endswith("_" + wanted):
                 return v.number
-        if wanted.lstrip("-").isdigit():
+        if wanted.lstrip("-").isdecimal():
             return _enum(fd, int(wanted), path)
     raise _bad(path, f"unknown value {_kind(value)}; expected one of "
                      + ", ".join(v.name for v in values))

@@ -67,7 +67,7 @@ def caller_metadata(request: Request) -> tuple[tuple[str, str], ...]:
 
 def _http_code(metadata, default: int) -> int:
     for key, value in metadata or ():
-        if key == "x-http-code" and str(value).isdigit() and 200 <= int(value) < 300:
+        if key == "x-http-code" and str(value).isdecimal() and 200 <= int(value) < 300:
             return int(value)
     return default
 

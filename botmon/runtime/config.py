@@ -112,7 +112,7 @@ def address(raw: str) -> str:
     host, sep, port = raw.rpartition(":")
     if not sep or not host:
         raise ValueError(f"expected host:port, got {raw!r}")
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not port.isdecimal() or not 0 <= int(port) <= 65535:
         raise ValueError(f"port must be 0-65535, got {port!r}")
     return raw
 
@@ -153,7 +153,7 @@ def parse_rates(raw: str) -> dict[str, Rate]:
             rates[name.strip()] = Rate(0, 1)
             continue
         count, slash, unit = spec.partition("/")
-        if not slash or not count.isdigit() or unit not in _WINDOWS:
+        if not slash or not count.isdecimal() or unit not in _WINDOWS:
             raise ValueError(f"expected N/second|minute|hour|day for {name.strip()!r}, got {spec!r}")
         rates[name.strip()] = Rate(int(count), _WINDOWS[unit])
     return rates

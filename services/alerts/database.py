@@ -105,7 +105,7 @@ def _numbered(sql: str) -> str:
 
 def _rowcount(status: str) -> int:
     tail = status.rsplit(" ", 1)[-1]
-    return int(tail) if tail.isdigit() else 0
+    return int(tail) if tail.isdecimal() else 0
 
 
 class _PgTx:

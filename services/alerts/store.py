@@ -95,7 +95,7 @@ def _decode_token(token: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         prefix, _, value = raw.partition(":")
-        if prefix != "h" or not value.isdigit():
+        if prefix != "h" or not value.isdecimal():
             raise ValueError
         return int(value)
     except (ValueError, binascii.Error, UnicodeDecodeError):

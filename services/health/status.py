@@ -35,7 +35,7 @@ _ENTRY_STATUS = {HEALTHY: "running", DEGRADED: "degraded", NOT_CONFIGURED: "not_
 
 def _port(address: str) -> int:
     port = address.rpartition(":")[2]
-    return int(port) if port.isdigit() else 0
+    return int(port) if port.isdecimal() else 0
 
 
 class StatusBoard:

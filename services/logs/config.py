@@ -24,7 +24,7 @@ def parse_retention(raw: str) -> tuple[tuple[str, int], ...]:
         if name not in (*NAMES, "default"):
             raise ValueError(f"level must be one of {', '.join(NAMES)} or default, got {name!r}")
         value = value.strip().lower().removesuffix("d")
-        if not value.isdigit() or int(value) <= 0:
+        if not value.isdecimal() or int(value) <= 0:
             raise ValueError(f"expected a whole number of days like 14d for {name}, got {part!r}")
         days[name] = int(value)
     return tuple(sorted(days.items()))

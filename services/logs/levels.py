@@ -79,14 +79,14 @@ def parse_level(raw: str) -> int | None:
         return level
     scheme, sep, number = text.partition(":")
     if sep:
-        if not number.isdigit():
+        if not number.isdecimal():
             return None
         if scheme == "syslog":
             return _SYSLOG[int(number)] if int(number) <= 7 else None
         if scheme == "otel":
             return _otel(int(number))
         return None
-    if text.isdigit():
+    if text.isdecimal():
         value = int(text)
         return _SYSLOG[value] if value <= 7 else _otel(value)
     match = _OTEL_TEXT.fullmatch(text)

@@ -72,6 +72,9 @@ BAD_ENTRIES = [
     (entry(level="loud"), "'loud' is not a level"),
     (entry(level="25"), "is not a level"),
     (entry(level="otel:0"), "is not a level"),
+    # Digits to str.isdigit() that int() refuses: a clear error, not a crash.
+    (entry(level="\u00b3"), "is not a level"),
+    (entry(level="otel:\u00b2"), "is not a level"),
     (entry(service=""), "service is required"),
     (entry(service="   "), "service is required"),
     (entry(service="s" * 129), "limit is 128"),

@@ -11,6 +11,7 @@ the machine.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import subprocess
@@ -77,18 +78,23 @@ async def test_a_stored_unicode_webhook_is_refused_at_delivery(alerts_suite, htt
                             json=rule("stored_probe", webhook="https://93.184.215.14/hook"),
                             headers=suite.headers("operator"))
         assert r.status_code == 201, r.text
-        # The service writes meanwhile (evaluation, the audit outbox): wait for its locks.
-        db = sqlite3.connect(tmp_path / "botmon.db", timeout=30, isolation_level=None)
-        [(spec,)] = db.execute("SELECT spec FROM alerts_rules WHERE name = 'stored_probe'"
-                               ).fetchall()
-        for host in UNICODE_LOOPBACK:
-            # BEGIN IMMEDIATE takes the write lock first (waiting for it), where a deferred
-            # transaction reads a snapshot that the service's writes may make stale, and
-            # SQLite refuses to write from a stale snapshot without waiting.
+        # The service writes meanwhile (evaluation, the audit outbox) from this event loop:
+        # the test's own writes run on a thread, so the loop goes on and the service's
+        # transactions end while the test waits for the lock (BEGIN IMMEDIATE waits for it,
+        # where a deferred transaction may read a snapshot the service's writes make stale).
+        db = sqlite3.connect(tmp_path / "botmon.db", timeout=30, isolation_level=None,
+                             check_same_thread=False)
+        [(spec,)] = await asyncio.to_thread(lambda: db.execute(
+            "SELECT spec FROM alerts_rules WHERE name = 'stored_probe'").fetchall())
+
+        def store(host: str) -> None:
             with write_transaction(db):
                 db.execute("UPDATE alerts_rules SET spec = ? WHERE name = 'stored_probe'",
                            (spec.replace("https://93.184.215.14/hook",
                                          f"http://{host}:{listener.port}/x"),))
+
+        for host in UNICODE_LOOPBACK:
+            await asyncio.to_thread(store, host)
             r = await http.post(f"{suite.base}/alerts/rules/stored_probe/test",
                                 headers=suite.headers("operator"))
             assert r.status_code == 200, r.text
