@@ -4,7 +4,8 @@ The document is what the gateway's JSON mapping (``gateway.convert``) makes of
 the page's messages — the same fields in the same order, ``null`` for an unset
 time or metadata, 64-bit integers as numbers, times and metadata numbers as
 :mod:`botmon.runtime.json_form` writes them — without a ``LogEntry`` and a
-``Struct`` per entry, which cost more than the query. Metadata keys are sorted,
+``Struct`` per entry on this side and their mapping on the gateway's (together more
+than the query of a 100-entry page). Metadata keys are sorted,
 so both stores give the same bytes for the same entries (PostgreSQL's ``jsonb``
 keeps keys in an order of its own).
 """
