@@ -32,8 +32,8 @@ METADATA = [
      "edge": 2.0**53, "below": 2.0**53 - 1},
     {"z": "last", "a": "first", "m": {"y": 1, "b": 2}},
 ]
-#: Times with whole seconds and 3, 6 and 9 digits of fraction.
-FRACTIONS = [0.0, 0.5, 0.123, 0.000123, 0.000000123, 0.999999999]
+#: Nanoseconds of the entries' times: whole seconds and 3, 6 and 9 digits of fraction.
+NANOS = [0, 500_000_000, 123_000_000, 123_000, 123, 999_999_999]
 QUERIES = [
     {},
     {"limit": 3},
@@ -47,11 +47,14 @@ QUERIES = [
 
 def _entries() -> list:
     levels = ("debug", "info", "warn", "error")
-    return [entry(level=levels[i % 4], service=("api", "db", "ünï")[i % 3],
-                  message=f"request processed #{i} ✓" if i % 2 else f"line {i}",
-                  ts=T0 + i + FRACTIONS[i % len(FRACTIONS)],
-                  metadata=METADATA[i % len(METADATA)])
-            for i in range(42)]
+    entries = []
+    for i in range(42):
+        written = entry(level=levels[i % 4], service=("api", "db", "ünï")[i % 3],
+                        message=f"request processed #{i} ✓" if i % 2 else f"line {i}",
+                        ts=T0 + i, metadata=METADATA[i % len(METADATA)])
+        written.timestamp.nanos = NANOS[i % len(NANOS)]
+        entries.append(written)
+    return entries
 
 
 def _request(page_format: int, query: dict, cursor: str = "") -> pb.ListLogsRequest:
@@ -191,3 +194,6 @@ async def test_rest_pages_are_those_of_the_json_mapping(suite):
         assert exact == {"exact": float(2**60 + 1), "ratio": 3}
         assert b'"ratio":3}' in (await http.get(f"{suite.base}/logs?service=otel",
                                                 headers=suite.headers())).content
+        bad = await http.get(f"{suite.base}/logs?page_format=xml", headers=suite.headers())
+        assert bad.status_code == 400
+        assert "LOG_PAGE_FORMAT_JSON" in bad.json()["error"]["message"]
