@@ -3,11 +3,11 @@
 The document is what the gateway's JSON mapping (``gateway.convert``) makes of
 the page's messages — the same fields in the same order, ``null`` for an unset
 time or metadata, 64-bit integers as numbers, times and metadata numbers as
-:mod:`botmon.runtime.json_form` writes them — without a ``LogEntry`` and a
-``Struct`` per entry on this side and their mapping on the gateway's (together more
-than the query of a 100-entry page). Metadata keys are sorted,
-so both stores give the same bytes for the same entries (PostgreSQL's ``jsonb``
-keeps keys in an order of its own).
+:mod:`botmon.runtime.json_form` writes them — without building a ``LogEntry`` and
+a ``Struct`` per entry here and mapping them to JSON in the gateway, which together
+cost more than the query of a 100-entry page. Metadata keys are sorted, so both
+stores give the same bytes for the same entries (PostgreSQL's ``jsonb`` keeps keys
+in an order of its own).
 """
 
 from __future__ import annotations
@@ -52,17 +52,16 @@ def _metadata(text: str | None) -> orjson.Fragment | None:
 
 
 def _time(ns: int | None) -> str | None:
-    return None if ns is None else rfc3339(ns // 1_000_000_000, ns % 1_000_000_000)
+    return None if ns is None else rfc3339(*divmod(ns, 1_000_000_000))
 
 
 def render_page(rows: Sequence[Row], total: int, log_filter: LogFilter, query: LogQuery,
                 metadata: Mapping[str, str], next_cursor: str) -> bytes:
     """The page of ``query`` (its ``rows``, ``total`` and ``next_cursor``) as JSON bytes;
     ``metadata`` is the query's metadata matchers as the request gave them."""
-    names = NAMES
-    logs = [{"timestamp": rfc3339(r.ts // 1_000_000_000, r.ts % 1_000_000_000),
-             "level": names[r.level], "service": r.service, "message": r.message,
-             "metadata": _metadata(r.metadata), "id": r.id} for r in rows]
+    logs = [{"timestamp": _time(r.ts), "level": NAMES[r.level], "service": r.service,
+             "message": r.message, "metadata": _metadata(r.metadata), "id": r.id}
+            for r in rows]
     echo = {"level": log_filter.level_name, "limit": query.limit, "service": log_filter.service,
             "q": log_filter.q, "order": query.order, "start_time": _time(query.start),
             "end_time": _time(query.end), "metadata": dict(sorted(metadata.items()))}
