@@ -12,6 +12,11 @@ wrk at 1 and at 50 connections (``limit=100``, every request a different token,
 service or hour); the baseline is the same store code — the same SQL — run
 directly in this process, one query at a time, in the same run.
 
+Targets, printed beside the p99s they apply to (met or not): issue 17 at 1 client — a
+rare token alone ≤ 20 ms, a common word alone with its exact total ≤ 250 ms, no filter
+≤ 20 ms; issue 12 — ``GET /logs?limit=100`` (the no-filter case) ≤ 100 ms at 50
+connections.
+
 PostgreSQL: ``BOTMON_BENCH_DATABASE_URL`` (else ``BOTMON_TEST_DATABASE_URL``, else
 postgresql://postgres@127.0.0.1:5432/postgres); a scratch database is created and
 dropped. ``BOTMON_BENCH_SEARCH_SECONDS`` sets each wrk run's length (default 5);
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import random
 import re
@@ -55,6 +61,9 @@ QUERIES = 100
 LEVELS = ("debug",) * 8 + ("info",) * 8 + ("warn",) * 3 + ("error",)
 WORDS = ("alpha", "alpha", "timeout", "cache", "retry")
 PATH = "/api/v1/monitoring/logs"
+#: (case, connections) -> (p99 target in ms, the issue that sets it).
+TARGETS = {("rare_token", 1): (20.0, "issue 17"), ("common_word", 1): (250.0, "issue 17"),
+           ("no_filter", 1): (20.0, "issue 17"), ("no_filter", 50): (100.0, "issue 12")}
 
 
 def _token(i: int) -> str:
@@ -203,6 +212,11 @@ def _run(kind: str, store_url: str, workdir: Path) -> None:
                     figure(f"{name}_p50", got.get("p50", 0.0), "ms", base[0])
                     figure(f"{name}_p99", got.get("p99", 0.0), "ms", base[1])
                     print(f"{name}_rps: {got['rps']:.0f} req/s", flush=True)
+                    if (case, connections) in TARGETS:
+                        limit, issue = TARGETS[case, connections]
+                        p99 = got.get("p99", math.inf)
+                        print(f"{name}_p99_target: {p99:.2f} ms, target <= {limit:g} ms "
+                              f"({issue}): {'met' if p99 <= limit else 'not met'}", flush=True)
 
 
 def main() -> None:

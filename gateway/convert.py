@@ -5,17 +5,17 @@ walking their descriptors, so every mistake becomes an ``InvalidArgument`` whose
 message names the field and says what to fix. Responses: messages become JSON
 with the proto field names, every field present (defaults included, unset
 messages and ``optional`` scalars as ``null``), 64-bit integers as JSON numbers,
-Timestamps as RFC 3339 UTC with ``Z`` and Structs as plain JSON.
+Timestamps and Struct numbers as :mod:`botmon.runtime.json_form` writes them and
+Structs as plain JSON. A ``google.api.HttpBody`` field is a reply's HTTP form (its
+bytes are the response body), never part of its JSON (:func:`json_fields`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import math
 import re
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -25,9 +25,11 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from botmon.runtime.errors import InvalidArgument
+from botmon.runtime.json_form import rfc3339, struct_number
 
 __all__ = [
     "assign_text",
+    "json_fields",
     "json_to_message",
     "message_to_json",
     "parse_timestamp",
@@ -116,22 +118,8 @@ def parse_timestamp(value: Any, path: str) -> tuple[int, int]:
     return int(base.timestamp()), nanos
 
 
-@functools.lru_cache(maxsize=4096)
-def _second(seconds: int) -> str:
-    # Entries of one reply mostly share their seconds (a page of logs, a series' points).
-    t = time.gmtime(seconds)
-    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
-            f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}")
-
-
 def _format_timestamp(msg: Message) -> str:
-    when = _second(msg.seconds)
-    if msg.nanos:
-        digits = f"{msg.nanos:09d}"
-        digits = digits[:3] if digits[3:] == "000000" else digits[:6] if digits[6:] == "000" \
-            else digits
-        when += "." + digits
-    return when + "Z"
+    return rfc3339(msg.seconds, msg.nanos)
 
 
 # ---------------------------------------------------------------- JSON -> message
@@ -365,6 +353,12 @@ def _only_one(values: list[str], path: str) -> None:
 
 # ---------------------------------------------------------------- message -> JSON
 
+def json_fields(descriptor: Descriptor) -> list[FieldDescriptor]:
+    """The fields of ``descriptor`` that its JSON form has: all but HttpBody ones."""
+    return [fd for fd in descriptor.fields
+            if fd.type != _T.TYPE_MESSAGE or fd.message_type.full_name != "google.api.HttpBody"]
+
+
 def message_to_json(message: Message) -> Any:
     """Render ``message`` as JSON-ready Python values (see the module docstring)."""
     return _renderer(message.DESCRIPTOR)(message)
@@ -399,7 +393,7 @@ def _build_renderer(descriptor: Descriptor) -> Callable[[Message], Any]:
     if name in _SPECIAL:
         return lambda m: json_format.MessageToDict(m, preserving_proto_field_name=True)
     fields = []
-    for fd in descriptor.fields:
+    for fd in json_fields(descriptor):
         if _is_map(fd):
             convert = _converter(fd.message_type.fields_by_name["value"])
             fields.append((fd.name, "map", convert))
@@ -461,12 +455,10 @@ def _double(value: float) -> Any:
 
 
 def _json_value(value: Message) -> Any:
-    """A ``google.protobuf.Value`` as plain JSON; whole numbers shown as integers, as the
-    API document shows them (Struct numbers are doubles)."""
+    """A ``google.protobuf.Value`` as plain JSON (numbers as :func:`struct_number` reads them)."""
     kind = value.WhichOneof("kind")
     if kind == "number_value":
-        number = value.number_value
-        return int(number) if number.is_integer() and abs(number) < 2**53 else _double(number)
+        return _double(struct_number(value.number_value))
     if kind == "string_value":
         return value.string_value
     if kind == "bool_value":

@@ -18,13 +18,14 @@ from sanic import Request
 from sanic.response import HTTPResponse, json
 
 from botmon import __version__
+from botmon.logs.v1 import logs_service_pb2
 from botmon.runtime.channels import call_metadata
 from botmon.runtime.credentials import ROLE_HEADER, SUBJECT_HEADER
 from gateway.clients import Clients
 from gateway.debuginfo import gather_debug_info
 from gateway.errors import from_rpc_error
 from gateway.health_json import CONTENT_TYPE, health_json, http_status, wants_health_json
-from gateway.transcoding import Route, render
+from gateway.transcoding import Route, http_body, render
 
 __all__ = ["SPECIAL", "caller_pairs", "live", "ready", "rpc_handler"]
 
@@ -146,6 +147,19 @@ def _prometheus(request: Request, route: Route, reply: Message, status: int) -> 
     return render(route, reply, status)
 
 
+def _logs_page_format(request: Request, message: Message) -> None:
+    if not message.page_format:
+        message.page_format = logs_service_pb2.LOG_PAGE_FORMAT_JSON
+
+
+def _logs_page(request: Request, route: Route, reply: Message, status: int) -> HTTPResponse:
+    # The logs service rendered the page from its rows: pass it through. A service that
+    # did not (one of an earlier version, during a rolling upgrade) sent messages.
+    if reply.HasField("body"):
+        return http_body(reply.body, status)
+    return render(route, reply, status)
+
+
 async def debug_info(request: Request, **_: str) -> HTTPResponse:
     """Every process's debug figures, summed in ``debug``; admin only (by its path)."""
     clients: Clients = request.app.ctx.clients
@@ -176,4 +190,5 @@ SPECIAL: dict[str, tuple[Callable | None, Prepare | None, Finish | None]] = {
     "botmon.metrics.v1.MetricsService.GetPrometheusMetrics": (None, _prometheus_format,
                                                               _prometheus),
     "botmon.debug.v1.DebugService.GetDebugInfo": (debug_info, None, None),
+    "botmon.logs.v1.LogsService.ListLogs": (None, _logs_page_format, _logs_page),
 }

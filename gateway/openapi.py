@@ -17,6 +17,7 @@ from botmon import __version__
 from botmon.debug.v1 import debug_service_pb2
 from botmon.health.v1 import health_service_pb2
 from gateway.auth import PUBLIC_PATHS, required_role
+from gateway.convert import json_fields
 from gateway.docs import DOCS_HTML
 from gateway.handlers import ACCEPTED
 from gateway.limits import rate_class
@@ -182,7 +183,7 @@ class _Schemas:
             # Closed: the gateway refuses unknown request fields and renders only proto fields.
             self.components[name] = {
                 "type": "object",
-                "properties": {fd.name: self.field(fd) for fd in descriptor.fields},
+                "properties": {fd.name: self.field(fd) for fd in json_fields(descriptor)},
                 "additionalProperties": False,
             }
         return {"$ref": f"#/components/schemas/{name}"}

@@ -35,8 +35,8 @@ from botmon.metrics.v1 import metrics_service_pb2
 from botmon.runtime.errors import InvalidArgument
 from gateway.convert import assign_text, json_to_message, message_to_json
 
-__all__ = ["FILES", "MAX_JSON_DEPTH", "Route", "bind_query", "decode_json", "load_routes",
-           "render"]
+__all__ = ["FILES", "MAX_JSON_DEPTH", "Route", "bind_query", "decode_json", "http_body",
+           "load_routes", "render"]
 
 #: The proto files whose annotated RPCs become REST routes.
 FILES = (health_service_pb2, metrics_service_pb2, alerts_service_pb2, logs_service_pb2,
@@ -225,12 +225,16 @@ def render(route: Route, response: Message, status: int = 200) -> HTTPResponse:
     if route.response_body:
         payload = getattr(response, route.response_body)
     if isinstance(payload, Message) and payload.DESCRIPTOR.full_name == _HTTP_BODY:
-        return raw(payload.data, status=status,
-                   content_type=payload.content_type or "application/octet-stream")
+        return http_body(payload, status)
     if isinstance(payload, Message):
         return _json(message_to_json(payload), status)
     # A scalar, repeated or map field: render it as the whole response renders it.
     return _json(message_to_json(response)[route.response_body], status)
+
+
+def http_body(body: Message, status: int = 200) -> HTTPResponse:
+    """A ``google.api.HttpBody``'s bytes, answered with its own content type."""
+    return raw(body.data, status=status, content_type=body.content_type or "application/octet-stream")
 
 
 def _json(document: Any, status: int) -> HTTPResponse:

@@ -13,6 +13,7 @@ import asyncio
 import json
 
 import grpc
+from google.api import httpbody_pb2
 from google.protobuf import any_pb2, timestamp_pb2
 from google.rpc import error_details_pb2, status_pb2
 
@@ -26,6 +27,7 @@ from services.logs.ingest import (
     check_batch_size,
     validate_entries,
 )
+from services.logs.json_page import CONTENT_TYPE, render_page
 from services.logs.levels import NAMES
 from services.logs.loki import read_push
 from services.logs.query import Position, build_filter, build_query
@@ -174,6 +176,11 @@ class LogsServicer(logs_service_pb2_grpc.LogsServiceServicer):
         if len(page.rows) > query.limit:
             last = rows[-1]
             next_cursor = query.cursor(Position(last.ts, last.id, page.high_id))
+        if request.page_format == logs_service_pb2.LOG_PAGE_FORMAT_JSON:
+            body = render_page(rows, page.total, log_filter, query, request.metadata,
+                               next_cursor)
+            return logs_service_pb2.ListLogsResponse(
+                body=httpbody_pb2.HttpBody(content_type=CONTENT_TYPE, data=body))
         echo = log_entry_pb2.LogQuery(level=log_filter.level_name, limit=query.limit,
                                       service=log_filter.service, q=log_filter.q,
                                       order=query.order, metadata=dict(request.metadata))

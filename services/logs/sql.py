@@ -12,7 +12,9 @@ ranges, one per level:
 ``total`` is a ``COUNT(*)`` over those ranges, which the index covers, so it
 never reads the table. A page is one ``ORDER BY ts, id LIMIT n`` subquery per
 level merged by a ``UNION ALL`` (each walks its index range in order and stops
-after ``n`` rows) instead of a sort of every match; a text search (``q``) is
+after ``n`` rows) instead of a sort of every match; the subqueries read positions
+(``ts``, id) that the index covers, and the table is read for the ``n`` entries
+of the page only (not ``n`` per level); a text search (``q``) is
 driven from the full-text index instead. The same per-level merge finds the
 oldest entries for retention, so no index on ``ts`` alone is needed (one index
 fewer to maintain on every insert).
@@ -153,10 +155,13 @@ def list_sql(query: LogQuery, high_id: int, dialect: Dialect, table: str,
                 f"{_conditions(query, high_id, page_params, dialect, levels, True, id_span)} "
                 f"{order} LIMIT {n}")
     else:
-        parts = [f"SELECT * FROM (SELECT {COLUMNS} FROM {table} WHERE "
+        # Each level's range yields its first n positions from the index alone; only the
+        # n entries of the page are read from the table, not n per level.
+        parts = [f"SELECT * FROM (SELECT ts, id FROM {table} WHERE "
                  f"{_conditions(query, high_id, page_params, dialect, (level,), keyset=True)} "
                  f"{order} LIMIT {n}) AS l{level}" for level in levels]
-        page = " UNION ALL ".join(parts) + f" {order} LIMIT {n}"
+        page = (f"SELECT {COLUMNS} FROM {table} WHERE id IN (SELECT id FROM ("
+                f"{' UNION ALL '.join(parts)}) AS merged {order} LIMIT {n}) {order}")
     return ListSql(count, count_params.values, page, page_params.values)
 
 

@@ -5,11 +5,13 @@ isort:skip_file
 
 from botmon.logs.v1 import log_entry_pb2 as _log_entry_pb2
 from collections import abc as _abc
+from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -20,6 +22,36 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _LogPageFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LogPageFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LogPageFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LOG_PAGE_FORMAT_UNSPECIFIED: _LogPageFormat.ValueType  # 0
+    """Unspecified: LOG_PAGE_FORMAT_MESSAGES."""
+    LOG_PAGE_FORMAT_MESSAGES: _LogPageFormat.ValueType  # 1
+    """The page as `logs`, `total`, `query` and `next_cursor`."""
+    LOG_PAGE_FORMAT_JSON: _LogPageFormat.ValueType  # 2
+    """The page as one JSON document in `body`: what the gateway's JSON mapping
+    makes of the messages of LOG_PAGE_FORMAT_MESSAGES, rendered by the logs
+    service from the stored entries without a message per entry.
+    """
+
+class LogPageFormat(_LogPageFormat, metaclass=_LogPageFormatEnumTypeWrapper):
+    """The forms of a ListLogs reply."""
+
+LOG_PAGE_FORMAT_UNSPECIFIED: LogPageFormat.ValueType  # 0
+"""Unspecified: LOG_PAGE_FORMAT_MESSAGES."""
+LOG_PAGE_FORMAT_MESSAGES: LogPageFormat.ValueType  # 1
+"""The page as `logs`, `total`, `query` and `next_cursor`."""
+LOG_PAGE_FORMAT_JSON: LogPageFormat.ValueType  # 2
+"""The page as one JSON document in `body`: what the gateway's JSON mapping
+makes of the messages of LOG_PAGE_FORMAT_MESSAGES, rendered by the logs
+service from the stored entries without a message per entry.
+"""
+Global___LogPageFormat: _TypeAlias = LogPageFormat  # noqa: Y015
 
 @_typing.final
 class ListLogsRequest(_message.Message):
@@ -56,6 +88,7 @@ class ListLogsRequest(_message.Message):
     ORDER_FIELD_NUMBER: _builtins.int
     CURSOR_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
+    PAGE_FORMAT_FIELD_NUMBER: _builtins.int
     level: _builtins.str
     """Optional. Minimum level: "debug", "info", "warn", "error"; all when empty."""
     service: _builtins.str
@@ -68,6 +101,10 @@ class ListLogsRequest(_message.Message):
     """Optional. "desc" (default) or "asc", by timestamp."""
     cursor: _builtins.str
     """Optional. `next_cursor` of a previous page of the same query."""
+    page_format: Global___LogPageFormat.ValueType
+    """Optional. The form of the reply; messages when unspecified. The gateway
+    asks for LOG_PAGE_FORMAT_JSON unless the REST caller chose a form.
+    """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """Optional. Entries at or after this time."""
@@ -92,10 +129,11 @@ class ListLogsRequest(_message.Message):
         order: _builtins.str = ...,
         cursor: _builtins.str = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        page_format: Global___LogPageFormat.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "end_time", b"end_time", "level", b"level", "limit", b"limit", "metadata", b"metadata", "order", b"order", "q", b"q", "service", b"service", "start_time", b"start_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "end_time", b"end_time", "level", b"level", "limit", b"limit", "metadata", b"metadata", "order", b"order", "page_format", b"page_format", "q", b"q", "service", b"service", "start_time", b"start_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -111,6 +149,7 @@ class ListLogsResponse(_message.Message):
     TOTAL_FIELD_NUMBER: _builtins.int
     QUERY_FIELD_NUMBER: _builtins.int
     NEXT_CURSOR_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
     total: _builtins.int
     """Output only. All entries matching the query."""
     next_cursor: _builtins.str
@@ -123,6 +162,12 @@ class ListLogsResponse(_message.Message):
     def query(self) -> _log_entry_pb2.LogQuery:
         """Output only. The query."""
 
+    @_builtins.property
+    def body(self) -> _httpbody_pb2.HttpBody:
+        """Output only. With LOG_PAGE_FORMAT_JSON, the whole page as a JSON document
+        (`application/json`), and the fields above are empty; unset otherwise.
+        """
+
     def __init__(
         self,
         *,
@@ -130,10 +175,11 @@ class ListLogsResponse(_message.Message):
         total: _builtins.int = ...,
         query: _log_entry_pb2.LogQuery | None = ...,
         next_cursor: _builtins.str = ...,
+        body: _httpbody_pb2.HttpBody | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["query", b"query"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "query", b"query"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["logs", b"logs", "next_cursor", b"next_cursor", "query", b"query", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "logs", b"logs", "next_cursor", b"next_cursor", "query", b"query", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

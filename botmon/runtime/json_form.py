@@ -1,0 +1,46 @@
+"""How the API writes two kinds of value in JSON, whoever renders the reply.
+
+The gateway's proto -> JSON mapping (``gateway.convert``) and replies that a
+service renders as JSON itself (``services.logs.json_page``) both use these, so
+that a value reads the same whichever way its reply was made:
+
+- a time is RFC 3339 in UTC with ``Z``, its fraction in 3, 6 or 9 digits (none
+  when whole), as protobuf's JSON mapping writes a Timestamp;
+- a number of a free-form JSON object (a ``google.protobuf.Struct``) is a
+  double; a whole one below 2^53 is written as an integer, as the API document
+  shows them.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+__all__ = ["rfc3339", "struct_number"]
+
+#: Doubles at or beyond this magnitude are not all whole numbers' exact values.
+_EXACT = 2**53
+
+
+@functools.lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    # Values of one reply mostly share their seconds (a page of logs, a series' points).
+    t = time.gmtime(seconds)
+    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+            f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}")
+
+
+def rfc3339(seconds: int, nanos: int = 0) -> str:
+    """``seconds`` since the Unix epoch plus ``nanos`` as RFC 3339 UTC text."""
+    when = _second(seconds)
+    if nanos:
+        digits = f"{nanos:09d}"
+        digits = digits[:3] if digits[3:] == "000000" else digits[:6] if digits[6:] == "000" \
+            else digits
+        return f"{when}.{digits}Z"
+    return when + "Z"
+
+
+def struct_number(number: float) -> int | float:
+    """A Struct's number as JSON shows it: whole ones below 2^53 as integers."""
+    return int(number) if number.is_integer() and abs(number) < _EXACT else number
