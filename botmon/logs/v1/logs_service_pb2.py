@@ -24,11 +24,12 @@ _sym_db = _symbol_database.Default()
 
 from botmon.logs.v1 import log_entry_pb2 as botmon_dot_logs_dot_v1_dot_log__entry__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!botmon/logs/v1/logs_service.proto\x12\x0e\x62otmon.logs.v1\x1a\x1e\x62otmon/logs/v1/log_entry.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\x02\n\x0fListLogsRequest\x12\r\n\x05level\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07service\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\x05\x12\t\n\x01q\x18\x06 \x01(\t\x12\r\n\x05order\x18\x07 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x08 \x01(\t\x12?\n\x08metadata\x18\t \x03(\x0b\x32-.botmon.logs.v1.ListLogsRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x87\x01\n\x10ListLogsResponse\x12&\n\x04logs\x18\x01 \x03(\x0b\x32\x18.botmon.logs.v1.LogEntry\x12\r\n\x05total\x18\x02 \x01(\x03\x12\'\n\x05query\x18\x03 \x01(\x0b\x32\x18.botmon.logs.v1.LogQuery\x12\x13\n\x0bnext_cursor\x18\x04 \x01(\t\":\n\x10WriteLogsRequest\x12&\n\x04logs\x18\x01 \x03(\x0b\x32\x18.botmon.logs.v1.LogEntry\"Q\n\x11WriteLogsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12*\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x1a.botmon.logs.v1.EntryError\";\n\x11IngestLogsRequest\x12&\n\x04logs\x18\x01 \x03(\x0b\x32\x18.botmon.logs.v1.LogEntry\"d\n\x12IngestLogsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x10\n\x08rejected\x18\x02 \x01(\x03\x12*\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x1a.botmon.logs.v1.EntryError\"\x9f\x01\n\nLokiStream\x12\x36\n\x06stream\x18\x01 \x03(\x0b\x32&.botmon.logs.v1.LokiStream.StreamEntry\x12*\n\x06values\x18\x02 \x03(\x0b\x32\x1a.google.protobuf.ListValue\x1a-\n\x0bStreamEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\">\n\x0fPushLokiRequest\x12+\n\x07streams\x18\x01 \x03(\x0b\x32\x1a.botmon.logs.v1.LokiStream\"P\n\x10PushLokiResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12*\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x1a.botmon.logs.v1.EntryError\"\xae\x01\n\x0fTailLogsRequest\x12\r\n\x05level\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\t\n\x01q\x18\x03 \x01(\t\x12?\n\x08metadata\x18\x04 \x03(\x0b\x32-.botmon.logs.v1.TailLogsRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"K\n\x10TailLogsResponse\x12&\n\x04logs\x18\x01 \x03(\x0b\x32\x18.botmon.logs.v1.LogEntry\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\x03\"(\n\x16GetErrorSummaryRequest\x12\x0e\n\x06period\x18\x01 \x01(\t\"w\n\x17GetErrorSummaryResponse\x12-\n\x07summary\x18\x01 \x01(\x0b\x32\x1c.botmon.logs.v1.ErrorSummary\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xeb\x01\n\tRetention\x12?\n\x0cmax_age_days\x18\x01 \x03(\x0b\x32).botmon.logs.v1.Retention.MaxAgeDaysEntry\x12\x11\n\tmax_bytes\x18\x02 \x01(\x03\x12)\n\x08last_run\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x16\n\x0estored_entries\x18\x04 \x01(\x03\x12\x14\n\x0cstored_bytes\x18\x05 \x01(\x03\x1a\x31\n\x0fMaxAgeDaysEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\";\n\x14ReadLogsAfterRequest\x12\x10\n\x08\x61\x66ter_id\x18\x01 \x01(\x03\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"y\n\x0bStoredEntry\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x16\n\x0etime_unix_nano\x18\x02 \x01(\x03\x12\r\n\x05level\x18\x03 \x01(\t\x12\x0f\n\x07service\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\x15\n\rmetadata_json\x18\x06 \x01(\t\"V\n\x15ReadLogsAfterResponse\x12,\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1b.botmon.logs.v1.StoredEntry\x12\x0f\n\x07high_id\x18\x02 \x01(\x03\x32\xf6\x05\n\x0bLogsService\x12n\n\x08ListLogs\x12\x1f.botmon.logs.v1.ListLogsRequest\x1a .botmon.logs.v1.ListLogsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/monitoring/logs\x12t\n\tWriteLogs\x12 .botmon.logs.v1.WriteLogsRequest\x1a!.botmon.logs.v1.WriteLogsResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/api/v1/monitoring/logs:\x01*\x12U\n\nIngestLogs\x12!.botmon.logs.v1.IngestLogsRequest\x1a\".botmon.logs.v1.IngestLogsResponse(\x01\x12k\n\x08PushLoki\x12\x1f.botmon.logs.v1.PushLokiRequest\x1a .botmon.logs.v1.PushLokiResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\"\x11/loki/api/v1/push:\x01*\x12O\n\x08TailLogs\x12\x1f.botmon.logs.v1.TailLogsRequest\x1a .botmon.logs.v1.TailLogsResponse0\x01\x12\x8d\x01\n\x0fGetErrorSummary\x12&.botmon.logs.v1.GetErrorSummaryRequest\x1a\'.botmon.logs.v1.GetErrorSummaryResponse\")\x82\xd3\xe4\x93\x02#\x12!/api/v1/monitoring/errors/summary\x12\\\n\rReadLogsAfter\x12$.botmon.logs.v1.ReadLogsAfterRequest\x1a%.botmon.logs.v1.ReadLogsAfterResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!botmon/logs/v1/logs_service.proto\x12\x0e\x62otmon.logs.v1\x1a\x1e\x62otmon/logs/v1/log_entry.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\x02\n\x0fListLogsRequest\x12\r\n\x05level\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07service\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\x05\x12\t\n\x01q\x18\x06 \x01(\t\x12\r\n\x05order\x18\x07 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x08 \x01(\t\x12?\n\x08metadata\x18\t \x03(\x0b\x32-.botmon.logs.v1.ListLogsRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x87\x01\n\x10ListLogsResponse\x12&\n\x04logs\x18\x01 \x03(\x0b\x32\x18.botmon.logs.v1.LogEntry\x12\r\n\x05total\x18\x02 \x01(\x03\x12\'\n\x05query\x18\x03 \x01(\x0b\x32\x18.botmon.logs.v1.LogQuery\x12\x13\n\x0bnext_cursor\x18\x04 \x01(\t\":\n\x10WriteLogsRequest\x12&\n\x04logs\x18\x01 \x03(\x0b\x32\x18.botmon.logs.v1.LogEntry\"Q\n\x11WriteLogsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12*\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x1a.botmon.logs.v1.EntryError\":\n\x14WriteLogsHttpRequest\x12\"\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody\"U\n\x15WriteLogsHttpResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12*\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x1a.botmon.logs.v1.EntryError\";\n\x11IngestLogsRequest\x12&\n\x04logs\x18\x01 \x03(\x0b\x32\x18.botmon.logs.v1.LogEntry\"d\n\x12IngestLogsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x10\n\x08rejected\x18\x02 \x01(\x03\x12*\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x1a.botmon.logs.v1.EntryError\"\x9f\x01\n\nLokiStream\x12\x36\n\x06stream\x18\x01 \x03(\x0b\x32&.botmon.logs.v1.LokiStream.StreamEntry\x12*\n\x06values\x18\x02 \x03(\x0b\x32\x1a.google.protobuf.ListValue\x1a-\n\x0bStreamEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\">\n\x0fPushLokiRequest\x12+\n\x07streams\x18\x01 \x03(\x0b\x32\x1a.botmon.logs.v1.LokiStream\"P\n\x10PushLokiResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12*\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x1a.botmon.logs.v1.EntryError\"\xae\x01\n\x0fTailLogsRequest\x12\r\n\x05level\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\t\n\x01q\x18\x03 \x01(\t\x12?\n\x08metadata\x18\x04 \x03(\x0b\x32-.botmon.logs.v1.TailLogsRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"K\n\x10TailLogsResponse\x12&\n\x04logs\x18\x01 \x03(\x0b\x32\x18.botmon.logs.v1.LogEntry\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\x03\"(\n\x16GetErrorSummaryRequest\x12\x0e\n\x06period\x18\x01 \x01(\t\"w\n\x17GetErrorSummaryResponse\x12-\n\x07summary\x18\x01 \x01(\x0b\x32\x1c.botmon.logs.v1.ErrorSummary\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xeb\x01\n\tRetention\x12?\n\x0cmax_age_days\x18\x01 \x03(\x0b\x32).botmon.logs.v1.Retention.MaxAgeDaysEntry\x12\x11\n\tmax_bytes\x18\x02 \x01(\x03\x12)\n\x08last_run\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x16\n\x0estored_entries\x18\x04 \x01(\x03\x12\x14\n\x0cstored_bytes\x18\x05 \x01(\x03\x1a\x31\n\x0fMaxAgeDaysEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\";\n\x14ReadLogsAfterRequest\x12\x10\n\x08\x61\x66ter_id\x18\x01 \x01(\x03\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"y\n\x0bStoredEntry\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x16\n\x0etime_unix_nano\x18\x02 \x01(\x03\x12\r\n\x05level\x18\x03 \x01(\t\x12\x0f\n\x07service\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\x15\n\rmetadata_json\x18\x06 \x01(\t\"V\n\x15ReadLogsAfterResponse\x12,\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1b.botmon.logs.v1.StoredEntry\x12\x0f\n\x07high_id\x18\x02 \x01(\x03\x32\xd8\x06\n\x0bLogsService\x12n\n\x08ListLogs\x12\x1f.botmon.logs.v1.ListLogsRequest\x1a .botmon.logs.v1.ListLogsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/monitoring/logs\x12P\n\tWriteLogs\x12 .botmon.logs.v1.WriteLogsRequest\x1a!.botmon.logs.v1.WriteLogsResponse\x12\x83\x01\n\rWriteLogsHttp\x12$.botmon.logs.v1.WriteLogsHttpRequest\x1a%.botmon.logs.v1.WriteLogsHttpResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x17/api/v1/monitoring/logs:\x04\x62ody\x12U\n\nIngestLogs\x12!.botmon.logs.v1.IngestLogsRequest\x1a\".botmon.logs.v1.IngestLogsResponse(\x01\x12k\n\x08PushLoki\x12\x1f.botmon.logs.v1.PushLokiRequest\x1a .botmon.logs.v1.PushLokiResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\"\x11/loki/api/v1/push:\x01*\x12O\n\x08TailLogs\x12\x1f.botmon.logs.v1.TailLogsRequest\x1a .botmon.logs.v1.TailLogsResponse0\x01\x12\x8d\x01\n\x0fGetErrorSummary\x12&.botmon.logs.v1.GetErrorSummaryRequest\x1a\'.botmon.logs.v1.GetErrorSummaryResponse\")\x82\xd3\xe4\x93\x02#\x12!/api/v1/monitoring/errors/summary\x12\\\n\rReadLogsAfter\x12$.botmon.logs.v1.ReadLogsAfterRequest\x1a%.botmon.logs.v1.ReadLogsAfterResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,54 +46,58 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RETENTION_MAXAGEDAYSENTRY']._serialized_options = b'8\001'
   _globals['_LOGSSERVICE'].methods_by_name['ListLogs']._loaded_options = None
   _globals['_LOGSSERVICE'].methods_by_name['ListLogs']._serialized_options = b'\202\323\344\223\002\031\022\027/api/v1/monitoring/logs'
-  _globals['_LOGSSERVICE'].methods_by_name['WriteLogs']._loaded_options = None
-  _globals['_LOGSSERVICE'].methods_by_name['WriteLogs']._serialized_options = b'\202\323\344\223\002\034\"\027/api/v1/monitoring/logs:\001*'
+  _globals['_LOGSSERVICE'].methods_by_name['WriteLogsHttp']._loaded_options = None
+  _globals['_LOGSSERVICE'].methods_by_name['WriteLogsHttp']._serialized_options = b'\202\323\344\223\002\037\"\027/api/v1/monitoring/logs:\004body'
   _globals['_LOGSSERVICE'].methods_by_name['PushLoki']._loaded_options = None
   _globals['_LOGSSERVICE'].methods_by_name['PushLoki']._serialized_options = b'\202\323\344\223\002\026\"\021/loki/api/v1/push:\001*'
   _globals['_LOGSSERVICE'].methods_by_name['GetErrorSummary']._loaded_options = None
   _globals['_LOGSSERVICE'].methods_by_name['GetErrorSummary']._serialized_options = b'\202\323\344\223\002#\022!/api/v1/monitoring/errors/summary'
-  _globals['_LISTLOGSREQUEST']._serialized_start=179
-  _globals['_LISTLOGSREQUEST']._serialized_end=493
-  _globals['_LISTLOGSREQUEST_METADATAENTRY']._serialized_start=446
-  _globals['_LISTLOGSREQUEST_METADATAENTRY']._serialized_end=493
-  _globals['_LISTLOGSRESPONSE']._serialized_start=496
-  _globals['_LISTLOGSRESPONSE']._serialized_end=631
-  _globals['_WRITELOGSREQUEST']._serialized_start=633
-  _globals['_WRITELOGSREQUEST']._serialized_end=691
-  _globals['_WRITELOGSRESPONSE']._serialized_start=693
-  _globals['_WRITELOGSRESPONSE']._serialized_end=774
-  _globals['_INGESTLOGSREQUEST']._serialized_start=776
-  _globals['_INGESTLOGSREQUEST']._serialized_end=835
-  _globals['_INGESTLOGSRESPONSE']._serialized_start=837
-  _globals['_INGESTLOGSRESPONSE']._serialized_end=937
-  _globals['_LOKISTREAM']._serialized_start=940
-  _globals['_LOKISTREAM']._serialized_end=1099
-  _globals['_LOKISTREAM_STREAMENTRY']._serialized_start=1054
-  _globals['_LOKISTREAM_STREAMENTRY']._serialized_end=1099
-  _globals['_PUSHLOKIREQUEST']._serialized_start=1101
-  _globals['_PUSHLOKIREQUEST']._serialized_end=1163
-  _globals['_PUSHLOKIRESPONSE']._serialized_start=1165
-  _globals['_PUSHLOKIRESPONSE']._serialized_end=1245
-  _globals['_TAILLOGSREQUEST']._serialized_start=1248
-  _globals['_TAILLOGSREQUEST']._serialized_end=1422
-  _globals['_TAILLOGSREQUEST_METADATAENTRY']._serialized_start=446
-  _globals['_TAILLOGSREQUEST_METADATAENTRY']._serialized_end=493
-  _globals['_TAILLOGSRESPONSE']._serialized_start=1424
-  _globals['_TAILLOGSRESPONSE']._serialized_end=1499
-  _globals['_GETERRORSUMMARYREQUEST']._serialized_start=1501
-  _globals['_GETERRORSUMMARYREQUEST']._serialized_end=1541
-  _globals['_GETERRORSUMMARYRESPONSE']._serialized_start=1543
-  _globals['_GETERRORSUMMARYRESPONSE']._serialized_end=1662
-  _globals['_RETENTION']._serialized_start=1665
-  _globals['_RETENTION']._serialized_end=1900
-  _globals['_RETENTION_MAXAGEDAYSENTRY']._serialized_start=1851
-  _globals['_RETENTION_MAXAGEDAYSENTRY']._serialized_end=1900
-  _globals['_READLOGSAFTERREQUEST']._serialized_start=1902
-  _globals['_READLOGSAFTERREQUEST']._serialized_end=1961
-  _globals['_STOREDENTRY']._serialized_start=1963
-  _globals['_STOREDENTRY']._serialized_end=2084
-  _globals['_READLOGSAFTERRESPONSE']._serialized_start=2086
-  _globals['_READLOGSAFTERRESPONSE']._serialized_end=2172
-  _globals['_LOGSSERVICE']._serialized_start=2175
-  _globals['_LOGSSERVICE']._serialized_end=2933
+  _globals['_LISTLOGSREQUEST']._serialized_start=206
+  _globals['_LISTLOGSREQUEST']._serialized_end=520
+  _globals['_LISTLOGSREQUEST_METADATAENTRY']._serialized_start=473
+  _globals['_LISTLOGSREQUEST_METADATAENTRY']._serialized_end=520
+  _globals['_LISTLOGSRESPONSE']._serialized_start=523
+  _globals['_LISTLOGSRESPONSE']._serialized_end=658
+  _globals['_WRITELOGSREQUEST']._serialized_start=660
+  _globals['_WRITELOGSREQUEST']._serialized_end=718
+  _globals['_WRITELOGSRESPONSE']._serialized_start=720
+  _globals['_WRITELOGSRESPONSE']._serialized_end=801
+  _globals['_WRITELOGSHTTPREQUEST']._serialized_start=803
+  _globals['_WRITELOGSHTTPREQUEST']._serialized_end=861
+  _globals['_WRITELOGSHTTPRESPONSE']._serialized_start=863
+  _globals['_WRITELOGSHTTPRESPONSE']._serialized_end=948
+  _globals['_INGESTLOGSREQUEST']._serialized_start=950
+  _globals['_INGESTLOGSREQUEST']._serialized_end=1009
+  _globals['_INGESTLOGSRESPONSE']._serialized_start=1011
+  _globals['_INGESTLOGSRESPONSE']._serialized_end=1111
+  _globals['_LOKISTREAM']._serialized_start=1114
+  _globals['_LOKISTREAM']._serialized_end=1273
+  _globals['_LOKISTREAM_STREAMENTRY']._serialized_start=1228
+  _globals['_LOKISTREAM_STREAMENTRY']._serialized_end=1273
+  _globals['_PUSHLOKIREQUEST']._serialized_start=1275
+  _globals['_PUSHLOKIREQUEST']._serialized_end=1337
+  _globals['_PUSHLOKIRESPONSE']._serialized_start=1339
+  _globals['_PUSHLOKIRESPONSE']._serialized_end=1419
+  _globals['_TAILLOGSREQUEST']._serialized_start=1422
+  _globals['_TAILLOGSREQUEST']._serialized_end=1596
+  _globals['_TAILLOGSREQUEST_METADATAENTRY']._serialized_start=473
+  _globals['_TAILLOGSREQUEST_METADATAENTRY']._serialized_end=520
+  _globals['_TAILLOGSRESPONSE']._serialized_start=1598
+  _globals['_TAILLOGSRESPONSE']._serialized_end=1673
+  _globals['_GETERRORSUMMARYREQUEST']._serialized_start=1675
+  _globals['_GETERRORSUMMARYREQUEST']._serialized_end=1715
+  _globals['_GETERRORSUMMARYRESPONSE']._serialized_start=1717
+  _globals['_GETERRORSUMMARYRESPONSE']._serialized_end=1836
+  _globals['_RETENTION']._serialized_start=1839
+  _globals['_RETENTION']._serialized_end=2074
+  _globals['_RETENTION_MAXAGEDAYSENTRY']._serialized_start=2025
+  _globals['_RETENTION_MAXAGEDAYSENTRY']._serialized_end=2074
+  _globals['_READLOGSAFTERREQUEST']._serialized_start=2076
+  _globals['_READLOGSAFTERREQUEST']._serialized_end=2135
+  _globals['_STOREDENTRY']._serialized_start=2137
+  _globals['_STOREDENTRY']._serialized_end=2258
+  _globals['_READLOGSAFTERRESPONSE']._serialized_start=2260
+  _globals['_READLOGSAFTERRESPONSE']._serialized_end=2346
+  _globals['_LOGSSERVICE']._serialized_start=2349
+  _globals['_LOGSSERVICE']._serialized_end=3205
 # @@protoc_insertion_point(module_scope)
