@@ -16,7 +16,7 @@ import orjson
 
 from botmon.runtime.errors import InvalidArgument
 
-__all__ = ["MAX_JSON_DEPTH", "decode_json"]
+__all__ = ["MAX_JSON_DEPTH", "check_nesting", "decode_json"]
 
 #: Deepest nesting of objects and arrays accepted in a JSON body. Each level can cost
 #: three protobuf levels (Struct, map entry, Value), and protobuf decoders stop at 100.
@@ -25,8 +25,13 @@ MAX_JSON_DEPTH = 32
 _CONSTANTS = (b"NaN", b"Infinity", b"-Infinity")
 
 
-def decode_json(body: bytes | None) -> Any:
-    """The decoded body; raises :class:`InvalidArgument` naming what is wrong and where."""
+def decode_json(body: bytes | None, *, nesting: bool = True) -> Any:
+    """The decoded body; raises :class:`InvalidArgument` naming what is wrong and where.
+
+    ``nesting=False`` leaves the nesting limit to a caller that refuses objects and
+    arrays wherever its message has no room for them and calls :func:`check_nesting`
+    where it has: walking a large body costs as much as decoding it.
+    """
     if not body or not body.strip():
         return {}
     try:
@@ -34,10 +39,15 @@ def decode_json(body: bytes | None) -> Any:
     except orjson.JSONDecodeError as exc:
         raise _problem(body, exc) from None
     # Only a body with more brackets than the limit can nest deeper than it.
-    if body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH and \
-            _nesting(value) > MAX_JSON_DEPTH:
-        raise _too_deep()
+    if nesting and body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH:
+        check_nesting(value, 0)
     return value
+
+
+def check_nesting(value: Any, level: int) -> None:
+    """Refuse the body if ``value``, found ``level`` levels deep in it, nests past the limit."""
+    if _nesting(value) + level > MAX_JSON_DEPTH:
+        raise _too_deep()
 
 
 def _problem(body: bytes, exc: orjson.JSONDecodeError) -> InvalidArgument:

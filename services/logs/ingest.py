@@ -38,6 +38,7 @@ __all__ = [
     "check_batch_size",
     "make_entry",
     "metadata_json",
+    "object_json",
     "struct_to_python",
     "validate",
     "validate_entries",
@@ -64,6 +65,7 @@ _C_ENCODER = json.encoder.c_make_encoder and json.encoder.c_make_encoder(
     None, _not_json, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _quote = json.encoder.encode_basestring_ascii
+_ONLY_STRINGS = {str}
 
 
 class EntryProblem(ValueError):
@@ -160,17 +162,37 @@ def metadata_json(metadata: dict[str, Any], shared: str | None = None) -> str | 
     """
     if not metadata:
         return _within_limit("{" + shared + "}") if shared else None
+    _check_depth(metadata)
+    text = _encode(metadata)
+    if shared:
+        text = text[:-1] + "," + shared + "}"
+    return _within_limit(text)
+
+
+def object_json(metadata: dict[str, Any]) -> str | None:
+    """:func:`metadata_json` of metadata decoded from JSON text, stored as the same object
+    sent as a ``Struct`` is (:func:`as_struct`)."""
+    if not metadata:
+        return None
+    # Mostly flat strings, which a Struct holds as they are: encoded at once.
+    if {*map(type, metadata.values())} == _ONLY_STRINGS:
+        return _within_limit(_encode(metadata))
+    _check_depth(metadata)
+    return metadata_json(as_struct(metadata))
+
+
+def _check_depth(metadata: dict[str, Any]) -> None:
     if any(type(v) is dict or type(v) is list for v in metadata.values()) and \
             _deeper_than(metadata, MAX_METADATA_DEPTH):
         raise EntryProblem(f"metadata nests objects and arrays more than {MAX_METADATA_DEPTH} "
                            "levels deep; flatten it")
+
+
+def _encode(metadata: dict[str, Any]) -> str:
     try:
-        text = "".join(_C_ENCODER(metadata, 0)) if _C_ENCODER else _ENCODER.encode(metadata)
+        return "".join(_C_ENCODER(metadata, 0)) if _C_ENCODER else _ENCODER.encode(metadata)
     except ValueError as exc:
         raise EntryProblem(f"metadata is not valid JSON: {exc}") from None
-    if shared:
-        text = text[:-1] + "," + shared + "}"
-    return _within_limit(text)
 
 
 def _fields_json(fields) -> str:

@@ -5,8 +5,8 @@ any request (:mod:`botmon.runtime.jsonbody`, :mod:`botmon.runtime.jsonfields`):
 a member or value that is not what its field takes refuses the whole body with
 the field's path, as it would if the gateway had built the protobuf. What is left
 is what ``WriteLogs`` gets, so the entries then pass :func:`services.logs.ingest.validate`
-like any others; metadata is first made what a ``Struct`` would hold
-(:func:`~services.logs.ingest.as_struct`), so both ways store the same text.
+like any others; metadata is stored as the ``Struct`` of it would be
+(:func:`~services.logs.ingest.object_json`), so both ways store the same text.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from botmon.logs.v1 import log_entry_pb2, logs_service_pb2
 from botmon.runtime.errors import InvalidArgument
-from botmon.runtime.jsonbody import decode_json
+from botmon.runtime.jsonbody import check_nesting, decode_json
 from botmon.runtime.jsonfields import (
     bad_field,
     describe,
@@ -30,9 +30,8 @@ from services.logs.ingest import (
     Batch,
     EntryProblem,
     Fields,
-    as_struct,
     check_batch_size,
-    metadata_json,
+    object_json,
     validate,
 )
 
@@ -44,12 +43,14 @@ _ENTRY = log_entry_pb2.LogEntry.DESCRIPTOR
 _NAMES = {**{f.json_name: f.name for f in _ENTRY.fields},
           **{f.name: f.name for f in _ENTRY.fields}}
 _PROTO_NAMES = frozenset(f.name for f in _ENTRY.fields)
+#: How deep an entry's metadata object lies in the body: body, logs array, entry object.
+ENTRY_LEVEL = 3
 
 
 def read_logs(body: bytes, now: int | None = None) -> Batch:
     """The entries of a JSON ``WriteLogsRequest``, validated; raises InvalidArgument for a
     body that is not one, or whose batch is empty or too large."""
-    logs = _logs(decode_json(body))
+    logs = _logs(decode_json(body, nesting=False))
     problem = check_batch_size(len(logs))
     if problem:
         raise InvalidArgument(problem)
@@ -102,14 +103,11 @@ def _fields(logs: list) -> Iterator[Fields | EntryProblem]:
             continue
         if type(metadata) is not dict:
             raise not_an_object(f"logs[{index}].metadata", metadata)
-        if not metadata:
-            yield ts, level, service, message, None
-            continue
-        if not all(type(v) is str for v in metadata.values()):
-            metadata = as_struct(metadata)
         try:
-            text = metadata_json(metadata)
+            text = object_json(metadata)
         except EntryProblem as exc:
+            # Only metadata may nest here: the body's own limit is checked where it does.
+            check_nesting(metadata, ENTRY_LEVEL)
             yield exc
             continue
         yield ts, level, service, message, text
