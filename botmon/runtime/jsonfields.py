@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import math
 import re
 from datetime import datetime
@@ -41,6 +42,8 @@ _INT_RANGES = {
 _FLOAT_MAX = 3.4028234663852886e38
 # Timestamps allowed by protobuf: 0001-01-01 to 9999-12-31.
 _TS_MIN, _TS_MAX = -62135596800, 253402300799
+_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}", re.ASCII)
+_SECONDS = re.compile(r"-?\d+(\.\d+)?")
 _RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 
@@ -93,12 +96,25 @@ def unknown_field(path: str, descriptor: Descriptor) -> InvalidArgument:
 
 def parse_timestamp(value: Any, path: str) -> tuple[int, int]:
     """RFC 3339 text or Unix seconds (number or numeric text) -> (seconds, nanos)."""
+    kind = type(value)
+    if (kind is float or kind is int) and _TS_MIN <= value <= _TS_MAX:
+        seconds = math.floor(value)
+        return int(seconds), int(round((value - seconds) * 1e9)) % 1_000_000_000
+    if kind is str and value[-1:] == "Z":
+        # The form clients mostly send, read without the general parse; the lines of a
+        # batch share their seconds, so each second's date is read once.
+        seconds = _utc_seconds(value[:19])
+        frac = value[19:-1]
+        if seconds is not None and (not frac or (
+                frac[0] == "." and 1 < len(frac) <= 10 and frac.isascii()
+                and frac[1:].isdigit())):
+            return seconds, int((frac[1:] + "000000000")[:9]) if frac else 0
     if isinstance(value, bool) or value is None or isinstance(value, list | dict):
         raise bad_field(path, f"expected an RFC 3339 time or Unix seconds, got {describe(value)}")
     if isinstance(value, str):
         text = value.strip()
         try:
-            value = float(text) if re.fullmatch(r"-?\d+(\.\d+)?", text) else text
+            value = float(text) if _SECONDS.fullmatch(text) else text
         except ValueError:
             value = text
     if isinstance(value, int | float):
@@ -112,13 +128,29 @@ def parse_timestamp(value: Any, path: str) -> tuple[int, int]:
                               f"seconds, got {value!r}")
     frac, zone = match.group(7) or "", match.group(8)
     try:
-        base = datetime.fromisoformat(
-            value[:19].replace("t", "T").replace(" ", "T")
-            + ("+00:00" if zone in "Zz" else zone))
+        seconds = _epoch_seconds(value[:19], zone)
     except ValueError:
         raise bad_field(path, f"not a valid date or time: {value!r}") from None
     nanos = int((frac[1:] + "000000000")[:9]) if frac else 0
-    return int(base.timestamp()), nanos
+    return seconds, nanos
+
+
+@functools.lru_cache(maxsize=4096)
+def _utc_seconds(local: str) -> int | None:
+    """Unix seconds of ``YYYY-MM-DDTHH:MM:SS`` in UTC; None for any other text."""
+    if not _UTC.fullmatch(local):
+        return None
+    try:
+        return _epoch_seconds(local, "Z")
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _epoch_seconds(local: str, zone: str) -> int:
+    """Unix seconds of ``YYYY-MM-DDTHH:MM:SS`` in ``zone``; lines of a batch share seconds."""
+    return int(datetime.fromisoformat(local.replace("t", "T").replace(" ", "T")
+                                      + ("+00:00" if zone in "Zz" else zone)).timestamp())
 
 
 def scalar(fd: FieldDescriptor, value: Any, path: str, *, from_text: bool = False) -> Any:

@@ -35,12 +35,13 @@ _NAMES = {**{f.json_name: f.name for f in _EVENT.fields},
           **{f.name: f.name for f in _EVENT.fields}}
 _FD = _EVENT.fields_by_name
 _T = FieldDescriptor
-#: Fields taken as they come when the JSON value has the plain type; any other value is
-#: checked and converted by ``scalar``, which refuses it or says what to fix.
-_STRINGS = frozenset(f.name for f in _EVENT.fields if f.type == _T.TYPE_STRING)
-_DOUBLES = frozenset(f.name for f in _EVENT.fields if f.type == _T.TYPE_DOUBLE)
-_INTS = {f.name: range(-(2**31), 2**31) if f.type == _T.TYPE_INT32 else range(-(2**63), 2**63)
-         for f in _EVENT.fields if f.type in (_T.TYPE_INT32, _T.TYPE_INT64)}
+_INT_RANGES = {_T.TYPE_INT32: range(-(2**31), 2**31), _T.TYPE_INT64: range(-(2**63), 2**63)}
+#: Member name -> (field name, Python type taken as it comes, range of an integer): a value
+#: of any other type is checked and converted by ``scalar``, which refuses it or says what
+#: to fix. Doubles take integers too, converted.
+_PLAIN = {key: (name, str if fd.type == _T.TYPE_STRING else float if fd.type == _T.TYPE_DOUBLE
+                else int if fd.type in _INT_RANGES else None, _INT_RANGES.get(fd.type))
+          for key, name in _NAMES.items() for fd in (_FD[name],)}
 
 
 class JsonEvent:
@@ -89,18 +90,17 @@ def _event(item: Any, index: int) -> JsonEvent:
     event = JsonEvent()
     values = event.__dict__
     for key, value in item.items():
-        name = _NAMES.get(key)
-        if name is None:
+        plain = _PLAIN.get(key)
+        if plain is None:
             raise unknown_field(f"events[{index}].{key}", _EVENT)
-        if value is None:
+        name, kind, span = plain
+        taken = type(value)
+        if taken is kind and (span is None or value in span):
+            values[name] = value
+        elif value is None:
             continue
-        kind = type(value)
-        if name in _STRINGS and kind is str:
-            values[name] = value
-        elif name in _DOUBLES and (kind is float or kind is int):
+        elif kind is float and taken is int:
             values[name] = float(value)
-        elif kind is int and name in _INTS and value in _INTS[name]:
-            values[name] = value
         elif name == "timestamp":
             seconds, nanos = parse_timestamp(value, f"events[{index}].timestamp")
             values["time"] = seconds + nanos * 1e-9
