@@ -2,7 +2,9 @@
 
 Requests: JSON bodies and query-string values are bound to request messages by
 walking their descriptors, so every mistake becomes an ``InvalidArgument`` whose
-message names the field and says what to fix. Responses: messages become JSON
+message names the field and says what to fix; how one value becomes a field's is
+:mod:`botmon.runtime.jsonfields`, which the services that parse their own JSON
+ingest bodies use too. Responses: messages become JSON
 with the proto field names, every field present (defaults included, unset
 messages and ``optional`` scalars as ``null``), 64-bit integers as JSON numbers,
 Timestamps as RFC 3339 UTC with ``Z`` and Structs as plain JSON.

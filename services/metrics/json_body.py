@@ -45,13 +45,16 @@ _PLAIN = {key: (name, str if fd.type == _T.TYPE_STRING else float if fd.type == 
 
 
 class JsonEvent:
-    """An event of a JSON body, with the attributes of ``botmon.metrics.v1.Event``."""
+    """An event of a JSON body, with the attributes of ``botmon.metrics.v1.Event``; those
+    the body does not set read as the proto's defaults (class attributes below)."""
 
-    type = service = method = route = session_id = conversation_id = ""
-    status = bytes = messages = 0
-    duration_ms = 0.0
     #: Unix seconds, or None when the event has no timestamp.
     time: float | None = None
+
+
+for _fd in _EVENT.fields:
+    if _fd.type != _T.TYPE_MESSAGE:
+        setattr(JsonEvent, _fd.name, _fd.default_value)
 
 
 def json_time(event: JsonEvent) -> float | None:
