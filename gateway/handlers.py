@@ -34,9 +34,9 @@ Finish = Callable[[Request, Route, Message, int], HTTPResponse]
 
 #: Success status of RPCs that store what they are given (CONTRACT.md §6: 202 once stored);
 #: a servicer's ``x-http-code`` metadata still wins.
-ACCEPTED = frozenset({"botmon.logs.v1.LogsService.WriteLogs",
+ACCEPTED = frozenset({"botmon.logs.v1.LogsService.WriteLogsHttp",
                       "botmon.logs.v1.LogsService.PushLoki",
-                      "botmon.metrics.v1.MetricsService.RecordEvents"})
+                      "botmon.metrics.v1.MetricsService.RecordEventsHttp"})
 
 
 def _now() -> str:
@@ -94,7 +94,8 @@ def rpc_handler(route: Route, prepare: Prepare | None = None,
 
     async def handler(request: Request, **params: str) -> HTTPResponse:
         query = request.get_query_args(keep_blank_values=True) if request.query_string else ()
-        message = route.bind(params, query, request.body if route.body else None)
+        message = route.bind(params, query, request.body if route.body else None,
+                             request.headers.get("content-type", ""))
         if prepare:
             prepare(request, message)
         reply, status = await call(request.app.ctx.clients, route, message, request)

@@ -16,6 +16,8 @@ from sanic.response import HTTPResponse, html, json
 from botmon import __version__
 from botmon.debug.v1 import debug_service_pb2
 from botmon.health.v1 import health_service_pb2
+from botmon.logs.v1 import logs_service_pb2
+from botmon.metrics.v1 import metrics_service_pb2
 from gateway.auth import PUBLIC_PATHS, required_role
 from gateway.convert import json_fields
 from gateway.docs import DOCS_HTML
@@ -112,14 +114,14 @@ def _debug_body(schemas: _Schemas) -> dict[str, Any]:
 
 #: A valid request body per write route: the docs page shows it, fuzzers start from it.
 _REQUEST_EXAMPLES: dict[str, Any] = {
-    "botmon.logs.v1.LogsService.WriteLogs": {"logs": [{
+    "botmon.logs.v1.LogsService.WriteLogsHttp": {"logs": [{
         "timestamp": "2024-01-15T10:00:00Z", "level": "info", "service": "web_server",
         "message": "Request processed successfully",
         "metadata": {"request_id": "req_123", "user_id": "user_456", "duration_ms": 150}}]},
     "botmon.logs.v1.LogsService.PushLoki": {"streams": [{
         "stream": {"job": "web_server", "env": "prod"},
         "values": [["1705312800000000000", "Request processed successfully"]]}]},
-    "botmon.metrics.v1.MetricsService.RecordEvents": {"events": [
+    "botmon.metrics.v1.MetricsService.RecordEventsHttp": {"events": [
         {"type": "request", "method": "POST", "route": "/api/chat", "status": 200,
          "duration_ms": 150.5, "bytes": 2048},
         {"type": "session_started", "session_id": "sess_1"},
@@ -133,6 +135,14 @@ _REQUEST_EXAMPLES: dict[str, Any] = {
     "botmon.alerts.v1.AlertsService.CreateSilence": {
         "matchers": [{"name": "alertname", "value": "high_memory_usage"}],
         "ends_at": "2030-01-01T00:00:00Z", "comment": "maintenance window"},
+}
+
+#: What the JSON passed through as a ``google.api.HttpBody`` holds, per RPC (the service
+#: parses it as this message's JSON form).
+_HTTP_BODIES = {
+    "botmon.logs.v1.LogsService.WriteLogsHttp": logs_service_pb2.WriteLogsRequest.DESCRIPTOR,
+    "botmon.metrics.v1.MetricsService.RecordEventsHttp":
+        metrics_service_pb2.RecordEventsRequest.DESCRIPTOR,
 }
 
 #: Responses that a special handler (``gateway.handlers.SPECIAL``) shapes itself.
@@ -238,6 +248,10 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
     if route.body == "*":
         bound.update(fd.name for fd in request_type.fields)
         body_schema = schemas.message(request_type)
+    elif route.passes_body:
+        bound.add(route.body)
+        body_schema = schemas.message(_HTTP_BODIES[route.rpc]) if route.rpc in _HTTP_BODIES \
+            else {"type": "string", "format": "binary"}
     elif route.body:
         bound.add(route.body)
         fd = request_type.fields_by_name[route.body]

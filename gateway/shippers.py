@@ -33,10 +33,10 @@ from sanic.response import HTTPResponse, json, raw
 
 from botmon.loki.v1 import push_service_pb2
 from botmon.runtime.errors import InvalidArgument
+from botmon.runtime.jsonbody import decode_json
 from gateway.convert import message_to_json
 from gateway.errors import GatewayError, from_rpc_error
 from gateway.handlers import caller_metadata
-from gateway.transcoding import decode_json
 
 __all__ = ["BY_CONTENT_TYPE", "MAX_INFLATED_BYTES", "OTLP_LOGS_PATH", "PROTOBUF",
            "loki_push", "otlp_logs"]

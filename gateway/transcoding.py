@@ -2,17 +2,15 @@
 
 HttpRule semantics are implemented once here (as grpc-gateway does): path
 templates bind fields (``{name}``, ``{a.b}``, ``{name=*}``, ``{path=**}``),
-``body: "*"`` or ``body: "<field>"`` binds the JSON body, every other field
-binds from query parameters, ``response_body`` selects what is returned, and a
+``body: "*"`` or ``body: "<field>"`` binds the JSON body (a ``google.api.HttpBody``
+field takes the body's bytes and Content-Type as they came, undecoded), every other
+field binds from query parameters, ``response_body`` selects what is returned, and a
 ``google.api.HttpBody`` is answered with its own content type and bytes.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import re
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -33,20 +31,15 @@ from botmon.health.v1 import health_service_pb2
 from botmon.logs.v1 import logs_service_pb2
 from botmon.metrics.v1 import metrics_service_pb2
 from botmon.runtime.errors import InvalidArgument
+from botmon.runtime.jsonbody import decode_json
 from gateway.convert import assign_text, json_to_message, message_to_json
 
-__all__ = ["FILES", "MAX_JSON_DEPTH", "Route", "bind_query", "decode_json", "http_body",
-           "load_routes", "render"]
+__all__ = ["FILES", "Route", "bind_query", "http_body", "load_routes", "render"]
 
 #: The proto files whose annotated RPCs become REST routes.
 FILES = (health_service_pb2, metrics_service_pb2, alerts_service_pb2, logs_service_pb2,
          debug_service_pb2)
 
-#: Deepest nesting of objects and arrays accepted in a JSON body. Each level can cost
-#: three protobuf levels (Struct, map entry, Value), and protobuf decoders stop at 100.
-MAX_JSON_DEPTH = 32
-
-_SURROGATE = re.compile(rb"\\[uU][dD][89a-fA-F]")
 _HTTP_BODY = "google.api.HttpBody"
 _VERBS = ("get", "put", "post", "delete", "patch")
 _VARIABLE = re.compile(r"\{([A-Za-z_][\w.]*)(?:=([^}]*))?\}")
@@ -90,14 +83,27 @@ class Route:
                                    request_serializer=self.request_class.SerializeToString,
                                    response_deserializer=self.response_class.FromString)
 
+    @cached_property
+    def passes_body(self) -> bool:
+        """Whether the body binds to a ``google.api.HttpBody`` field, bytes as they came."""
+        fd = self.method.input_type.fields_by_name.get(self.body)
+        return fd is not None and fd.message_type is not None \
+            and fd.message_type.full_name == _HTTP_BODY
+
     def bind(self, path_params: dict[str, str], query: Iterable[tuple[str, str]],
-             body: bytes | None) -> Message:
+             body: bytes | None, content_type: str = "") -> Message:
         """Build the request message from the path, query string and body."""
         message = self.request_class()
         if not (self.body or self.path_fields or query):
             return message
         bound = {f.split(".")[0] for _, f in self.path_fields}
-        if self.body:
+        if self.passes_body:
+            # Whoever serves the RPC parses the body, once.
+            passed = getattr(message, self.body)
+            passed.content_type = content_type
+            passed.data = body or b""
+            bound.add(self.body)
+        elif self.body:
             decoded = decode_json(body)
             if self.body == "*":
                 json_to_message(decoded, message)
@@ -146,77 +152,6 @@ def bind_query(message: Message, query: Iterable[tuple[str, str]], bound: set[st
                               f"{', '.join(unknown)}{hint}", field=unknown[0])
     for key, values in grouped.items():
         assign_text(message, _query_parts(key), values, key)
-
-
-def decode_json(body: bytes | None) -> Any:
-    """Decode a JSON body; an empty body is ``{}``; bad JSON is a 400 that says where.
-
-    Objects and arrays may nest :data:`MAX_JSON_DEPTH` levels deep at most.
-    """
-    if not body or not body.strip():
-        return {}
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidArgument(f"request body is not UTF-8 (byte {exc.start}); send UTF-8 "
-                              "JSON") from None
-    try:
-        value = json.loads(text, parse_float=_finite_float, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise InvalidArgument(f"malformed JSON in the request body at line {exc.lineno} "
-                              f"column {exc.colno}: {exc.msg}") from None
-    except RecursionError:
-        raise _too_deep() from None
-    except ValueError:
-        # Integers beyond Python's digit limit are the only other failure.
-        raise InvalidArgument(f"a number in the request body has more than "
-                              f"{sys.get_int_max_str_digits()} digits") from None
-    if _SURROGATE.search(body) and not _encodable(value):
-        raise InvalidArgument("the request body has a lone UTF-16 surrogate escape (\\ud800 to "
-                              "\\udfff without its pair); such text is not Unicode")
-    # Only a body with more brackets than the limit can nest deeper than it.
-    if body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH and \
-            _nesting(value) > MAX_JSON_DEPTH:
-        raise _too_deep()
-    return value
-
-
-def _encodable(value: Any) -> bool:
-    try:
-        json.dumps(value, ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _too_deep() -> InvalidArgument:
-    return InvalidArgument(f"the request body nests objects and arrays more than "
-                           f"{MAX_JSON_DEPTH} levels deep; flatten it")
-
-
-def _nesting(value: Any) -> int:
-    """How deep objects and arrays nest in ``value``, counted up to one past the limit."""
-    level = [value] if isinstance(value, dict | list) else []
-    depth = 0
-    while level and depth <= MAX_JSON_DEPTH:
-        depth += 1
-        inner = []
-        for item in level:
-            children = item.values() if type(item) is dict else item
-            inner.extend(c for c in children if type(c) is dict or type(c) is list)
-        level = inner
-    return depth
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise InvalidArgument(f"number {text} is out of range for a 64-bit float")
-    return value
-
-
-def _reject_constant(name: str) -> Any:
-    raise InvalidArgument(f"{name} is not valid JSON; send a number or a string")
 
 
 def render(route: Route, response: Message, status: int = 200) -> HTTPResponse:

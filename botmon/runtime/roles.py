@@ -44,6 +44,7 @@ RPC_ROLES: dict[str, dict[str, str]] = {
         "ListMetricFamilies": _VIEWER,
         "StreamMetrics": _VIEWER,
         "RecordEvents": _OPERATOR,
+        "RecordEventsHttp": _OPERATOR,
         "StreamEvents": _OPERATOR,
     },
     "botmon.alerts.v1.AlertsService": {
@@ -64,6 +65,7 @@ RPC_ROLES: dict[str, dict[str, str]] = {
         "GetErrorSummary": _VIEWER,
         "ReadLogsAfter": _VIEWER,
         "WriteLogs": _OPERATOR,
+        "WriteLogsHttp": _OPERATOR,
         "IngestLogs": _OPERATOR,
         "PushLoki": _OPERATOR,
     },

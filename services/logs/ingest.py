@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import json.encoder
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,11 +32,15 @@ __all__ = [
     "MAX_PUSH_LINES",
     "Batch",
     "EntryProblem",
+    "Fields",
     "Rejected",
+    "as_struct",
     "check_batch_size",
     "make_entry",
     "metadata_json",
+    "object_json",
     "struct_to_python",
+    "validate",
     "validate_entries",
 ]
 
@@ -61,10 +65,16 @@ _C_ENCODER = json.encoder.c_make_encoder and json.encoder.c_make_encoder(
     None, _not_json, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _quote = json.encoder.encode_basestring_ascii
+_ONLY_STRINGS = {str}
 
 
 class EntryProblem(ValueError):
     """An entry cannot be stored; the message says what to fix."""
+
+
+#: One entry as a decoder read it, before the rules: time in Unix nanoseconds (None:
+#: the time of receipt), level, service, message, metadata as stored JSON text or None.
+Fields = tuple[int | None, str, str, str, str | None]
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,20 @@ def struct_to_python(struct: struct_pb2.Struct) -> dict[str, Any]:
     return _fields_to_python(struct.fields)
 
 
+def as_struct(value: Any) -> Any:
+    """A decoded JSON value as a Struct holds it and :func:`struct_to_python` reads it
+    back: numbers are doubles, the integral ones below 2**53 read as ints."""
+    kind = type(value)
+    if kind is int or kind is float:
+        number = float(value)
+        return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    if kind is dict:
+        return {k: as_struct(v) for k, v in value.items()}
+    if kind is list:
+        return [as_struct(v) for v in value]
+    return value
+
+
 def _fields_to_python(fields) -> dict[str, Any]:
     """A Struct's ``fields`` map as a plain dict."""
     result = {}
@@ -138,17 +162,37 @@ def metadata_json(metadata: dict[str, Any], shared: str | None = None) -> str | 
     """
     if not metadata:
         return _within_limit("{" + shared + "}") if shared else None
+    _check_depth(metadata)
+    text = _encode(metadata)
+    if shared:
+        text = text[:-1] + "," + shared + "}"
+    return _within_limit(text)
+
+
+def object_json(metadata: dict[str, Any]) -> str | None:
+    """:func:`metadata_json` of metadata decoded from JSON text, stored as the same object
+    sent as a ``Struct`` is (:func:`as_struct`)."""
+    if not metadata:
+        return None
+    # Mostly flat strings, which a Struct holds as they are: encoded at once.
+    if {*map(type, metadata.values())} == _ONLY_STRINGS:
+        return _within_limit(_encode(metadata))
+    _check_depth(metadata)
+    return metadata_json(as_struct(metadata))
+
+
+def _check_depth(metadata: dict[str, Any]) -> None:
     if any(type(v) is dict or type(v) is list for v in metadata.values()) and \
             _deeper_than(metadata, MAX_METADATA_DEPTH):
         raise EntryProblem(f"metadata nests objects and arrays more than {MAX_METADATA_DEPTH} "
                            "levels deep; flatten it")
+
+
+def _encode(metadata: dict[str, Any]) -> str:
     try:
-        text = "".join(_C_ENCODER(metadata, 0)) if _C_ENCODER else _ENCODER.encode(metadata)
+        return "".join(_C_ENCODER(metadata, 0)) if _C_ENCODER else _ENCODER.encode(metadata)
     except ValueError as exc:
         raise EntryProblem(f"metadata is not valid JSON: {exc}") from None
-    if shared:
-        text = text[:-1] + "," + shared + "}"
-    return _within_limit(text)
 
 
 def _fields_json(fields) -> str:
@@ -205,50 +249,69 @@ def make_entry(ts: int, level: str, service: str, message: str, metadata: str | 
             size + ROW_OVERHEAD + len(service))
 
 
-def validate_entries(entries: Iterable[log_entry_pb2.LogEntry], now: int | None = None) -> Batch:
-    """New entries for the valid ones and an error for each invalid one (partial success).
+def validate(items: Iterable[Fields | EntryProblem], now: int | None = None) -> Batch:
+    """New entries for the valid items and an error for each invalid one (partial success).
 
-    An entry that is plainly valid (a canonical level, an ASCII message, nothing to
-    trim or map) is accepted inline; any other goes through :func:`make_entry`, the one
-    statement of the rules, which maps what it can and says what to fix otherwise.
-    Ingest spends most of its time here, so the common case costs no extra call.
+    The one statement of the rules, whichever way the entries came (protobuf, JSON):
+    an item the decoder already refused is an :class:`EntryProblem`. An entry that is
+    plainly valid (a canonical level, an ASCII message, nothing to trim or map) is
+    accepted inline; any other goes through :func:`make_entry`, which maps what it can
+    and says what to fix otherwise. Ingest spends most of its time here, so the common
+    case costs no extra call.
     """
     now = time.time_ns() if now is None else now
     latest = now + FUTURE_SLACK_NS
     levels = LEVELS
     batch = Batch()
     append = batch.entries.append
-    for index, entry in enumerate(entries):
+    for index, item in enumerate(items):
+        if type(item) is not tuple:
+            batch.errors.append(Rejected(index, str(item)))
+            continue
+        ts, level, service, message, metadata = item
+        if ts is None:
+            ts = now
+        stored_level = levels.get(level)
+        if (stored_level is not None and MIN_TS <= ts <= latest and message
+                and message.isascii() and len(message) <= MAX_MESSAGE_BYTES and service
+                and len(service) <= MAX_SERVICE_CHARS and not service[0].isspace()
+                and not service[-1].isspace()):
+            append((ts, stored_level, service, message, metadata,
+                    len(message) + (len(metadata) if metadata else 0) + ROW_OVERHEAD
+                    + len(service)))
+            continue
         try:
-            # Unset means "now"; one set to zero is 1970 and refused below. Only a zero
-            # reading needs HasField to tell the two apart.
-            stamp = entry.timestamp
-            seconds, nanos = stamp.seconds, stamp.nanos
-            if not 0 <= nanos < 1_000_000_000:
-                raise EntryProblem("timestamp nanos must be between 0 and 999999999")
-            if seconds or nanos or entry.HasField("timestamp"):
-                ts = seconds * 1_000_000_000 + nanos
-            else:
-                ts = now
-            # Serialised here, once: the exact size for the limit and the text the
-            # stores write (no second pass over the entries at commit time). The map
-            # is read once: each access builds a new wrapper.
-            fields = entry.metadata.fields
-            metadata = _fields_json(fields) if fields else None
-            level, service, message = entry.level, entry.service, entry.message
-            stored_level = levels.get(level)
-            if (stored_level is not None and MIN_TS <= ts <= latest and message
-                    and message.isascii() and len(message) <= MAX_MESSAGE_BYTES and service
-                    and len(service) <= MAX_SERVICE_CHARS and not service[0].isspace()
-                    and not service[-1].isspace()):
-                append((ts, stored_level, service, message, metadata,
-                        len(message) + (len(metadata) if metadata else 0) + ROW_OVERHEAD
-                        + len(service)))
-            else:
-                append(make_entry(ts, level, service, message, metadata, now))
+            append(make_entry(ts, level, service, message, metadata, now))
         except EntryProblem as exc:
             batch.errors.append(Rejected(index, str(exc)))
     return batch
+
+
+def _proto_fields(entries: Iterable[log_entry_pb2.LogEntry]) -> Iterator[Fields | EntryProblem]:
+    for entry in entries:
+        # Unset means "now"; one set to zero is 1970 and refused by the rules. Only a
+        # zero reading needs HasField to tell the two apart.
+        stamp = entry.timestamp
+        seconds, nanos = stamp.seconds, stamp.nanos
+        if not 0 <= nanos < 1_000_000_000:
+            yield EntryProblem("timestamp nanos must be between 0 and 999999999")
+            continue
+        ts = seconds * 1_000_000_000 + nanos \
+            if seconds or nanos or entry.HasField("timestamp") else None
+        # Serialised here, once: the exact size for the limit and the text the stores
+        # write. The map is read once: each access builds a new wrapper.
+        fields = entry.metadata.fields
+        try:
+            metadata = _fields_json(fields) if fields else None
+        except EntryProblem as exc:
+            yield exc
+            continue
+        yield ts, entry.level, entry.service, entry.message, metadata
+
+
+def validate_entries(entries: Iterable[log_entry_pb2.LogEntry], now: int | None = None) -> Batch:
+    """:func:`validate` of protobuf entries."""
+    return validate(_proto_fields(entries), now)
 
 
 def check_batch_size(count: int, what: str = "logs") -> str | None:

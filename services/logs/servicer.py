@@ -27,6 +27,7 @@ from services.logs.ingest import (
     check_batch_size,
     validate_entries,
 )
+from services.logs.json_body import read_logs
 from services.logs.json_page import CONTENT_TYPE, render_page
 from services.logs.levels import NAMES
 from services.logs.loki import read_push
@@ -112,11 +113,20 @@ class LogsServicer(logs_service_pb2_grpc.LogsServiceServicer):
         if problem:
             raise InvalidArgument(problem)
         batch = validate_entries(request.logs)
+        return logs_service_pb2.WriteLogsResponse(accepted=len(batch.entries),
+                                                  errors=await self._store(batch, context))
+
+    async def WriteLogsHttp(self, request, context):
+        batch = read_logs(request.body.data)
+        return logs_service_pb2.WriteLogsHttpResponse(accepted=len(batch.entries),
+                                                      errors=await self._store(batch, context))
+
+    async def _store(self, batch: Batch, context) -> list[log_entry_pb2.EntryError]:
+        """Commit a written batch; its rejected entries, or INVALID_ARGUMENT if all are."""
         if not batch.entries:
             raise nothing_stored(context, batch, "logs[{index}]")
         await self.committer.submit(batch.entries)
-        return logs_service_pb2.WriteLogsResponse(accepted=len(batch.entries),
-                                                  errors=entry_errors(batch.errors))
+        return entry_errors(batch.errors)
 
     async def IngestLogs(self, request_iterator, context):
         accepted = rejected = 0

@@ -1,8 +1,10 @@
 """Validation of reported events and their aggregation into a :class:`Batch`.
 
-Events are read through attributes (``type``, ``timestamp``, ``status``, …) as
+Events are read through attributes (``type``, ``status``, ``duration_ms``, …) as
 the generated ``botmon.metrics.v1.Event`` has them, without copying them first:
-ingest is the hot path.
+ingest is the hot path. Their time is read by a function, :func:`proto_time` for
+protobuf events; a decoder of another form (JSON) gives objects with the same
+attributes and its own function.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import bisect
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from botmon.runtime.labels import method_label
 from services.metrics.buckets import DURATION_BOUNDS, Batch, ConversationDelta, SessionDelta
 
-__all__ = ["EVENT_TYPES", "EventRules", "aggregate"]
+__all__ = ["EVENT_TYPES", "EventRules", "aggregate", "proto_time"]
 
 EVENT_TYPES = ("request", "session_started", "session_ended", "conversation_started",
                "conversation_completed")
@@ -35,9 +38,22 @@ class EventRules:
     future_seconds: float = 300.0
 
 
-def aggregate(events: Iterable, now: float, rules: EventRules,
-              offset: int = 0) -> tuple[Batch, list[tuple[int, str]]]:
-    """Validate ``events`` and aggregate the valid ones; errors are (index, what to fix)."""
+def proto_time(event: Any) -> float | None:
+    """A ``botmon.metrics.v1.Event``'s time in Unix seconds; None when unset."""
+    if event.HasField("timestamp"):
+        stamp = event.timestamp
+        return stamp.seconds + stamp.nanos * 1e-9
+    return None
+
+
+def aggregate(events: Iterable, now: float, rules: EventRules, offset: int = 0,
+              when: Callable[[Any], float | None] = proto_time
+              ) -> tuple[Batch, list[tuple[int, str]]]:
+    """Validate ``events`` and aggregate the valid ones; errors are (index, what to fix).
+
+    The one statement of the rules of events, however they came; ``when`` reads an
+    event's time (None: the time of receipt).
+    """
     batch = Batch()
     errors: list[tuple[int, str]] = []
     oldest = now - rules.max_age_seconds
@@ -47,9 +63,8 @@ def aggregate(events: Iterable, now: float, rules: EventRules,
     last_5xx = None
     for index, event in enumerate(events, offset):
         kind = event.type
-        if event.HasField("timestamp"):
-            stamp = event.timestamp
-            ts = stamp.seconds + stamp.nanos * 1e-9
+        ts = when(event)
+        if ts is not None:
             if ts > newest:
                 errors.append((index, f"events[{index}].timestamp: is more than "
                                f"{rules.future_seconds:g} s in the future"))

@@ -8,7 +8,8 @@ from collections import deque
 from botmon.metrics.v1 import metrics_pb2, metrics_service_pb2, metrics_service_pb2_grpc
 from botmon.runtime.errors import InvalidArgument
 from services.metrics import dashboard, exporter
-from services.metrics.events import aggregate
+from services.metrics.events import aggregate, proto_time
+from services.metrics.json_body import json_time, read_events
 from services.metrics.messages import application_message, performance_response, timestamp
 from services.metrics.performance import choose, measure
 from services.metrics.service import Metrics
@@ -71,17 +72,24 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
                                                            timestamp=timestamp(sampled))
 
     async def RecordEvents(self, request, context):
-        _check_size(request.events, "events")
-        batch, errors = aggregate(request.events, time.time(), self.metrics.rules)
+        accepted, errors = await self._record(request.events, proto_time)
+        return metrics_service_pb2.RecordEventsResponse(accepted=accepted, errors=errors)
+
+    async def RecordEventsHttp(self, request, context):
+        accepted, errors = await self._record(read_events(request.body.data), json_time)
+        return metrics_service_pb2.RecordEventsHttpResponse(accepted=accepted, errors=errors)
+
+    async def _record(self, events, when) -> tuple[int, list[metrics_pb2.EventError]]:
+        """Store a batch of events; how many were, and the rejected ones."""
+        _check_size(events, "events")
+        batch, errors = aggregate(events, time.time(), self.metrics.rules, when=when)
         if not batch.events:
             shown = "; ".join(message for _, message in errors[:5])
             more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
             raise InvalidArgument(f"no event is valid: {shown}{more}", field="events")
         accepted = batch.events  # read first: the ingestor may merge others into the batch
         await self.metrics.ingestor.submit(batch)
-        return metrics_service_pb2.RecordEventsResponse(
-            accepted=accepted,
-            errors=[metrics_pb2.EventError(index=i, message=m) for i, m in errors])
+        return accepted, [metrics_pb2.EventError(index=i, message=m) for i, m in errors]
 
     async def StreamEvents(self, request_iterator, context):
         accepted = rejected = offset = 0

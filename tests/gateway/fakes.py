@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 from google.api import httpbody_pb2
 from google.protobuf import struct_pb2, timestamp_pb2
 
@@ -79,9 +80,11 @@ class RecordingLogs(logs_service_pb2_grpc.LogsServiceServicer, Recorder):
             query.end_time.CopyFrom(request.end_time)
         return logs_service_pb2.ListLogsResponse(logs=[entry, bare], total=2**62, query=query)
 
-    async def WriteLogs(self, request, context):
-        self.record("WriteLogs", request, context)
-        return logs_service_pb2.WriteLogsResponse(accepted=len(request.logs))
+    async def WriteLogsHttp(self, request, context):
+        """Accepts every entry of the body it is passed, unchecked."""
+        self.record("WriteLogsHttp", request, context)
+        return logs_service_pb2.WriteLogsHttpResponse(
+            accepted=len(orjson.loads(request.body.data)["logs"]))
 
     async def PushLoki(self, request, context):
         self.record("PushLoki", request, context)

@@ -79,7 +79,7 @@ async def test_hs256_and_rs256_jwts(suite, http, rsa_keys):
     hs = jwt.encode(claims(role="operator"), SECRET, algorithm="HS256")
     r = await http.post(f"{suite.base}/logs", json={"logs": []}, headers=bearer(hs))
     assert r.status_code == 202
-    _, metadata = suite.servicers["logs"].last("WriteLogs")
+    _, metadata = suite.servicers["logs"].last("WriteLogsHttp")
     assert (metadata["x-botmon-subject"], metadata["x-botmon-role"]) == ("alice", "operator")
     rs = jwt.encode(claims(sub="bob", role="admin"), rsa_keys[0], algorithm="RS256")
     r = await http.get(f"{suite.base}/debug/info", headers=bearer(rs))

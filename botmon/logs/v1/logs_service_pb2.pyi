@@ -238,6 +238,61 @@ class WriteLogsResponse(_message.Message):
 Global___WriteLogsResponse: _TypeAlias = WriteLogsResponse  # noqa: Y015
 
 @_typing.final
+class WriteLogsHttpRequest(_message.Message):
+    """Request of WriteLogsHttp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BODY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def body(self) -> _httpbody_pb2.HttpBody:
+        """Required. A WriteLogsRequest in its JSON form, e.g. `{"logs": [{"level":
+        "info", "service": "web", "message": "..."}]}`, at most 1 MiB; timestamps as
+        RFC 3339 text or Unix seconds. The content type is not consulted.
+        """
+
+    def __init__(
+        self,
+        *,
+        body: _httpbody_pb2.HttpBody | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WriteLogsHttpRequest: _TypeAlias = WriteLogsHttpRequest  # noqa: Y015
+
+@_typing.final
+class WriteLogsHttpResponse(_message.Message):
+    """Response of WriteLogsHttp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCEPTED_FIELD_NUMBER: _builtins.int
+    ERRORS_FIELD_NUMBER: _builtins.int
+    accepted: _builtins.int
+    """Output only. Entries stored."""
+    @_builtins.property
+    def errors(self) -> _containers.RepeatedCompositeFieldContainer[_log_entry_pb2.EntryError]:
+        """Output only. Entries rejected, with what to fix."""
+
+    def __init__(
+        self,
+        *,
+        accepted: _builtins.int = ...,
+        errors: _abc.Iterable[_log_entry_pb2.EntryError] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "errors", b"errors"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WriteLogsHttpResponse: _TypeAlias = WriteLogsHttpResponse  # noqa: Y015
+
+@_typing.final
 class IngestLogsRequest(_message.Message):
     """One batch of IngestLogs."""
 

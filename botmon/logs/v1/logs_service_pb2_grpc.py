@@ -45,6 +45,11 @@ class LogsServiceStub:
                 request_serializer=botmon_dot_logs_dot_v1_dot_logs__service__pb2.WriteLogsRequest.SerializeToString,
                 response_deserializer=botmon_dot_logs_dot_v1_dot_logs__service__pb2.WriteLogsResponse.FromString,
                 _registered_method=True)
+        self.WriteLogsHttp = channel.unary_unary(
+                '/botmon.logs.v1.LogsService/WriteLogsHttp',
+                request_serializer=botmon_dot_logs_dot_v1_dot_logs__service__pb2.WriteLogsHttpRequest.SerializeToString,
+                response_deserializer=botmon_dot_logs_dot_v1_dot_logs__service__pb2.WriteLogsHttpResponse.FromString,
+                _registered_method=True)
         self.IngestLogs = channel.stream_unary(
                 '/botmon.logs.v1.LogsService/IngestLogs',
                 request_serializer=botmon_dot_logs_dot_v1_dot_logs__service__pb2.IngestLogsRequest.SerializeToString,
@@ -86,6 +91,15 @@ class LogsServiceServicer:
     def WriteLogs(self, request, context):
         """Stores a batch; valid entries are stored even when others are not, and
         are durable once the call returns.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WriteLogsHttp(self, request, context):
+        """WriteLogs for a body that is still JSON text, as `POST /logs` receives it:
+        the service parses it once and applies the rules of WriteLogs, so REST
+        clients pay for no protobuf conversion in the gateway.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -139,6 +153,11 @@ def add_LogsServiceServicer_to_server(servicer, server):
                     servicer.WriteLogs,
                     request_deserializer=botmon_dot_logs_dot_v1_dot_logs__service__pb2.WriteLogsRequest.FromString,
                     response_serializer=botmon_dot_logs_dot_v1_dot_logs__service__pb2.WriteLogsResponse.SerializeToString,
+            ),
+            'WriteLogsHttp': grpc.unary_unary_rpc_method_handler(
+                    servicer.WriteLogsHttp,
+                    request_deserializer=botmon_dot_logs_dot_v1_dot_logs__service__pb2.WriteLogsHttpRequest.FromString,
+                    response_serializer=botmon_dot_logs_dot_v1_dot_logs__service__pb2.WriteLogsHttpResponse.SerializeToString,
             ),
             'IngestLogs': grpc.stream_unary_rpc_method_handler(
                     servicer.IngestLogs,
@@ -221,6 +240,33 @@ class LogsService:
             '/botmon.logs.v1.LogsService/WriteLogs',
             botmon_dot_logs_dot_v1_dot_logs__service__pb2.WriteLogsRequest.SerializeToString,
             botmon_dot_logs_dot_v1_dot_logs__service__pb2.WriteLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WriteLogsHttp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/botmon.logs.v1.LogsService/WriteLogsHttp',
+            botmon_dot_logs_dot_v1_dot_logs__service__pb2.WriteLogsHttpRequest.SerializeToString,
+            botmon_dot_logs_dot_v1_dot_logs__service__pb2.WriteLogsHttpResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,11 @@ class LogsServiceStub:
     """Stores a batch; valid entries are stored even when others are not, and
     are durable once the call returns.
     """
+    WriteLogsHttp: _grpc.UnaryUnaryMultiCallable[_logs_service_pb2.WriteLogsHttpRequest, _logs_service_pb2.WriteLogsHttpResponse]
+    """WriteLogs for a body that is still JSON text, as `POST /logs` receives it:
+    the service parses it once and applies the rules of WriteLogs, so REST
+    clients pay for no protobuf conversion in the gateway.
+    """
     IngestLogs: _grpc.StreamUnaryMultiCallable[_logs_service_pb2.IngestLogsRequest, _logs_service_pb2.IngestLogsResponse]
     """Stores a stream of batches; every accepted entry is durable once the
     response is returned.
@@ -62,6 +67,11 @@ class LogsServiceAsyncStub(LogsServiceStub):
     WriteLogs: _aio.UnaryUnaryMultiCallable[_logs_service_pb2.WriteLogsRequest, _logs_service_pb2.WriteLogsResponse]  # type: ignore[assignment]
     """Stores a batch; valid entries are stored even when others are not, and
     are durable once the call returns.
+    """
+    WriteLogsHttp: _aio.UnaryUnaryMultiCallable[_logs_service_pb2.WriteLogsHttpRequest, _logs_service_pb2.WriteLogsHttpResponse]  # type: ignore[assignment]
+    """WriteLogs for a body that is still JSON text, as `POST /logs` receives it:
+    the service parses it once and applies the rules of WriteLogs, so REST
+    clients pay for no protobuf conversion in the gateway.
     """
     IngestLogs: _aio.StreamUnaryMultiCallable[_logs_service_pb2.IngestLogsRequest, _logs_service_pb2.IngestLogsResponse]  # type: ignore[assignment]
     """Stores a stream of batches; every accepted entry is durable once the
@@ -95,6 +105,17 @@ class LogsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_logs_service_pb2.WriteLogsResponse, _abc.Awaitable[_logs_service_pb2.WriteLogsResponse]]:
         """Stores a batch; valid entries are stored even when others are not, and
         are durable once the call returns.
+        """
+
+    @_abc_1.abstractmethod
+    def WriteLogsHttp(
+        self,
+        request: _logs_service_pb2.WriteLogsHttpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_logs_service_pb2.WriteLogsHttpResponse, _abc.Awaitable[_logs_service_pb2.WriteLogsHttpResponse]]:
+        """WriteLogs for a body that is still JSON text, as `POST /logs` receives it:
+        the service parses it once and applies the rules of WriteLogs, so REST
+        clients pay for no protobuf conversion in the gateway.
         """
 
     @_abc_1.abstractmethod

@@ -399,6 +399,62 @@ class RecordEventsResponse(_message.Message):
 Global___RecordEventsResponse: _TypeAlias = RecordEventsResponse  # noqa: Y015
 
 @_typing.final
+class RecordEventsHttpRequest(_message.Message):
+    """Request of RecordEventsHttp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BODY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def body(self) -> _httpbody_pb2.HttpBody:
+        """Required. A RecordEventsRequest in its JSON form, e.g. `{"events":
+        [{"type": "request", "method": "GET", "status": 200, "duration_ms": 12}]}`,
+        at most 1 MiB; timestamps as RFC 3339 text or Unix seconds. The content
+        type is not consulted.
+        """
+
+    def __init__(
+        self,
+        *,
+        body: _httpbody_pb2.HttpBody | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordEventsHttpRequest: _TypeAlias = RecordEventsHttpRequest  # noqa: Y015
+
+@_typing.final
+class RecordEventsHttpResponse(_message.Message):
+    """Response of RecordEventsHttp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCEPTED_FIELD_NUMBER: _builtins.int
+    ERRORS_FIELD_NUMBER: _builtins.int
+    accepted: _builtins.int
+    """Output only. Events stored."""
+    @_builtins.property
+    def errors(self) -> _containers.RepeatedCompositeFieldContainer[_metrics_pb2.EventError]:
+        """Output only. Events rejected, with what to fix."""
+
+    def __init__(
+        self,
+        *,
+        accepted: _builtins.int = ...,
+        errors: _abc.Iterable[_metrics_pb2.EventError] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "errors", b"errors"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordEventsHttpResponse: _TypeAlias = RecordEventsHttpResponse  # noqa: Y015
+
+@_typing.final
 class StreamEventsRequest(_message.Message):
     """One batch of StreamEvents."""
 

@@ -75,6 +75,11 @@ class MetricsServiceStub:
                 request_serializer=botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.RecordEventsRequest.SerializeToString,
                 response_deserializer=botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.RecordEventsResponse.FromString,
                 _registered_method=True)
+        self.RecordEventsHttp = channel.unary_unary(
+                '/botmon.metrics.v1.MetricsService/RecordEventsHttp',
+                request_serializer=botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.RecordEventsHttpRequest.SerializeToString,
+                response_deserializer=botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.RecordEventsHttpResponse.FromString,
+                _registered_method=True)
         self.StreamEvents = channel.stream_unary(
                 '/botmon.metrics.v1.MetricsService/StreamEvents',
                 request_serializer=botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.StreamEventsRequest.SerializeToString,
@@ -147,6 +152,15 @@ class MetricsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordEventsHttp(self, request, context):
+        """RecordEvents for a body that is still JSON text, as `POST /metrics/events`
+        receives it: the service parses it once and applies the rules of
+        RecordEvents, so REST clients pay for no protobuf conversion in the gateway.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def StreamEvents(self, request_iterator, context):
         """Stores a stream of event batches and answers once the stream ends.
         """
@@ -203,6 +217,11 @@ def add_MetricsServiceServicer_to_server(servicer, server):
                     servicer.RecordEvents,
                     request_deserializer=botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.RecordEventsRequest.FromString,
                     response_serializer=botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.RecordEventsResponse.SerializeToString,
+            ),
+            'RecordEventsHttp': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordEventsHttp,
+                    request_deserializer=botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.RecordEventsHttpRequest.FromString,
+                    response_serializer=botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.RecordEventsHttpResponse.SerializeToString,
             ),
             'StreamEvents': grpc.stream_unary_rpc_method_handler(
                     servicer.StreamEvents,
@@ -432,6 +451,33 @@ class MetricsService:
             '/botmon.metrics.v1.MetricsService/RecordEvents',
             botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.RecordEventsRequest.SerializeToString,
             botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.RecordEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordEventsHttp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/botmon.metrics.v1.MetricsService/RecordEventsHttp',
+            botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.RecordEventsHttpRequest.SerializeToString,
+            botmon_dot_metrics_dot_v1_dot_metrics__service__pb2.RecordEventsHttpResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -49,6 +49,11 @@ class MetricsServiceStub:
     """Returns every numeric metric by dotted path, for rule evaluation."""
     RecordEvents: _grpc.UnaryUnaryMultiCallable[_metrics_service_pb2.RecordEventsRequest, _metrics_service_pb2.RecordEventsResponse]
     """Stores a batch of events; valid events are stored even when others are not."""
+    RecordEventsHttp: _grpc.UnaryUnaryMultiCallable[_metrics_service_pb2.RecordEventsHttpRequest, _metrics_service_pb2.RecordEventsHttpResponse]
+    """RecordEvents for a body that is still JSON text, as `POST /metrics/events`
+    receives it: the service parses it once and applies the rules of
+    RecordEvents, so REST clients pay for no protobuf conversion in the gateway.
+    """
     StreamEvents: _grpc.StreamUnaryMultiCallable[_metrics_service_pb2.StreamEventsRequest, _metrics_service_pb2.StreamEventsResponse]
     """Stores a stream of event batches and answers once the stream ends."""
     StreamMetrics: _grpc.UnaryStreamMultiCallable[_metrics_service_pb2.StreamMetricsRequest, _metrics_service_pb2.StreamMetricsResponse]
@@ -75,6 +80,11 @@ class MetricsServiceAsyncStub(MetricsServiceStub):
     """Returns every numeric metric by dotted path, for rule evaluation."""
     RecordEvents: _aio.UnaryUnaryMultiCallable[_metrics_service_pb2.RecordEventsRequest, _metrics_service_pb2.RecordEventsResponse]  # type: ignore[assignment]
     """Stores a batch of events; valid events are stored even when others are not."""
+    RecordEventsHttp: _aio.UnaryUnaryMultiCallable[_metrics_service_pb2.RecordEventsHttpRequest, _metrics_service_pb2.RecordEventsHttpResponse]  # type: ignore[assignment]
+    """RecordEvents for a body that is still JSON text, as `POST /metrics/events`
+    receives it: the service parses it once and applies the rules of
+    RecordEvents, so REST clients pay for no protobuf conversion in the gateway.
+    """
     StreamEvents: _aio.StreamUnaryMultiCallable[_metrics_service_pb2.StreamEventsRequest, _metrics_service_pb2.StreamEventsResponse]  # type: ignore[assignment]
     """Stores a stream of event batches and answers once the stream ends."""
     StreamMetrics: _aio.UnaryStreamMultiCallable[_metrics_service_pb2.StreamMetricsRequest, _metrics_service_pb2.StreamMetricsResponse]  # type: ignore[assignment]
@@ -146,6 +156,17 @@ class MetricsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_metrics_service_pb2.RecordEventsResponse, _abc.Awaitable[_metrics_service_pb2.RecordEventsResponse]]:
         """Stores a batch of events; valid events are stored even when others are not."""
+
+    @_abc_1.abstractmethod
+    def RecordEventsHttp(
+        self,
+        request: _metrics_service_pb2.RecordEventsHttpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_metrics_service_pb2.RecordEventsHttpResponse, _abc.Awaitable[_metrics_service_pb2.RecordEventsHttpResponse]]:
+        """RecordEvents for a body that is still JSON text, as `POST /metrics/events`
+        receives it: the service parses it once and applies the rules of
+        RecordEvents, so REST clients pay for no protobuf conversion in the gateway.
+        """
 
     @_abc_1.abstractmethod
     def StreamEvents(

@@ -1,0 +1,112 @@
+"""``POST /metrics/events`` bodies (``RecordEventsHttp``): JSON text read once into events.
+
+The body is a ``RecordEventsRequest`` in its JSON form, read as the gateway reads
+any request (:mod:`botmon.runtime.jsonbody`, :mod:`botmon.runtime.jsonfields`): a
+member or value that is not what its field takes refuses the whole body with the
+field's path, as it would if the gateway had built the protobuf. Each event
+becomes a :class:`JsonEvent`, which has the attributes of ``botmon.metrics.v1.Event``
+(unset ones at their defaults), so :func:`services.metrics.events.aggregate` applies
+the same rules to it, reading its time with :func:`json_time`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf.descriptor import FieldDescriptor
+
+from botmon.metrics.v1 import metrics_pb2, metrics_service_pb2
+from botmon.runtime.jsonbody import decode_json
+from botmon.runtime.jsonfields import (
+    bad_field,
+    describe,
+    not_an_object,
+    parse_timestamp,
+    scalar,
+    unknown_field,
+)
+
+__all__ = ["JsonEvent", "json_time", "read_events"]
+
+_REQUEST = metrics_service_pb2.RecordEventsRequest.DESCRIPTOR
+_EVENT = metrics_pb2.Event.DESCRIPTOR
+#: Member names an Event takes (proto and JSON names) -> the proto name.
+_NAMES = {**{f.json_name: f.name for f in _EVENT.fields},
+          **{f.name: f.name for f in _EVENT.fields}}
+_FD = _EVENT.fields_by_name
+_T = FieldDescriptor
+_INT_RANGES = {_T.TYPE_INT32: range(-(2**31), 2**31), _T.TYPE_INT64: range(-(2**63), 2**63)}
+#: Member name -> (field name, Python type taken as it comes, range of an integer): a value
+#: of any other type is checked and converted by ``scalar``, which refuses it or says what
+#: to fix. Doubles take integers too, converted.
+_PLAIN = {key: (name, str if fd.type == _T.TYPE_STRING else float if fd.type == _T.TYPE_DOUBLE
+                else int if fd.type in _INT_RANGES else None, _INT_RANGES.get(fd.type))
+          for key, name in _NAMES.items() for fd in (_FD[name],)}
+
+
+class JsonEvent:
+    """An event of a JSON body, with the attributes of ``botmon.metrics.v1.Event``; those
+    the body does not set read as the proto's defaults (class attributes below)."""
+
+    #: Unix seconds, or None when the event has no timestamp.
+    time: float | None = None
+
+
+for _fd in _EVENT.fields:
+    if _fd.type != _T.TYPE_MESSAGE:
+        setattr(JsonEvent, _fd.name, _fd.default_value)
+
+
+def json_time(event: JsonEvent) -> float | None:
+    """A :class:`JsonEvent`'s time, for :func:`services.metrics.events.aggregate`."""
+    return event.time
+
+
+def read_events(body: bytes) -> list[JsonEvent]:
+    """The events of a JSON ``RecordEventsRequest``; raises InvalidArgument for a body
+    that is not one."""
+    # No member of an event takes an object or array: nothing can nest past the limit.
+    events = _events(decode_json(body, nesting=False))
+    return [_event(item, index) for index, item in enumerate(events)]
+
+
+def _events(document: Any) -> list:
+    if type(document) is not dict:
+        raise not_an_object("", document)
+    events = None
+    for key, value in document.items():
+        if key != "events":
+            raise unknown_field(key, _REQUEST)
+        events = value
+    if events is None:
+        return []
+    if type(events) is not list:
+        raise bad_field("events", f"expected an array, got {describe(events)}")
+    return events
+
+
+def _event(item: Any, index: int) -> JsonEvent:
+    if type(item) is not dict:
+        if item is None:
+            raise bad_field(f"events[{index}]", "null is not allowed in this array")
+        raise not_an_object(f"events[{index}]", item)
+    event = JsonEvent()
+    values = event.__dict__
+    for key, value in item.items():
+        plain = _PLAIN.get(key)
+        if plain is None:
+            raise unknown_field(f"events[{index}].{key}", _EVENT)
+        name, kind, span = plain
+        taken = type(value)
+        if taken is kind and (span is None or value in span):
+            values[name] = value
+        elif value is None:
+            continue
+        elif kind is float and taken is int:
+            values[name] = float(value)
+        elif name == "timestamp":
+            seconds, nanos = parse_timestamp(value, f"events[{index}].timestamp")
+            values["time"] = seconds + nanos * 1e-9
+        else:
+            values[name] = scalar(_FD[name], value, f"events[{index}].{key}")
+    return event
