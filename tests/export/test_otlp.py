@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import email.utils
 import time
 
 import httpx
 import pytest
 
 from services.export.sinks import otlp
+from services.export.sinks.base import SinkError
+from tests.export.batches import records
 from tests.export.conftest import destinations, export_suite
 from tests.waiting import eventually
 
@@ -127,3 +130,17 @@ async def test_http_protobuf_with_headers(make_settings, http_receiver):
             debug = (await http.get(f"{suite.base}/debug/info",
                                     headers=suite.headers("admin"))).text
         assert "s3cret-key-value" not in status and "s3cret-key-value" not in debug
+
+
+@pytest.mark.parametrize("retry_after", ["7", "http-date"])
+async def test_http_retry_after_is_given_to_the_loop(http_receiver, retry_after):
+    if retry_after == "http-date":
+        retry_after = email.utils.formatdate(time.time() + 7, usegmt=True)
+    http_receiver.fail_logs = [(503, retry_after)]
+    sink = otlp.create(otlp.Settings(endpoint=http_receiver.endpoint, protocol="http/protobuf"))
+    try:
+        with pytest.raises(SinkError) as caught:
+            await sink.send_logs(records(2))
+    finally:
+        await sink.close()
+    assert caught.value.retryable and 5.0 <= caught.value.retry_after <= 7.0
