@@ -82,9 +82,10 @@ class Source:
     async def metric_families(self) -> list[MetricFamily]:
         reply = await self.backends.stub("metrics").ListMetricFamilies(
             metrics_service_pb2.ListMetricFamiliesRequest(), timeout=self.timeout)
-        now, start = _ns(reply.sample_time), _ns(reply.start_time)
+        now = _ns(reply.sample_time)
         return [MetricFamily(
-            name=f.name, kind=f.type, help=f.help, unit=f.unit, timestamp_ns=now, start_ns=start,
+            name=f.name, kind=f.type, help=f.help, unit=f.unit, timestamp_ns=now,
+            start_ns=_ns(f.start_time),
             samples=[MetricSample(labels=dict(s.labels), value=s.value,
                                   buckets=[Bucket(b.upper_bound, int(b.cumulative_count))
                                            for b in s.buckets],

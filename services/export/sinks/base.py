@@ -73,7 +73,8 @@ class MetricFamily:
     """One series family of the catalogue, sampled at ``timestamp_ns``.
 
     ``kind`` is ``counter`` (cumulative, monotonic since ``start_ns``), ``gauge``
-    or ``histogram`` (cumulative buckets since ``start_ns``).
+    (``start_ns`` 0) or ``histogram`` (cumulative buckets since ``start_ns``).
+    ``start_ns`` stays the same while the series counts on.
     """
 
     name: str
