@@ -16,8 +16,9 @@ from services.export.window import Window
 
 __all__ = ["WINDOW", "Source"]
 
-#: Entries kept for the destinations to share (four pages of the most a read returns).
-WINDOW = 40_000
+#: Entries kept for the destinations to share, about 65 MB decoded: ten pages of the most a
+#: read returns, so that destinations that drift apart in a burst of ingest still share.
+WINDOW = 100_000
 
 
 def _metadata(text: str):
