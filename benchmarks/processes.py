@@ -68,9 +68,18 @@ class Processes:
     def tail(self, name: str) -> str:
         return (self.logdir / f"{name}.log").read_text(errors="replace")[-2000:]
 
+    def stop_child(self, proc) -> None:
+        """Stop one child started here (SIGTERM, then SIGKILL after ``grace`` seconds)."""
+        children = [child for child in self._children if child[0] is proc]
+        self._children = [child for child in self._children if child[0] is not proc]
+        self._stop(children)
+
     def stop(self) -> None:
         """Stop every child; they drain in parallel, so this takes one grace period at most."""
         children, self._children = self._children, []
+        self._stop(children)
+
+    def _stop(self, children: list[tuple[subprocess.Popen, object]]) -> None:
         for proc, _ in children:
             if proc.poll() is None:
                 proc.terminate()

@@ -47,7 +47,7 @@ async def create_server(settings: Settings, *, address: str | None = None,
     # Each destination's settings appear (secrets masked) in /debug/info.
     server = ExportServer("export", settings, [], address=address,
                           extra_settings=(extra, *(s for s, _ in chosen)))
-    source = Source(server.backends, settings.grpc_deadline)
+    source = Source(server.backends, settings.grpc_deadline, fresh=extra.poll)
     # The lease holder: this process, and this server within it (tests run two in one).
     holder = f"{settings.instance_id}-{uuid.uuid4().hex[:4]}"
     destinations = [Destination(sink, source, ledger, extra, holder) for _, sink in chosen]

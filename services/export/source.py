@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+
+import orjson
 
 from botmon.logs.v1 import logs_service_pb2
 from botmon.metrics.v1 import metrics_service_pb2
 from botmon.runtime.channels import Backends
-from services.export.sinks.base import Bucket, LogRecord, MetricFamily, MetricSample
+from services.export.sinks.base import NO_METADATA, Bucket, LogRecord, MetricFamily, MetricSample
+from services.export.window import Window
 
-__all__ = ["Source"]
+__all__ = ["WINDOW", "Source"]
+
+#: Entries kept for the destinations to share, about 65 MB decoded: ten pages of the most a
+#: read returns, so that destinations that drift apart in a burst of ingest still share.
+WINDOW = 100_000
+
+
+def _metadata(text: str):
+    if not text:
+        return NO_METADATA
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        # The logs service owns the stored form; what orjson refuses (a lone surrogate's
+        # escape, a number beyond a double) must not stall the export.
+        return json.loads(text)
 
 
 def _ns(stamp) -> int:
@@ -17,30 +37,56 @@ def _ns(stamp) -> int:
 
 
 class Source:
-    """Stored log entries after a position, and the metric catalogue now."""
+    """Stored log entries after a position, and the metric catalogue now.
 
-    def __init__(self, backends: Backends, timeout: float):
+    Reads of log entries go through one :class:`~services.export.window.Window`;
+    ``fresh`` is how long a destination that has caught up is answered from it
+    before the logs service is asked again.
+    """
+
+    def __init__(self, backends: Backends, timeout: float, *, fresh: float,
+                 window: int = WINDOW):
         self.backends = backends
         self.timeout = timeout
+        self.fresh = fresh
+        self.window = Window(window)
+        self._reading = asyncio.Lock()
 
     async def logs_after(self, position: int, limit: int) -> tuple[list[LogRecord], int]:
         """Up to ``limit`` entries after ``position``, oldest first, and the highest id stored."""
+        window = self.window
+        if window.covers(position):
+            records = window.after(position, limit)
+            if len(records) == limit or window.fresh(time.monotonic(), self.fresh):
+                return records, window.high
+        elif position < window.start:
+            return await self._read(position, limit)
+        async with self._reading:  # one read at a time extends the window; the others wait
+            if position < window.start:
+                return await self._read(position, limit)
+            if not window.covers(position):
+                window.add(position, *await self._read(position, limit), limit, time.monotonic())
+            elif len(window.after(position, limit)) < limit and \
+                    not window.fresh(time.monotonic(), self.fresh):
+                after = window.end
+                window.add(after, *await self._read(after, limit), limit, time.monotonic())
+            return window.after(position, limit), window.high
+
+    async def _read(self, after: int, limit: int) -> tuple[list[LogRecord], int]:
         reply = await self.backends.stub("logs").ReadLogsAfter(
-            logs_service_pb2.ReadLogsAfterRequest(after_id=position, page_size=limit),
+            logs_service_pb2.ReadLogsAfterRequest(after_id=after, page_size=limit),
             timeout=self.timeout)
-        loads = json.loads
-        records = [LogRecord(position=e.id, timestamp_ns=e.time_unix_nano, level=e.level,
-                             service=e.service, message=e.message,
-                             metadata=loads(e.metadata_json) if e.metadata_json else {})
-                   for e in reply.entries]
+        records = [LogRecord(e.id, e.time_unix_nano, e.level, e.service, e.message,
+                             _metadata(e.metadata_json)) for e in reply.entries]
         return records, reply.high_id
 
     async def metric_families(self) -> list[MetricFamily]:
         reply = await self.backends.stub("metrics").ListMetricFamilies(
             metrics_service_pb2.ListMetricFamiliesRequest(), timeout=self.timeout)
-        now, start = _ns(reply.sample_time), _ns(reply.start_time)
+        now = _ns(reply.sample_time)
         return [MetricFamily(
-            name=f.name, kind=f.type, help=f.help, unit=f.unit, timestamp_ns=now, start_ns=start,
+            name=f.name, kind=f.type, help=f.help, unit=f.unit, timestamp_ns=now,
+            start_ns=_ns(f.start_time),
             samples=[MetricSample(labels=dict(s.labels), value=s.value,
                                   buckets=[Bucket(b.upper_bound, int(b.cumulative_count))
                                            for b in s.buckets],

@@ -219,11 +219,13 @@ class LogsServicer(logs_service_pb2_grpc.LogsServiceServicer):
         if not 0 <= request.page_size <= MAX_READ_PAGE:
             raise InvalidArgument(f"page_size must be 1 to {MAX_READ_PAGE}", field="page_size")
         rows, high = await self.store.read_after(request.after_id, request.page_size or READ_PAGE)
-        stored = logs_service_pb2.StoredEntry
-        return logs_service_pb2.ReadLogsAfterResponse(
-            entries=[stored(id=r.id, time_unix_nano=r.ts, level=NAMES[r.level], service=r.service,
-                            message=r.message, metadata_json=r.metadata or "") for r in rows],
-            high_id=high)
+        reply = logs_service_pb2.ReadLogsAfterResponse(high_id=high)
+        # Added in place: half the cost of building each entry and then the list of them.
+        add = reply.entries.add
+        for r in rows:
+            add(id=r.id, time_unix_nano=r.ts, level=NAMES[r.level], service=r.service,
+                message=r.message, metadata_json=r.metadata or "")
+        return reply
 
     async def GetErrorSummary(self, request, context):
         summary = await summarise_errors(self.store, self.requests, request.period)

@@ -38,6 +38,8 @@ class SystemSample:
     bytes_received: int
     packets_sent: int
     packets_received: int
+    #: Unix seconds of the host's boot, since when its network counters count.
+    boot_time: float
 
     @property
     def memory_used(self) -> int:
@@ -83,6 +85,7 @@ def take_sample(disk_path: Path, period: float) -> SystemSample:
         bytes_received=net.bytes_recv if net else 0,
         packets_sent=net.packets_sent if net else 0,
         packets_received=net.packets_recv if net else 0,
+        boot_time=psutil.boot_time(),
     )
 
 

@@ -92,8 +92,10 @@ class Collected:
 
     families: list
     now: float
-    #: Unix seconds of the first stored event, since when counters accumulate; None before one.
-    first_event: float | None
+    #: Unix seconds since when the store's counters and histogram accumulate.
+    counters_since: float
+    #: Unix seconds of the host's boot, since when its counters count; None before a sample.
+    boot_time: float | None
 
 
 async def collect(metrics: Metrics) -> Collected:
@@ -203,7 +205,8 @@ async def collect(metrics: Metrics) -> Collected:
             add("botmon_export_last_success_timestamp_seconds",
                 destination.last_success_time.ToNanoseconds() / 1e9, name)
     ordered = [histogram if f.type == "histogram" else out[f.name] for f in FAMILIES]
-    return Collected(ordered, now, meta.get("first_event_time"))
+    return Collected(ordered, now, meta["counters_since"],
+                     sample.boot_time if sample is not None else None)
 
 
 async def export(metrics: Metrics, fmt: str) -> metrics_service_pb2.GetPrometheusMetricsResponse:
@@ -232,9 +235,16 @@ def _unit(name: str) -> str:
     return ""
 
 
-def _structured_family(spec: Family, family) -> metric_family_pb2.MetricFamily:
+def _structured_family(spec: Family, family, collected: Collected
+                       ) -> metric_family_pb2.MetricFamily:
     out = metric_family_pb2.MetricFamily(name=spec.name, type=spec.type, help=spec.help,
                                          unit=_unit(spec.name))
+    if spec.type != "gauge":
+        # Fixed while the series counts on: a start that moved would tell a reader (OTLP's
+        # cumulative sums) that the series restarted from zero.
+        since = collected.boot_time if spec.source == "host" else collected.counters_since
+        if since is not None:
+            out.start_time.CopyFrom(_stamp(since))
     if spec.type != "histogram":
         for sample in family.samples:
             out.samples.add(labels=sample.labels, value=sample.value)
@@ -260,8 +270,6 @@ async def structured(metrics: Metrics) -> metrics_service_pb2.ListMetricFamilies
     """The catalogue as structured families, for exporters (the same figures as :func:`export`)."""
     collected = await collect(metrics)
     return metrics_service_pb2.ListMetricFamiliesResponse(
-        families=[_structured_family(spec, family)
+        families=[_structured_family(spec, family, collected)
                   for spec, family in zip(FAMILIES, collected.families, strict=True)],
-        sample_time=_stamp(collected.now),
-        start_time=_stamp(collected.first_event if collected.first_event is not None
-                          else collected.now))
+        sample_time=_stamp(collected.now))

@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS metrics_counters (
     name TEXT NOT NULL, labels TEXT NOT NULL, value DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (name, labels));
 CREATE TABLE IF NOT EXISTS metrics_meta (key TEXT PRIMARY KEY, value DOUBLE PRECISION NOT NULL);
+INSERT INTO metrics_meta VALUES ('counters_since', extract(epoch FROM clock_timestamp()))
+    ON CONFLICT (key) DO NOTHING;
 CREATE TABLE IF NOT EXISTS metrics_sessions (
     session_id TEXT PRIMARY KEY, started_at DOUBLE PRECISION,
     last_seen DOUBLE PRECISION NOT NULL, ended_at DOUBLE PRECISION);

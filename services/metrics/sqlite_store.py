@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS metrics_counters (
     name TEXT NOT NULL, labels TEXT NOT NULL, value REAL NOT NULL,
     PRIMARY KEY (name, labels)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS metrics_meta (key TEXT PRIMARY KEY, value REAL NOT NULL);
+INSERT OR IGNORE INTO metrics_meta VALUES ('counters_since', (julianday('now') - 2440587.5) * 86400.0);
 CREATE TABLE IF NOT EXISTS metrics_sessions (
     session_id TEXT PRIMARY KEY, started_at REAL, last_seen REAL NOT NULL, ended_at REAL);
 CREATE INDEX IF NOT EXISTS metrics_sessions_last_seen ON metrics_sessions (last_seen);

@@ -84,7 +84,8 @@ class MetricsStore(abc.ABC):
 
     @abc.abstractmethod
     async def meta(self) -> dict[str, float]:
-        """``last_server_error`` when known."""
+        """``last_server_error`` when known, and ``counters_since``: when the store began
+        counting (Unix seconds, set when its schema was created)."""
 
     @abc.abstractmethod
     async def people(self, now: float, midnight: float, idle: float) -> People:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import email.utils
 import time
 
 import httpx
+import psutil
 import pytest
 
 from services.export.sinks import otlp
+from services.export.sinks.base import SinkError
+from tests.export.batches import records
 from tests.export.conftest import destinations, export_suite
 from tests.waiting import eventually
 
@@ -127,3 +131,58 @@ async def test_http_protobuf_with_headers(make_settings, http_receiver):
             debug = (await http.get(f"{suite.base}/debug/info",
                                     headers=suite.headers("admin"))).text
         assert "s3cret-key-value" not in status and "s3cret-key-value" not in debug
+
+
+@pytest.mark.parametrize("retry_after", ["7", "http-date"])
+async def test_http_retry_after_is_given_to_the_loop(http_receiver, retry_after):
+    if retry_after == "http-date":
+        retry_after = email.utils.formatdate(time.time() + 7, usegmt=True)
+    http_receiver.fail_logs = [(503, retry_after)]
+    sink = otlp.create(otlp.Settings(endpoint=http_receiver.endpoint, protocol="http/protobuf"))
+    try:
+        with pytest.raises(SinkError) as caught:
+            await sink.send_logs(records(2))
+    finally:
+        await sink.close()
+    assert caught.value.retryable and 5.0 <= caught.value.retry_after <= 7.0
+
+
+def _points(request, name: str) -> list:
+    """The data points of metric ``name`` in one export request."""
+    for resource_metrics in request.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                if metric.name == name:
+                    kind = metric.WhichOneof("data")
+                    return list(getattr(metric, kind).data_points)
+    return []
+
+
+async def test_cumulative_start_times_stay_fixed_across_exports(make_settings, grpc_receiver):
+    sinks = {"otlp": otlp.Settings(endpoint=grpc_receiver.endpoint)}
+    async with export_suite(make_settings(), sinks) as suite:
+        received = grpc_receiver.received
+        # Exports every 2 s (FAST); an event between them makes the request counter move.
+        await eventually(lambda: received.metric_requests, within=15)
+        async with httpx.AsyncClient(timeout=10) as http:
+            r = await http.post(f"{suite.base}/metrics/events", headers=suite.headers("operator"),
+                                json={"events": [{"type": "request", "method": "GET",
+                                                  "route": "/chat", "status": 200,
+                                                  "duration_ms": 12}]})
+            assert r.status_code == 202, r.text
+        await eventually(lambda: len(received.metric_requests) >= 3, within=15)
+        requests = received.metric_requests
+        for name in ("botserver_requests_total", "botserver_request_duration_seconds",
+                     "botserver_network_sent_bytes_total"):
+            starts = {p.start_time_unix_nano for request in requests[1:]
+                      for p in _points(request, name)}
+            assert len(starts) == 1 and 0 < min(starts), (name, starts)
+            assert all(p.start_time_unix_nano < p.time_unix_nano
+                       for p in _points(requests[-1], name))
+        # The host's counters count since its boot, the platform's since the store began.
+        network = _points(requests[-1], "botserver_network_sent_bytes_total")[0]
+        assert network.start_time_unix_nano / 1e9 == pytest.approx(psutil.boot_time(), abs=1)
+        assert _points(requests[-1], "botserver_requests_total")[0].start_time_unix_nano \
+            > network.start_time_unix_nano
+        assert all(p.start_time_unix_nano == 0
+                   for p in _points(requests[-1], "botserver_sessions_active"))

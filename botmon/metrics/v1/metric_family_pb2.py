@@ -22,9 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%botmon/metrics/v1/metric_family.proto\x12\x11\x62otmon.metrics.v1\"@\n\x0fHistogramBucket\x12\x13\n\x0bupper_bound\x18\x01 \x01(\x01\x12\x18\n\x10\x63umulative_count\x18\x02 \x01(\x01\"\xda\x01\n\x0cMetricSample\x12;\n\x06labels\x18\x01 \x03(\x0b\x32+.botmon.metrics.v1.MetricSample.LabelsEntry\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x33\n\x07\x62uckets\x18\x03 \x03(\x0b\x32\".botmon.metrics.v1.HistogramBucket\x12\x0b\n\x03sum\x18\x04 \x01(\x01\x12\r\n\x05\x63ount\x18\x05 \x01(\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"x\n\x0cMetricFamily\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0c\n\x04help\x18\x03 \x01(\t\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x30\n\x07samples\x18\x05 \x03(\x0b\x32\x1f.botmon.metrics.v1.MetricSampleb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%botmon/metrics/v1/metric_family.proto\x12\x11\x62otmon.metrics.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"@\n\x0fHistogramBucket\x12\x13\n\x0bupper_bound\x18\x01 \x01(\x01\x12\x18\n\x10\x63umulative_count\x18\x02 \x01(\x01\"\xda\x01\n\x0cMetricSample\x12;\n\x06labels\x18\x01 \x03(\x0b\x32+.botmon.metrics.v1.MetricSample.LabelsEntry\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x33\n\x07\x62uckets\x18\x03 \x03(\x0b\x32\".botmon.metrics.v1.HistogramBucket\x12\x0b\n\x03sum\x18\x04 \x01(\x01\x12\r\n\x05\x63ount\x18\x05 \x01(\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa8\x01\n\x0cMetricFamily\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0c\n\x04help\x18\x03 \x01(\t\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x30\n\x07samples\x18\x05 \x03(\x0b\x32\x1f.botmon.metrics.v1.MetricSample\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,12 +34,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_METRICSAMPLE_LABELSENTRY']._loaded_options = None
   _globals['_METRICSAMPLE_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_HISTOGRAMBUCKET']._serialized_start=60
-  _globals['_HISTOGRAMBUCKET']._serialized_end=124
-  _globals['_METRICSAMPLE']._serialized_start=127
-  _globals['_METRICSAMPLE']._serialized_end=345
-  _globals['_METRICSAMPLE_LABELSENTRY']._serialized_start=300
-  _globals['_METRICSAMPLE_LABELSENTRY']._serialized_end=345
-  _globals['_METRICFAMILY']._serialized_start=347
-  _globals['_METRICFAMILY']._serialized_end=467
+  _globals['_HISTOGRAMBUCKET']._serialized_start=93
+  _globals['_HISTOGRAMBUCKET']._serialized_end=157
+  _globals['_METRICSAMPLE']._serialized_start=160
+  _globals['_METRICSAMPLE']._serialized_end=378
+  _globals['_METRICSAMPLE_LABELSENTRY']._serialized_start=333
+  _globals['_METRICSAMPLE_LABELSENTRY']._serialized_end=378
+  _globals['_METRICFAMILY']._serialized_start=381
+  _globals['_METRICFAMILY']._serialized_end=549
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
@@ -117,6 +118,7 @@ class MetricFamily(_message.Message):
     HELP_FIELD_NUMBER: _builtins.int
     UNIT_FIELD_NUMBER: _builtins.int
     SAMPLES_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Output only. Name in the Prometheus text format 0.0.4, e.g.
     "botserver_requests_total".
@@ -133,6 +135,13 @@ class MetricFamily(_message.Message):
     def samples(self) -> _containers.RepeatedCompositeFieldContainer[Global___MetricSample]:
         """Output only. The samples."""
 
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. Since when the samples of a counter or histogram accumulate:
+        the host's boot for the host's counters, otherwise when the store began
+        counting. It stays the same while the series counts on; unset for a gauge.
+        """
+
     def __init__(
         self,
         *,
@@ -141,10 +150,11 @@ class MetricFamily(_message.Message):
         help: _builtins.str = ...,
         unit: _builtins.str = ...,
         samples: _abc.Iterable[Global___MetricSample] | None = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["help", b"help", "name", b"name", "samples", b"samples", "type", b"type", "unit", b"unit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["help", b"help", "name", b"name", "samples", b"samples", "start_time", b"start_time", "type", b"type", "unit", b"unit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -590,7 +590,6 @@ class ListMetricFamiliesResponse(_message.Message):
 
     FAMILIES_FIELD_NUMBER: _builtins.int
     SAMPLE_TIME_FIELD_NUMBER: _builtins.int
-    START_TIME_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def families(self) -> _containers.RepeatedCompositeFieldContainer[_metric_family_pb2.MetricFamily]:
         """Output only. The catalogue's families, in catalogue order."""
@@ -599,22 +598,15 @@ class ListMetricFamiliesResponse(_message.Message):
     def sample_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. When the samples were read."""
 
-    @_builtins.property
-    def start_time(self) -> _timestamp_pb2.Timestamp:
-        """Output only. Since when counters and histograms accumulate (the first
-        stored event; the sample time when none).
-        """
-
     def __init__(
         self,
         *,
         families: _abc.Iterable[_metric_family_pb2.MetricFamily] | None = ...,
         sample_time: _timestamp_pb2.Timestamp | None = ...,
-        start_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["sample_time", b"sample_time", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sample_time", b"sample_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["families", b"families", "sample_time", b"sample_time", "start_time", b"start_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["families", b"families", "sample_time", b"sample_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -9,10 +9,12 @@ calls a sink with batches no larger than the sink's ``max_records`` and
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 __all__ = [
+    "NO_METADATA",
     "Bucket",
     "LogRecord",
     "MetricFamily",
@@ -23,16 +25,23 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class LogRecord:
-    """One stored log entry, as stored, with its position in the logs store."""
+#: The metadata of an entry that has none; shared, so read-only.
+NO_METADATA: Mapping[str, Any] = MappingProxyType({})
+
+
+class LogRecord(NamedTuple):
+    """One stored log entry, as stored, with its position in the logs store.
+
+    Immutable (a tuple: cheap to build for every entry read); destinations share
+    records, so none changes ``metadata``.
+    """
 
     position: int
     timestamp_ns: int
     level: str  # debug, info, warn, error
     service: str
     message: str
-    metadata: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = NO_METADATA
 
     def size(self) -> int:
         """A cheap estimate of the encoded size in bytes, for batch bounds."""
@@ -64,7 +73,8 @@ class MetricFamily:
     """One series family of the catalogue, sampled at ``timestamp_ns``.
 
     ``kind`` is ``counter`` (cumulative, monotonic since ``start_ns``), ``gauge``
-    or ``histogram`` (cumulative buckets since ``start_ns``).
+    (``start_ns`` 0) or ``histogram`` (cumulative buckets since ``start_ns``).
+    ``start_ns`` stays the same while the series counts on.
     """
 
     name: str

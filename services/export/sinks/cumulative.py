@@ -2,9 +2,9 @@
 whose counters are deltas (Datadog counts, CloudWatch sums).
 
 The series of the first snapshot an exporter sees set a baseline and send nothing:
-their values count from a point it did not see (the catalogue's start time is one for
-every family, so host counters since boot share it with request counters), and
-sending them whole would count history as one interval. A series that first appears
+their values count from a point it did not see (the host's counters from its boot, the
+platform's from when the store began counting), and sending them whole would count
+history as one interval. A series that first appears
 in a later snapshot is new since the previous one and is sent whole. A value that
 went down is a reset: what it holds now was counted since the previous export. A
 destination acknowledges each delta once it is sent, so a resent snapshot sends no

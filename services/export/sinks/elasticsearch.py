@@ -111,8 +111,9 @@ def log_document(record: LogRecord) -> dict[str, Any]:
 def metric_documents(family: MetricFamily) -> Iterator[tuple[str, dict[str, Any]]]:
     """(document id, document) per sample; ids make a resent sample a no-op (409)."""
     for sample in family.samples:
-        metric: dict[str, Any] = {"name": family.name, "type": family.kind,
-                                  "start": rfc3339_nanos(family.start_ns)}
+        metric: dict[str, Any] = {"name": family.name, "type": family.kind}
+        if family.start_ns:  # counters and histograms
+            metric["start"] = rfc3339_nanos(family.start_ns)
         if family.unit:
             metric["unit"] = family.unit
         if family.kind == "histogram":

@@ -8,9 +8,7 @@ fixes without the data being lost), with the server's ``Retry-After`` or
 
 from __future__ import annotations
 
-import email.utils
 import gzip
-import time
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -21,9 +19,9 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 
 from services.export.sinks.base import SinkError
+from services.export.sinks.http import retry_after
 
-__all__ = ["GrpcTransport", "HttpTransport", "Transport", "rejected_count", "retry_after",
-           "shown"]
+__all__ = ["GrpcTransport", "HttpTransport", "Transport", "rejected_count", "shown"]
 
 #: gRPC codes the OTLP specification calls retryable.
 RETRYABLE_CODES = frozenset({
@@ -45,20 +43,6 @@ def shown(url: str) -> str:
     host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def rejected_count(response: Message, signal: str) -> int:
@@ -175,7 +159,7 @@ class HttpTransport(Transport):
                 if reply.status >= 300:
                     raise SinkError(f"HTTP {reply.status} from {shown(self.urls[signal])}",
                                     retryable=reply.status not in PERMANENT_STATUSES,
-                                    retry_after=retry_after(reply.headers.get("Retry-After")))
+                                    retry_after=retry_after(reply.headers))
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise SinkError(f"{shown(self.urls[signal])}: {type(exc).__name__}") from None
         try:
