@@ -74,7 +74,10 @@ class Follower:
             try:
                 # No message within stale_after means the stream is stuck: start over.
                 while True:
-                    update = await asyncio.wait_for(call.read(), self.stale_after)
+                    # Not wait_for, which (Python 3.11) swallows a cancellation that
+                    # arrives as a message does: stop() would then wait forever.
+                    async with asyncio.timeout(self.stale_after):
+                        update = await call.read()
                     if update is grpc.aio.EOF:
                         self.error = f"the health service ended the {self.what} stream"
                         break

@@ -116,22 +116,27 @@ class StatusView(Generic[T]):
     async def _run(self) -> None:
         while True:
             built = self._built
-            if built is not None and not self._wanted.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wanted.wait(),
-                                           max(0.0, built.valid_until - time.time()))
+            if built is not None:
+                await self._wait_wanted(built.valid_until - time.time())
             self._wanted.clear()
             try:
                 built = await self._build(self._requested)
             except Exception as exc:
                 log.exception("building the status list failed")
                 self._settle(exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wanted.wait(), self.refresh)
+                await self._wait_wanted(self.refresh)
                 continue
             self._built = built
             self._watchers.publish(built.reply)
             self._settle(None)
+
+    async def _wait_wanted(self, seconds: float) -> None:
+        """Until a rebuild is asked for, or ``seconds`` pass."""
+        # Not wait_for, which (Python 3.11) swallows a cancellation that arrives as the
+        # event is set: stop() would then wait forever.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, seconds)):
+                await self._wanted.wait()
 
     async def _build(self, generation: int) -> Built[T]:
         now = time.time()
