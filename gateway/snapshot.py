@@ -9,6 +9,7 @@ instead. So an answer is never stale and never hangs.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import time
@@ -26,7 +27,7 @@ __all__ = ["HealthSnapshot", "HealthView", "StatusSnapshot"]
 log = logging.getLogger("botmon.gateway.health")
 
 
-class Follower:
+class Follower(abc.ABC):
     """Follows one server-streaming RPC of the health service and keeps its latest message."""
 
     #: What the stream carries, in reasons and log lines: "health", "status".
@@ -43,11 +44,13 @@ class Follower:
         self.error = f"no {self.what} snapshot received yet"
         self._task: asyncio.Task | None = None
 
+    @abc.abstractmethod
     def _open(self) -> grpc.aio.UnaryStreamCall:
-        raise NotImplementedError
+        """Start the stream."""
 
+    @abc.abstractmethod
     def _unpack(self, update: Message) -> Message:
-        raise NotImplementedError
+        """The message to keep from one the stream sent."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"gateway-{self.what}-watch")
