@@ -100,7 +100,7 @@ class StatusBoard:
             registered = []
             own = dataclasses.replace(own, details={**own.details, "registry_error": exc.message})
         registered.append(own)
-        registered = self.memory.measure(registered)
+        registered = self.memory.measure(registered, now)
         registered.sort(key=lambda i: (i.name, i.instance_id))
         suite: list[Instance] = []
         for name in SUITE:
