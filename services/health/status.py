@@ -72,11 +72,16 @@ class StatusBoard:
         self._task = asyncio.create_task(self._beat(), name="health-self-heartbeat")
 
     async def _beat(self) -> None:
+        task = asyncio.current_task()
         while True:
             try:
                 await self.registry.heartbeat(self.own_entry(time.time()))
             except Unavailable as exc:
                 log.warning("cannot register this health replica: %s", exc.message)
+            # redis-py can swallow the cancellation stop() sends while a command is in
+            # flight; the request is still counted.
+            if task.cancelling():
+                return
             await asyncio.sleep(self.interval)
 
     async def stop(self) -> None:

@@ -114,7 +114,10 @@ class StatusView(Generic[T]):
         return built
 
     async def _run(self) -> None:
-        while True:
+        task = asyncio.current_task()
+        # redis-py can swallow the cancellation stop() sends while a command is in flight;
+        # the request is still counted, so a build that returns ends the loop.
+        while not task.cancelling():
             built = self._built
             if built is not None:
                 await self._wait_wanted(built.valid_until - time.time())
