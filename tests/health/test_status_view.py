@@ -137,3 +137,25 @@ async def test_memory_is_reported_over_rest(make_settings):
         assert services[name]["status"] == "running"
         assert services[name]["memory_used_mb"] == pytest.approx(rss, rel=0.25), name
     assert services["metrics"]["memory_used_mb"] is None
+
+
+async def test_watch_status_sends_each_change_and_at_least_every_second(health_settings):
+    async with serve(health_settings()) as running:
+        call = running.stub.WatchStatus(pb.WatchStatusRequest())
+        first = await asyncio.wait_for(call.read(), 5)
+        assert "web_server" not in {s.name for s in first.status.services}
+        sent = time.monotonic()
+        await running.stub.Heartbeat(beat(), timeout=5)
+        # (A periodic list built before the heartbeat may come first.)
+        while "web_server" not in {s.name for s in (await asyncio.wait_for(
+                call.read(), 5)).status.services}:
+            pass
+        assert time.monotonic() - sent < 0.5
+        # Nothing changes from here on: the list still comes, with its figures of the moment.
+        stamps = []
+        for _ in range(3):
+            reply = await asyncio.wait_for(call.read(), 1.5)
+            stamps.append(reply.status.timestamp.ToNanoseconds() / 1e9)
+        call.cancel()
+    assert stamps == sorted(stamps)
+    assert stamps[-1] == pytest.approx(time.time(), abs=1.5)
