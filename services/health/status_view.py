@@ -60,11 +60,6 @@ class StatusView(Generic[T]):
         self._watchers: Broadcast[T] = Broadcast()
         self._task: asyncio.Task | None = None
 
-    @property
-    def watcher_count(self) -> int:
-        """Open :meth:`watch` streams."""
-        return len(self._watchers)
-
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="health-status-view")
 
