@@ -81,8 +81,8 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     app.error_handler.add(Exception, render_exception)
 
     for index, route in enumerate(app.ctx.routes):
-        special, prepare, finish = handlers.SPECIAL.get(route.rpc, (None, None, None))
-        handler = special or handlers.rpc_handler(route, prepare, finish)
+        special = handlers.SPECIAL.get(route.rpc, handlers.GENERIC)
+        handler = special.handler or handlers.rpc_handler(route, special)
         if route.rpc in shippers.BY_CONTENT_TYPE:
             handler = shippers.BY_CONTENT_TYPE[route.rpc](handler)
         _add(app, handler, route.sanic_path, route.http_method, route.template,

@@ -12,16 +12,21 @@ from botmon.runtime.registration import Registration
 from gateway.auth import FailedLogins
 from gateway.ratelimit import create_limiter
 from gateway.readiness import Readiness
-from gateway.snapshot import HealthSnapshot
+from gateway.snapshot import HealthSnapshot, StatusSnapshot
 from gateway.transcoding import Route
 
 __all__ = ["Clients"]
 
 log = logging.getLogger("botmon.gateway")
 
+#: Seconds after which the status list from WatchStatus, which sends one at least every
+#: second, is not trusted and GET /status makes the call instead.
+STATUS_STALE_AFTER = 2.0
+
 
 class Clients:
-    """Backend channels, the rate limiters, the health snapshot, readiness and the heartbeat."""
+    """Backend channels, the rate limiters, the health and status snapshots, readiness and
+    the heartbeat."""
 
     def __init__(self, settings: Settings, *, port: int):
         self.settings = settings
@@ -31,6 +36,7 @@ class Clients:
         # Several missed probe rounds (plus a deadline of slack) make the snapshot stale.
         self.snapshot = HealthSnapshot(
             self.backends, stale_after=3 * settings.probe_interval + settings.grpc_deadline)
+        self.status = StatusSnapshot(self.backends, stale_after=STATUS_STALE_AFTER)
         self.readiness = Readiness(self.backends)
         self.registration = Registration(self.backends, "gateway", port, self._details)
         self._callables: dict[str, grpc.aio.UnaryUnaryMultiCallable] = {}
@@ -57,10 +63,12 @@ class Clients:
 
     def start(self) -> None:
         self.snapshot.start()
+        self.status.start()
         self.registration.start()
 
     async def close(self) -> None:
         await self.registration.stop()
         await self.snapshot.stop()
+        await self.status.stop()
         await self.limiter.close()
         await self.backends.close()

@@ -10,12 +10,13 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import NamedTuple
 from urllib.parse import quote
 
 import grpc
 from google.protobuf.message import Message
 from sanic import Request
-from sanic.response import HTTPResponse, json
+from sanic.response import HTTPResponse, json, raw
 
 from botmon import __version__
 from botmon.logs.v1 import logs_service_pb2
@@ -27,10 +28,29 @@ from gateway.errors import from_rpc_error
 from gateway.health_json import CONTENT_TYPE, health_json, http_status, wants_health_json
 from gateway.transcoding import Route, http_body, render
 
-__all__ = ["SPECIAL", "caller_pairs", "live", "ready", "rpc_handler"]
+__all__ = ["GENERIC", "SPECIAL", "Special", "caller_pairs", "live", "ready", "rpc_handler"]
 
 Prepare = Callable[[Request, Message], None]
 Finish = Callable[[Request, Route, Message, int], HTTPResponse]
+Local = Callable[[Request, Route], HTTPResponse | None]
+
+
+class Special(NamedTuple):
+    """How one route differs from the generic transcoded call."""
+
+    #: Serves the route instead of :func:`rpc_handler`.
+    handler: Callable[..., Awaitable[HTTPResponse]] | None = None
+    #: Adjusts the bound request message before the call.
+    prepare: Prepare | None = None
+    #: Renders the reply instead of :func:`render`.
+    finish: Finish | None = None
+    #: Answers from what the gateway holds, after the request is bound (so bad input is
+    #: still a 400); None makes the call.
+    local: Local | None = None
+
+
+#: A route with nothing special.
+GENERIC = Special()
 
 #: Success status of RPCs that store what they are given (CONTRACT.md §6: 202 once stored);
 #: a servicer's ``x-http-code`` metadata still wins.
@@ -88,14 +108,17 @@ async def call(clients: Clients, route: Route, message: Message,
     return reply, _http_code(trailing, _http_code(initial, default))
 
 
-def rpc_handler(route: Route, prepare: Prepare | None = None,
-                finish: Finish | None = None) -> Callable[..., Awaitable[HTTPResponse]]:
+def rpc_handler(route: Route, special: Special = GENERIC
+                ) -> Callable[..., Awaitable[HTTPResponse]]:
     """The handler of one transcoded route."""
+    prepare, finish, local = special.prepare, special.finish, special.local
 
     async def handler(request: Request, **params: str) -> HTTPResponse:
         query = request.get_query_args(keep_blank_values=True) if request.query_string else ()
         message = route.bind(params, query, request.body if route.body else None,
                              request.headers.get("content-type", ""))
+        if local and (response := local(request, route)) is not None:
+            return response
         if prepare:
             prepare(request, message)
         reply, status = await call(request.app.ctx.clients, route, message, request)
@@ -119,6 +142,12 @@ async def health(request: Request, **_: str) -> HTTPResponse:
     if view.reason:
         body["reason"] = view.reason
     return json(body, status=503 if view.status == "unhealthy" else 200)
+
+
+def _status(request: Request, route: Route) -> HTTPResponse | None:
+    """``GET /status`` from the WatchStatus snapshot while it is fresh (else the call)."""
+    body = request.app.ctx.clients.status.body(route)
+    return None if body is None else raw(body, content_type="application/json")
 
 
 def _detailed(request: Request, route: Route, reply: Message, status: int) -> HTTPResponse:
@@ -184,12 +213,14 @@ async def ready(request: Request) -> HTTPResponse:
     return json(body, status=503 if not_ready else 200)
 
 
-#: RPC name -> (handler, or None for the generic one, prepare hook, finish hook).
-SPECIAL: dict[str, tuple[Callable | None, Prepare | None, Finish | None]] = {
-    "botmon.health.v1.HealthService.GetHealth": (health, None, None),
-    "botmon.health.v1.HealthService.GetDetailedHealth": (None, None, _detailed),
-    "botmon.metrics.v1.MetricsService.GetPrometheusMetrics": (None, _prometheus_format,
-                                                              _prometheus),
-    "botmon.debug.v1.DebugService.GetDebugInfo": (debug_info, None, None),
-    "botmon.logs.v1.LogsService.ListLogs": (None, _logs_page_format, _logs_page),
+#: RPC name -> how its route differs from the generic one.
+SPECIAL: dict[str, Special] = {
+    "botmon.health.v1.HealthService.GetHealth": Special(handler=health),
+    "botmon.health.v1.HealthService.GetDetailedHealth": Special(finish=_detailed),
+    "botmon.health.v1.HealthService.GetStatus": Special(local=_status),
+    "botmon.metrics.v1.MetricsService.GetPrometheusMetrics": Special(
+        prepare=_prometheus_format, finish=_prometheus),
+    "botmon.debug.v1.DebugService.GetDebugInfo": Special(handler=debug_info),
+    "botmon.logs.v1.LogsService.ListLogs": Special(prepare=_logs_page_format,
+                                                   finish=_logs_page),
 }

@@ -1,25 +1,110 @@
-"""The gateway's copy of the suite's health, kept current by the ``WatchHealth`` stream.
+"""The gateway's copies of the suite's health and status list, kept current by the health
+service's ``WatchHealth`` and ``WatchStatus`` streams.
 
-``GET /health`` answers from it with no gRPC hop per request. While the stream
-is down the snapshot says why, and a snapshot older than ``stale_after``
-seconds counts as unhealthy, so the answer is never stale and never hangs.
+``GET /health`` and ``GET /status`` answer from them with no gRPC hop per request.
+While a stream is down its copy says why, and a copy older than ``stale_after``
+seconds is not trusted: ``/health`` then reports unhealthy, ``/status`` makes the call
+instead. So an answer is never stale and never hangs.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import time
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf.message import Message
 
 from botmon.health.v1 import health_service_pb2
 from botmon.runtime.channels import Backends
+from gateway.transcoding import Route, render
 
-__all__ = ["HealthSnapshot", "HealthView"]
+__all__ = ["HealthSnapshot", "HealthView", "StatusSnapshot"]
 
 log = logging.getLogger("botmon.gateway.health")
+
+
+class Follower(abc.ABC):
+    """Follows one server-streaming RPC of the health service and keeps its latest message."""
+
+    #: What the stream carries, in reasons and log lines: "health", "status".
+    what = ""
+
+    def __init__(self, backends: Backends, *, stale_after: float,
+                 min_backoff: float = 0.1, max_backoff: float = 2.0):
+        self.backends = backends
+        self.stale_after = stale_after
+        self.min_backoff = min_backoff
+        self.max_backoff = max_backoff
+        self.latest: Message | None = None
+        self.received = 0.0
+        self.error = f"no {self.what} snapshot received yet"
+        self._task: asyncio.Task | None = None
+
+    @abc.abstractmethod
+    def _open(self) -> grpc.aio.UnaryStreamCall:
+        """Start the stream."""
+
+    @abc.abstractmethod
+    def _unpack(self, update: Message) -> Message:
+        """The message to keep from one the stream sent."""
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"gateway-{self.what}-watch")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    def problem(self) -> str:
+        """Why the latest message is not to be trusted now; empty when it is."""
+        if self.latest is None or self.error:
+            return self.error or f"no {self.what} snapshot yet"
+        age = time.monotonic() - self.received
+        if age > self.stale_after:
+            return f"{self.what} snapshot is {age:.1f}s old (limit {self.stale_after:g}s)"
+        return ""
+
+    async def _run(self) -> None:
+        backoff = self.min_backoff
+        while True:
+            call = self._open()
+            try:
+                # No message within stale_after means the stream is stuck: start over.
+                while True:
+                    # Not wait_for, which (Python 3.11) swallows a cancellation that
+                    # arrives as a message does: stop() would then wait forever.
+                    async with asyncio.timeout(self.stale_after):
+                        update = await call.read()
+                    if update is grpc.aio.EOF:
+                        self.error = f"the health service ended the {self.what} stream"
+                        break
+                    if self.error:
+                        log.info("%s snapshot stream connected", self.what)
+                    self.latest, self.received, self.error = (self._unpack(update),
+                                                              time.monotonic(), "")
+                    backoff = self.min_backoff
+            except TimeoutError:
+                self.error = f"no {self.what} update within {self.stale_after:g}s"
+            except grpc.aio.AioRpcError as exc:
+                # Cancelling this task mid-read surfaces as a CANCELLED call: stop, don't retry.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError from exc
+                reason = f"health service unreachable: {exc.code().name}: {exc.details()}"
+                if reason != self.error:
+                    log.warning("%s snapshot stream failed", self.what,
+                                extra={"grpc_code": exc.code().name, "detail": exc.details()})
+                self.error = reason
+            finally:
+                call.cancel()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.max_backoff)
 
 
 @dataclass(frozen=True)
@@ -31,67 +116,46 @@ class HealthView:
     health: health_service_pb2.GetDetailedHealthResponse | None
 
 
-class HealthSnapshot:
-    """Watches the health service and keeps the latest detailed health."""
+class HealthSnapshot(Follower):
+    """The latest detailed health, from ``WatchHealth``."""
 
-    def __init__(self, backends: Backends, *, stale_after: float,
-                 min_backoff: float = 0.1, max_backoff: float = 2.0):
-        self.backends = backends
-        self.stale_after = stale_after
-        self.min_backoff = min_backoff
-        self.max_backoff = max_backoff
-        self.latest: health_service_pb2.GetDetailedHealthResponse | None = None
-        self.received = 0.0
-        self.error = "no health snapshot received yet"
-        self._task: asyncio.Task | None = None
+    what = "health"
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="gateway-health-watch")
+    def _open(self) -> grpc.aio.UnaryStreamCall:
+        return self.backends.stub("health").WatchHealth(health_service_pb2.WatchHealthRequest())
 
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+    def _unpack(self, update: Message) -> Message:
+        return update.health
 
     def view(self) -> HealthView:
         """The current status; unhealthy with a reason when the snapshot is missing or old."""
-        if self.latest is None or self.error:
-            return HealthView("unhealthy", self.error or "no health snapshot yet", self.latest)
-        age = time.monotonic() - self.received
-        if age > self.stale_after:
-            return HealthView("unhealthy", f"health snapshot is {age:.1f}s old "
-                                           f"(limit {self.stale_after:g}s)", self.latest)
+        problem = self.problem()
+        if problem:
+            return HealthView("unhealthy", problem, self.latest)
         return HealthView(self.latest.status or "unhealthy", "", self.latest)
 
-    async def _run(self) -> None:
-        backoff = self.min_backoff
-        while True:
-            call = self.backends.stub("health").WatchHealth(health_service_pb2.WatchHealthRequest())
-            try:
-                # No message within stale_after means the stream is stuck: start over.
-                while True:
-                    update = await asyncio.wait_for(call.read(), self.stale_after)
-                    if update is grpc.aio.EOF:
-                        self.error = "the health service ended the health stream"
-                        break
-                    if self.error:
-                        log.info("health snapshot stream connected")
-                    self.latest, self.received, self.error = update.health, time.monotonic(), ""
-                    backoff = self.min_backoff
-            except TimeoutError:
-                self.error = f"no health update within {self.stale_after:g}s"
-            except grpc.aio.AioRpcError as exc:
-                # Cancelling this task mid-read surfaces as a CANCELLED call: stop, don't retry.
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise asyncio.CancelledError from exc
-                reason = f"health service unreachable: {exc.code().name}: {exc.details()}"
-                if reason != self.error:
-                    log.warning("health snapshot stream failed",
-                                extra={"grpc_code": exc.code().name, "detail": exc.details()})
-                self.error = reason
-            finally:
-                call.cancel()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.max_backoff)
+
+class StatusSnapshot(Follower):
+    """The latest status list, from ``WatchStatus``, rendered once per update."""
+
+    what = "status"
+
+    def __init__(self, backends: Backends, *, stale_after: float, **backoff: float):
+        super().__init__(backends, stale_after=stale_after, **backoff)
+        self._rendered: tuple[Message, bytes] | None = None
+
+    def _open(self) -> grpc.aio.UnaryStreamCall:
+        return self.backends.stub("health").WatchStatus(health_service_pb2.WatchStatusRequest())
+
+    def _unpack(self, update: Message) -> Message:
+        return update.status
+
+    def body(self, route: Route) -> bytes | None:
+        """The JSON body of ``route`` (``GET /status``) from the latest list; None when that
+        list is missing or older than ``stale_after``."""
+        if self.problem():
+            return None
+        latest = self.latest
+        if self._rendered is None or self._rendered[0] is not latest:
+            self._rendered = (latest, render(route, latest).body)
+        return self._rendered[1]

@@ -28,6 +28,7 @@ RPC_ROLES: dict[str, dict[str, str]] = {
         "GetDetailedHealth": _VIEWER,
         "WatchHealth": _VIEWER,
         "GetStatus": _VIEWER,
+        "WatchStatus": _VIEWER,
         "GetDatabaseResources": _VIEWER,
         "GetCacheResources": _VIEWER,
         # A process announcing itself changes what GetStatus lists: a write.

@@ -8,6 +8,7 @@ from botmon.runtime.config import Settings
 from botmon.runtime.main import run_service
 from botmon.runtime.server import Binding, GrpcServer
 from botmon.runtime.store import StoreLocation
+from services.health import messages
 from services.health.config import HealthSettings
 from services.health.prober import Prober
 from services.health.probes.cache import RedisProbe
@@ -23,6 +24,7 @@ from services.health.registry import MemoryRegistry, Registry
 from services.health.server import HealthServer
 from services.health.servicer import HealthServicer
 from services.health.status import StatusBoard
+from services.health.status_view import StatusView
 from services.health.traffic import PlatformTraffic
 
 SERVICE_NAME = health_service_pb2.DESCRIPTOR.services_by_name["HealthService"].full_name
@@ -71,13 +73,14 @@ async def create_server(settings: Settings, *, address: str | None = None,
     prober = Prober(probes, interval=settings.probe_interval, timeout=settings.probe_timeout,
                     critical=health.critical)
     board = StatusBoard(settings, instances, prober, instance_id=settings.instance_id)
-    servicer = HealthServicer(prober, board, instances, database=database, cache=cache,
+    view = StatusView(board, messages.status)
+    servicer = HealthServicer(prober, view, instances, database=database, cache=cache,
                               critical=health.critical)
     return HealthServer(
         "health", settings,
         [Binding(SERVICE_NAME, servicer, health_service_pb2_grpc.add_HealthServiceServicer_to_server)],
-        address=address, extra_settings=(health,), prober=prober, board=board,
-        on_stop=[board.stop, prober.stop, instances.close, backends.close])
+        address=address, extra_settings=(health,), prober=prober, board=board, view=view,
+        on_stop=[view.stop, board.stop, prober.stop, instances.close, backends.close])
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ __all__ = [
     "health",
     "instance",
     "service_status",
+    "status",
     "timestamp",
 ]
 
@@ -102,6 +103,12 @@ def service_status(entry: Instance, now: float) -> health_pb2.ServiceStatus:
     if entry.details:
         message.details.update(entry.details)
     return message
+
+
+def status(entries: list[Instance], now: float) -> health_service_pb2.GetStatusResponse:
+    """The status list as of ``now``."""
+    return health_service_pb2.GetStatusResponse(
+        services=[service_status(entry, now) for entry in entries], timestamp=timestamp(now))
 
 
 def instance(request: health_service_pb2.HeartbeatRequest) -> Instance:

@@ -10,16 +10,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapp
 from dataclasses import dataclass
 
 from services.health.aggregation import overall
+from services.health.broadcast import Broadcast
 from services.health.probes.probe import Probe, describe, elapsed_ms, failed
 from services.health.probes.result import ProbeResult
 
 __all__ = ["Prober", "Snapshot"]
 
 log = logging.getLogger("botmon.health.prober")
-
-#: Snapshots a watcher may fall behind by before the oldest is dropped; a watcher
-#: only ever needs the newest one.
-WATCH_QUEUE = 4
 
 
 @dataclass(frozen=True)
@@ -54,7 +51,7 @@ class Prober:
         self._snapshot: Snapshot | None = None
         self._round: asyncio.Task | None = None
         self._loop: asyncio.Task | None = None
-        self._watchers: set[asyncio.Queue] = set()
+        self._watchers: Broadcast[Snapshot] = Broadcast()
         self._stragglers: set[asyncio.Task] = set()
 
     @property
@@ -89,28 +86,13 @@ class Prober:
         # Shielded: a caller that goes away must not cancel the round others await.
         return await asyncio.shield(self._round)
 
-    async def watch(self) -> AsyncIterator[Snapshot]:
+    def watch(self) -> AsyncIterator[Snapshot]:
         """The current snapshot (once there is one), then each new one."""
-        queue: asyncio.Queue[Snapshot | None] = asyncio.Queue(maxsize=WATCH_QUEUE)
-        self._watchers.add(queue)
-        try:
-            if self._snapshot is not None:
-                queue.put_nowait(self._snapshot)
-            while (snapshot := await queue.get()) is not None:
-                yield snapshot
-        finally:
-            self._watchers.discard(queue)
+        return self._watchers.watch()
 
     def end_watches(self) -> None:
         """End every :meth:`watch` (on shutdown, so streams do not hold up the drain)."""
-        for queue in self._watchers:
-            self._offer(queue, None)
-
-    @staticmethod
-    def _offer(queue: asyncio.Queue, item: Snapshot | None) -> None:
-        if queue.full():
-            queue.get_nowait()
-        queue.put_nowait(item)
+        self._watchers.end()
 
     async def stop(self) -> None:
         """Stop probing and close every probe's connections."""
@@ -148,8 +130,7 @@ class Prober:
                                             self.critical),
             taken_at=time.time(), monotonic=time.monotonic(), round=self.rounds)
         self._snapshot = snapshot
-        for queue in self._watchers:
-            self._offer(queue, snapshot)
+        self._watchers.publish(snapshot)
         for hook in self.on_round:
             try:
                 await hook(snapshot)

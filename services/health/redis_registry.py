@@ -34,6 +34,7 @@ class RedisRegistry(Registry):
                  prefix: str = "botmon:health:registry"):
         super().__init__(retention=retention)
         self.index = f"{prefix}:index"
+        self.version_key = f"{prefix}:version"
         self.prefix = prefix
         self.timeout = timeout
         self.client = aioredis.Redis.from_url(
@@ -65,6 +66,7 @@ class RedisRegistry(Registry):
                     pipe.hsetnx(key, "start_time", now)
                 pipe.pexpireat(key, int(drop_at * 1000))
                 pipe.zadd(self.index, {member: drop_at})
+                pipe.incr(self.version_key)
                 pipe.hget(key, "start_time")
                 *_, start = await pipe.execute()
         except (OSError, RedisError) as exc:
@@ -86,6 +88,7 @@ class RedisRegistry(Registry):
                 pipe.hsetnx(key, "stopped_at", now)
                 pipe.pexpireat(key, int(drop_at * 1000))
                 pipe.zadd(self.index, {member: drop_at}, xx=True)
+                pipe.incr(self.version_key)
                 await pipe.execute()
         except (OSError, RedisError) as exc:
             raise Unavailable(f"registry Redis unreachable: {exc}") from None
@@ -97,7 +100,8 @@ class RedisRegistry(Registry):
             async with self.client.pipeline(transaction=True) as pipe:
                 pipe.delete(self._key(member))
                 pipe.zrem(self.index, member)
-                deleted, _ = await pipe.execute()
+                pipe.incr(self.version_key)
+                deleted, *_ = await pipe.execute()
         except (OSError, RedisError) as exc:
             raise Unavailable(f"registry Redis unreachable: {exc}") from None
         return bool(deleted)
@@ -119,6 +123,12 @@ class RedisRegistry(Registry):
         except (OSError, RedisError) as exc:
             raise Unavailable(f"registry Redis unreachable: {exc}") from None
         return [self._instance(h).as_of(now) for h in hashes if h]
+
+    async def version(self) -> int:
+        try:
+            return int(await self.client.get(self.version_key) or 0)
+        except (OSError, RedisError) as exc:
+            raise Unavailable(f"registry Redis unreachable: {exc}") from None
 
     @staticmethod
     def _instance(fields: dict[str, str]) -> Instance:

@@ -36,7 +36,8 @@ class Instance:
     last_heartbeat: float | None = None
     #: When its supervisor reported it dead (Deregister with retain_as_stopped).
     stopped_at: float | None = None
-    #: Cache memory, for the "cache" entry of the status list.
+    #: Megabytes: Redis memory for the "cache" entry of the status list, the process's
+    #: resident memory for a running instance on this host; None when unknown.
     memory_used_mb: float | None = None
     #: Model served, for the "llm_server" entry of the status list.
     model: str = ""
@@ -131,6 +132,11 @@ class Registry(abc.ABC):
         """Every registration not yet dropped, lapsed ones with status "stopped"."""
 
     @abc.abstractmethod
+    async def version(self) -> int:
+        """A number that every heartbeat and deregistration changes (through any replica
+        sharing the registry); lapses and drops, which follow from the clock, do not."""
+
+    @abc.abstractmethod
     async def close(self) -> None:
         """Release the registry's connections."""
 
@@ -143,6 +149,7 @@ class MemoryRegistry(Registry):
     def __init__(self, *, retention: float):
         super().__init__(retention=retention)
         self._entries: dict[tuple[str, str], Instance] = {}
+        self._version = 0
 
     async def _put(self, instance: Instance, now: float) -> Instance:
         key = (instance.name, instance.instance_id)
@@ -151,9 +158,11 @@ class MemoryRegistry(Registry):
         stored = dataclasses.replace(instance, start_time=start, last_heartbeat=now,
                                      stopped_at=None)
         self._entries[key] = stored
+        self._version += 1
         return stored
 
     async def _remove(self, name: str, instance_id: str) -> bool:
+        self._version += 1
         return self._entries.pop((name, instance_id), None) is not None
 
     async def _mark_stopped(self, name: str, instance_id: str, now: float) -> bool:
@@ -162,6 +171,7 @@ class MemoryRegistry(Registry):
             return False
         if entry.stopped_at is None:
             self._entries[(name, instance_id)] = dataclasses.replace(entry, stopped_at=now)
+            self._version += 1
         return True
 
     async def instances(self, now: float | None = None) -> list[Instance]:
@@ -169,6 +179,9 @@ class MemoryRegistry(Registry):
         for key in [k for k, v in self._entries.items() if now >= self.drop_time(v)]:
             del self._entries[key]
         return [entry.as_of(now) for entry in self._entries.values()]
+
+    async def version(self) -> int:
+        return self._version
 
     async def close(self) -> None:
         self._entries.clear()

@@ -12,19 +12,19 @@ from services.health.probes.cache import RedisProbe
 from services.health.probes.postgresql import PostgresProbe
 from services.health.probes.sqlite import SqliteProbe
 from services.health.registry import Registry
-from services.health.status import StatusBoard
+from services.health.status_view import StatusView
 
 __all__ = ["HealthServicer"]
 
 
 class HealthServicer(health_service_pb2_grpc.HealthServiceServicer):
-    """Answers from the prober's cache, the registry and the probed servers."""
+    """Answers from the prober's cache, the status view, the registry and the probed servers."""
 
-    def __init__(self, prober: Prober, board: StatusBoard, registry: Registry, *,
-                 database: PostgresProbe | SqliteProbe, cache: RedisProbe | None,
-                 critical: tuple[str, ...]):
+    def __init__(self, prober: Prober, view: StatusView[health_service_pb2.GetStatusResponse],
+                 registry: Registry, *, database: PostgresProbe | SqliteProbe,
+                 cache: RedisProbe | None, critical: tuple[str, ...]):
         self.prober = prober
-        self.board = board
+        self.view = view
         self.registry = registry
         self.database = database
         self.cache = cache
@@ -37,18 +37,25 @@ class HealthServicer(health_service_pb2_grpc.HealthServiceServicer):
         return messages.detailed_health(await self.prober.current(), self.critical)
 
     async def WatchHealth(self, request, context):
-        async for snapshot in self.prober.watch():
-            yield health_service_pb2.WatchHealthResponse(
-                health=messages.detailed_health(snapshot, self.critical))
+        # This replica's status entry counts the watchers.
+        self.view.changed()
+        try:
+            async for snapshot in self.prober.watch():
+                yield health_service_pb2.WatchHealthResponse(
+                    health=messages.detailed_health(snapshot, self.critical))
+        finally:
+            self.view.changed()
 
     async def GetStatus(self, request, context):
-        entries = await self.board.entries()
-        now = time.time()
-        return health_service_pb2.GetStatusResponse(
-            services=[messages.service_status(entry, now) for entry in entries])
+        return await self.view.current()
+
+    async def WatchStatus(self, request, context):
+        async for reply in self.view.watch():
+            yield health_service_pb2.WatchStatusResponse(status=reply)
 
     async def Heartbeat(self, request, context):
         stored = await self.registry.heartbeat(messages.instance(request))
+        self.view.changed()
         return health_service_pb2.HeartbeatResponse(
             expire_time=messages.timestamp(stored.expire_time))
 
@@ -60,6 +67,7 @@ class HealthServicer(health_service_pb2_grpc.HealthServiceServicer):
                                               retain=request.retain_as_stopped):
             raise NotFound(f"no registration of {request.name!r} with instance_id "
                            f"{request.instance_id!r}")
+        self.view.changed()
         return health_service_pb2.DeregisterResponse()
 
     async def GetDatabaseResources(self, request, context):

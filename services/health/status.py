@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import os
 import socket
 import time
@@ -17,6 +18,7 @@ from botmon.runtime.config import Settings
 from botmon.runtime.errors import Unavailable
 from services.health.prober import Prober, Snapshot
 from services.health.probes.result import DEGRADED, HEALTHY, NOT_CONFIGURED, ProbeResult
+from services.health.process_memory import ProcessMemory
 from services.health.registry import Instance, Registry
 
 __all__ = ["SUITE", "StatusBoard"]
@@ -42,11 +44,12 @@ class StatusBoard:
     """Builds the status list, and keeps this health replica registered alongside the others."""
 
     def __init__(self, settings: Settings, registry: Registry, prober: Prober, *,
-                 instance_id: str):
+                 instance_id: str, memory: ProcessMemory | None = None):
         self.settings = settings
         self.registry = registry
         self.prober = prober
         self.instance_id = instance_id
+        self.memory = memory or ProcessMemory()
         # The process's own start: uptime counts from it, as for every registration.
         self.started = psutil.Process().create_time()
         self.port = 0
@@ -69,11 +72,16 @@ class StatusBoard:
         self._task = asyncio.create_task(self._beat(), name="health-self-heartbeat")
 
     async def _beat(self) -> None:
+        task = asyncio.current_task()
         while True:
             try:
                 await self.registry.heartbeat(self.own_entry(time.time()))
             except Unavailable as exc:
                 log.warning("cannot register this health replica: %s", exc.message)
+            # redis-py can swallow the cancellation stop() sends while a command is in
+            # flight; the request is still counted.
+            if task.cancelling():
+                return
             await asyncio.sleep(self.interval)
 
     async def stop(self) -> None:
@@ -86,9 +94,9 @@ class StatusBoard:
             except Unavailable:
                 pass
 
-    async def entries(self) -> list[Instance]:
-        """Suite services, then other registered services by name, then the components."""
-        now = time.time()
+    async def entries(self, now: float) -> list[Instance]:
+        """Suite services, then other registered services by name, then the components, as
+        of ``now``; the memory of every local running process is read."""
         own = self.own_entry(now)
         try:
             registered = [i for i in await self.registry.instances(now)
@@ -97,6 +105,7 @@ class StatusBoard:
             registered = []
             own = dataclasses.replace(own, details={**own.details, "registry_error": exc.message})
         registered.append(own)
+        registered = self.memory.measure(registered, now)
         registered.sort(key=lambda i: (i.name, i.instance_id))
         suite: list[Instance] = []
         for name in SUITE:
@@ -107,7 +116,16 @@ class StatusBoard:
                 name=name, instance_id="", status="stopped" if name in self._seen else "starting",
                 port=_port(self.settings.addr(name)))]
         others = [i for i in registered if i.name not in SUITE]
-        return suite + others + self._components(await self.prober.current())
+        # The last round's results: the next round's end rebuilds the list anyway.
+        snapshot = self.prober.snapshot or await self.prober.current()
+        return suite + others + self._components(snapshot)
+
+    def next_change(self, entries: list[Instance], now: float) -> float:
+        """When ``entries`` change by the clock alone: a registration lapsing to "stopped",
+        or a stopped one being dropped (inf when none will)."""
+        changes = [self.registry.drop_time(e) if e.status == "stopped" else e.expire_time
+                   for e in entries if e.instance_id and e.last_heartbeat is not None]
+        return min((t for t in changes if t >= now), default=math.inf)
 
     def _components(self, snapshot: Snapshot) -> list[Instance]:
         urls = {"database": self.settings.probe_database_url,

@@ -217,6 +217,35 @@ class ScriptedHealth(health_service_pb2_grpc.HealthServiceServicer, Recorder):
         return health_service_pb2.DeregisterResponse()
 
 
+class ScriptedStatus(ScriptedHealth):
+    """ScriptedHealth with a status list: WatchStatus sends the current list, then each one
+    the test puts in ``lists``; GetStatus answers ``current``, which a test may change
+    without streaming it."""
+
+    def __init__(self):
+        super().__init__()
+        self.lists: asyncio.Queue = asyncio.Queue()
+        self.current = status_list("running")
+
+    async def WatchStatus(self, request, context):
+        yield health_service_pb2.WatchStatusResponse(status=self.current)
+        while True:
+            self.current = await self.lists.get()
+            yield health_service_pb2.WatchStatusResponse(status=self.current)
+
+    async def GetStatus(self, request, context):
+        self.record("GetStatus", request, context)
+        return self.current
+
+
+def status_list(state: str) -> health_service_pb2.GetStatusResponse:
+    """A one-entry status list whose service ``web_server`` is in ``state``."""
+    return health_service_pb2.GetStatusResponse(
+        services=[health_pb2.ServiceStatus(name="web_server", status=state, port=8080, pid=1234,
+                                           instance_id="web-1")],
+        timestamp=_ts(1705312800))
+
+
 def detailed(status: str) -> health_service_pb2.GetDetailedHealthResponse:
     """A detailed health document with every component in ``status`` except llm."""
     checked = _ts(1705312800)

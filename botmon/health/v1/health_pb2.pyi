@@ -417,7 +417,13 @@ class ServiceStatus(_message.Message):
     instance_id: _builtins.str
     """Output only. Distinguishes replicas of one service."""
     memory_used_mb: _builtins.float
-    """Output only. Cache memory in megabytes, for the "cache" entry."""
+    """Output only. Memory in megabytes (10^6 bytes). For the "cache" entry, Redis
+    `used_memory`. For a registered instance that is running, the resident set
+    size of its process, sampled about once a second by the health replica
+    answering; unset (JSON null) when that process is not on the replica's host
+    (its `host` differs), cannot be read there, or its `pid` now belongs to a
+    process started after the instance did. Unset for the other entries.
+    """
     model: _builtins.str
     """Output only. Model served, for the "llm_server" entry."""
     @_builtins.property

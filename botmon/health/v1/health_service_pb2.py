@@ -28,7 +28,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%botmon/health/v1/health_service.proto\x12\x10\x62otmon.health.v1\x1a\x1d\x62otmon/health/v1/health.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n\x10GetHealthRequest\"c\n\x11GetHealthResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x03 \x01(\t\"\x1a\n\x18GetDetailedHealthRequest\"\xc9\x01\n\x19GetDetailedHealthResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x30\n\ncomponents\x18\x02 \x01(\x0b\x32\x1c.botmon.health.v1.Components\x12-\n\ttimestamp\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\r\n\x05notes\x18\x05 \x03(\t\x12\x1b\n\x13\x63ritical_components\x18\x06 \x03(\t\"\x14\n\x12WatchHealthRequest\"R\n\x13WatchHealthResponse\x12;\n\x06health\x18\x01 \x01(\x0b\x32+.botmon.health.v1.GetDetailedHealthResponse\"\x12\n\x10GetStatusRequest\"F\n\x11GetStatusResponse\x12\x31\n\x08services\x18\x01 \x03(\x0b\x32\x1f.botmon.health.v1.ServiceStatus\"\xee\x01\n\x10HeartbeatRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x05\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x0c\n\x04port\x18\x05 \x01(\x05\x12\x0b\n\x03pid\x18\x06 \x01(\x05\x12\x0f\n\x07version\x18\x07 \x01(\t\x12\x0c\n\x04host\x18\x08 \x01(\t\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x07\x64\x65tails\x18\n \x01(\x0b\x32\x17.google.protobuf.Struct\"D\n\x11HeartbeatResponse\x12/\n\x0b\x65xpire_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\x11\x44\x65registerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x19\n\x11retain_as_stopped\x18\x03 \x01(\x08\"\x14\n\x12\x44\x65registerResponse\"\x1d\n\x1bGetDatabaseResourcesRequest\"\xa4\x01\n\x0c\x44\x61tabasePool\x12\x17\n\x0fmax_connections\x18\x01 \x01(\x03\x12\x1a\n\x12\x61\x63tive_connections\x18\x02 \x01(\x03\x12\x18\n\x10idle_connections\x18\x03 \x01(\x03\x12\x18\n\x10waiting_requests\x18\x04 \x01(\x03\x12\x15\n\rtotal_created\x18\x05 \x01(\x03\x12\x14\n\x0ctotal_closed\x18\x06 \x01(\x03\"T\n\x0f\x44\x61tabaseQueries\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\x03\x12\x14\n\x0cslow_queries\x18\x02 \x01(\x03\x12\x1b\n\x13\x61verage_duration_ms\x18\x03 \x01(\x01\"\xc0\x01\n\x1cGetDatabaseResourcesResponse\x12,\n\x04pool\x18\x01 \x01(\x0b\x32\x1e.botmon.health.v1.DatabasePool\x12\x32\n\x07queries\x18\x02 \x01(\x0b\x32!.botmon.health.v1.DatabaseQueries\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12-\n\ttimestamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1a\n\x18GetCacheResourcesRequest\"\xb2\x01\n\x0f\x43\x61\x63heStatistics\x12\x0c\n\x04hits\x18\x01 \x01(\x03\x12\x0e\n\x06misses\x18\x02 \x01(\x03\x12\x10\n\x08hit_rate\x18\x03 \x01(\x01\x12\x11\n\tevictions\x18\x04 \x01(\x03\x12\x16\n\x0ememory_used_mb\x18\x05 \x01(\x01\x12\x1c\n\x0fmemory_limit_mb\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\nkeys_count\x18\x07 \x01(\x03\x42\x12\n\x10_memory_limit_mb\"|\n\x19GetCacheResourcesResponse\x12\x30\n\x05\x63\x61\x63he\x18\x01 \x01(\x0b\x32!.botmon.health.v1.CacheStatistics\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xeb\x07\n\rHealthService\x12w\n\tGetHealth\x12\".botmon.health.v1.GetHealthRequest\x1a#.botmon.health.v1.GetHealthResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/api/v1/monitoring/health\x12\x98\x01\n\x11GetDetailedHealth\x12*.botmon.health.v1.GetDetailedHealthRequest\x1a+.botmon.health.v1.GetDetailedHealthResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/api/v1/monitoring/health/detailed\x12\\\n\x0bWatchHealth\x12$.botmon.health.v1.WatchHealthRequest\x1a%.botmon.health.v1.WatchHealthResponse0\x01\x12w\n\tGetStatus\x12\".botmon.health.v1.GetStatusRequest\x1a#.botmon.health.v1.GetStatusResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/api/v1/monitoring/status\x12T\n\tHeartbeat\x12\".botmon.health.v1.HeartbeatRequest\x1a#.botmon.health.v1.HeartbeatResponse\x12W\n\nDeregister\x12#.botmon.health.v1.DeregisterRequest\x1a$.botmon.health.v1.DeregisterResponse\x12\xa4\x01\n\x14GetDatabaseResources\x12-.botmon.health.v1.GetDatabaseResourcesRequest\x1a..botmon.health.v1.GetDatabaseResourcesResponse\"-\x82\xd3\xe4\x93\x02\'\x12%/api/v1/monitoring/resources/database\x12\x98\x01\n\x11GetCacheResources\x12*.botmon.health.v1.GetCacheResourcesRequest\x1a+.botmon.health.v1.GetCacheResourcesResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/api/v1/monitoring/resources/cacheb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%botmon/health/v1/health_service.proto\x12\x10\x62otmon.health.v1\x1a\x1d\x62otmon/health/v1/health.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n\x10GetHealthRequest\"c\n\x11GetHealthResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x03 \x01(\t\"\x1a\n\x18GetDetailedHealthRequest\"\xc9\x01\n\x19GetDetailedHealthResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x30\n\ncomponents\x18\x02 \x01(\x0b\x32\x1c.botmon.health.v1.Components\x12-\n\ttimestamp\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\r\n\x05notes\x18\x05 \x03(\t\x12\x1b\n\x13\x63ritical_components\x18\x06 \x03(\t\"\x14\n\x12WatchHealthRequest\"R\n\x13WatchHealthResponse\x12;\n\x06health\x18\x01 \x01(\x0b\x32+.botmon.health.v1.GetDetailedHealthResponse\"\x12\n\x10GetStatusRequest\"u\n\x11GetStatusResponse\x12\x31\n\x08services\x18\x01 \x03(\x0b\x32\x1f.botmon.health.v1.ServiceStatus\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x14\n\x12WatchStatusRequest\"J\n\x13WatchStatusResponse\x12\x33\n\x06status\x18\x01 \x01(\x0b\x32#.botmon.health.v1.GetStatusResponse\"\xee\x01\n\x10HeartbeatRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x05\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x0c\n\x04port\x18\x05 \x01(\x05\x12\x0b\n\x03pid\x18\x06 \x01(\x05\x12\x0f\n\x07version\x18\x07 \x01(\t\x12\x0c\n\x04host\x18\x08 \x01(\t\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x07\x64\x65tails\x18\n \x01(\x0b\x32\x17.google.protobuf.Struct\"D\n\x11HeartbeatResponse\x12/\n\x0b\x65xpire_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\x11\x44\x65registerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x19\n\x11retain_as_stopped\x18\x03 \x01(\x08\"\x14\n\x12\x44\x65registerResponse\"\x1d\n\x1bGetDatabaseResourcesRequest\"\xa4\x01\n\x0c\x44\x61tabasePool\x12\x17\n\x0fmax_connections\x18\x01 \x01(\x03\x12\x1a\n\x12\x61\x63tive_connections\x18\x02 \x01(\x03\x12\x18\n\x10idle_connections\x18\x03 \x01(\x03\x12\x18\n\x10waiting_requests\x18\x04 \x01(\x03\x12\x15\n\rtotal_created\x18\x05 \x01(\x03\x12\x14\n\x0ctotal_closed\x18\x06 \x01(\x03\"T\n\x0f\x44\x61tabaseQueries\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\x03\x12\x14\n\x0cslow_queries\x18\x02 \x01(\x03\x12\x1b\n\x13\x61verage_duration_ms\x18\x03 \x01(\x01\"\xc0\x01\n\x1cGetDatabaseResourcesResponse\x12,\n\x04pool\x18\x01 \x01(\x0b\x32\x1e.botmon.health.v1.DatabasePool\x12\x32\n\x07queries\x18\x02 \x01(\x0b\x32!.botmon.health.v1.DatabaseQueries\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12-\n\ttimestamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1a\n\x18GetCacheResourcesRequest\"\xb2\x01\n\x0f\x43\x61\x63heStatistics\x12\x0c\n\x04hits\x18\x01 \x01(\x03\x12\x0e\n\x06misses\x18\x02 \x01(\x03\x12\x10\n\x08hit_rate\x18\x03 \x01(\x01\x12\x11\n\tevictions\x18\x04 \x01(\x03\x12\x16\n\x0ememory_used_mb\x18\x05 \x01(\x01\x12\x1c\n\x0fmemory_limit_mb\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\nkeys_count\x18\x07 \x01(\x03\x42\x12\n\x10_memory_limit_mb\"|\n\x19GetCacheResourcesResponse\x12\x30\n\x05\x63\x61\x63he\x18\x01 \x01(\x0b\x32!.botmon.health.v1.CacheStatistics\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xc9\x08\n\rHealthService\x12w\n\tGetHealth\x12\".botmon.health.v1.GetHealthRequest\x1a#.botmon.health.v1.GetHealthResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/api/v1/monitoring/health\x12\x98\x01\n\x11GetDetailedHealth\x12*.botmon.health.v1.GetDetailedHealthRequest\x1a+.botmon.health.v1.GetDetailedHealthResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/api/v1/monitoring/health/detailed\x12\\\n\x0bWatchHealth\x12$.botmon.health.v1.WatchHealthRequest\x1a%.botmon.health.v1.WatchHealthResponse0\x01\x12w\n\tGetStatus\x12\".botmon.health.v1.GetStatusRequest\x1a#.botmon.health.v1.GetStatusResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/api/v1/monitoring/status\x12\\\n\x0bWatchStatus\x12$.botmon.health.v1.WatchStatusRequest\x1a%.botmon.health.v1.WatchStatusResponse0\x01\x12T\n\tHeartbeat\x12\".botmon.health.v1.HeartbeatRequest\x1a#.botmon.health.v1.HeartbeatResponse\x12W\n\nDeregister\x12#.botmon.health.v1.DeregisterRequest\x1a$.botmon.health.v1.DeregisterResponse\x12\xa4\x01\n\x14GetDatabaseResources\x12-.botmon.health.v1.GetDatabaseResourcesRequest\x1a..botmon.health.v1.GetDatabaseResourcesResponse\"-\x82\xd3\xe4\x93\x02\'\x12%/api/v1/monitoring/resources/database\x12\x98\x01\n\x11GetCacheResources\x12*.botmon.health.v1.GetCacheResourcesRequest\x1a+.botmon.health.v1.GetCacheResourcesResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/api/v1/monitoring/resources/cacheb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -60,29 +60,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSTATUSREQUEST']._serialized_start=642
   _globals['_GETSTATUSREQUEST']._serialized_end=660
   _globals['_GETSTATUSRESPONSE']._serialized_start=662
-  _globals['_GETSTATUSRESPONSE']._serialized_end=732
-  _globals['_HEARTBEATREQUEST']._serialized_start=735
-  _globals['_HEARTBEATREQUEST']._serialized_end=973
-  _globals['_HEARTBEATRESPONSE']._serialized_start=975
-  _globals['_HEARTBEATRESPONSE']._serialized_end=1043
-  _globals['_DEREGISTERREQUEST']._serialized_start=1045
-  _globals['_DEREGISTERREQUEST']._serialized_end=1126
-  _globals['_DEREGISTERRESPONSE']._serialized_start=1128
-  _globals['_DEREGISTERRESPONSE']._serialized_end=1148
-  _globals['_GETDATABASERESOURCESREQUEST']._serialized_start=1150
-  _globals['_GETDATABASERESOURCESREQUEST']._serialized_end=1179
-  _globals['_DATABASEPOOL']._serialized_start=1182
-  _globals['_DATABASEPOOL']._serialized_end=1346
-  _globals['_DATABASEQUERIES']._serialized_start=1348
-  _globals['_DATABASEQUERIES']._serialized_end=1432
-  _globals['_GETDATABASERESOURCESRESPONSE']._serialized_start=1435
-  _globals['_GETDATABASERESOURCESRESPONSE']._serialized_end=1627
-  _globals['_GETCACHERESOURCESREQUEST']._serialized_start=1629
-  _globals['_GETCACHERESOURCESREQUEST']._serialized_end=1655
-  _globals['_CACHESTATISTICS']._serialized_start=1658
-  _globals['_CACHESTATISTICS']._serialized_end=1836
-  _globals['_GETCACHERESOURCESRESPONSE']._serialized_start=1838
-  _globals['_GETCACHERESOURCESRESPONSE']._serialized_end=1962
-  _globals['_HEALTHSERVICE']._serialized_start=1965
-  _globals['_HEALTHSERVICE']._serialized_end=2968
+  _globals['_GETSTATUSRESPONSE']._serialized_end=779
+  _globals['_WATCHSTATUSREQUEST']._serialized_start=781
+  _globals['_WATCHSTATUSREQUEST']._serialized_end=801
+  _globals['_WATCHSTATUSRESPONSE']._serialized_start=803
+  _globals['_WATCHSTATUSRESPONSE']._serialized_end=877
+  _globals['_HEARTBEATREQUEST']._serialized_start=880
+  _globals['_HEARTBEATREQUEST']._serialized_end=1118
+  _globals['_HEARTBEATRESPONSE']._serialized_start=1120
+  _globals['_HEARTBEATRESPONSE']._serialized_end=1188
+  _globals['_DEREGISTERREQUEST']._serialized_start=1190
+  _globals['_DEREGISTERREQUEST']._serialized_end=1271
+  _globals['_DEREGISTERRESPONSE']._serialized_start=1273
+  _globals['_DEREGISTERRESPONSE']._serialized_end=1293
+  _globals['_GETDATABASERESOURCESREQUEST']._serialized_start=1295
+  _globals['_GETDATABASERESOURCESREQUEST']._serialized_end=1324
+  _globals['_DATABASEPOOL']._serialized_start=1327
+  _globals['_DATABASEPOOL']._serialized_end=1491
+  _globals['_DATABASEQUERIES']._serialized_start=1493
+  _globals['_DATABASEQUERIES']._serialized_end=1577
+  _globals['_GETDATABASERESOURCESRESPONSE']._serialized_start=1580
+  _globals['_GETDATABASERESOURCESRESPONSE']._serialized_end=1772
+  _globals['_GETCACHERESOURCESREQUEST']._serialized_start=1774
+  _globals['_GETCACHERESOURCESREQUEST']._serialized_end=1800
+  _globals['_CACHESTATISTICS']._serialized_start=1803
+  _globals['_CACHESTATISTICS']._serialized_end=1981
+  _globals['_GETCACHERESOURCESRESPONSE']._serialized_start=1983
+  _globals['_GETCACHERESOURCESRESPONSE']._serialized_end=2107
+  _globals['_HEALTHSERVICE']._serialized_start=2110
+  _globals['_HEALTHSERVICE']._serialized_end=3207
 # @@protoc_insertion_point(module_scope)

@@ -55,6 +55,11 @@ class HealthServiceStub:
                 request_serializer=botmon_dot_health_dot_v1_dot_health__service__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=botmon_dot_health_dot_v1_dot_health__service__pb2.GetStatusResponse.FromString,
                 _registered_method=True)
+        self.WatchStatus = channel.unary_stream(
+                '/botmon.health.v1.HealthService/WatchStatus',
+                request_serializer=botmon_dot_health_dot_v1_dot_health__service__pb2.WatchStatusRequest.SerializeToString,
+                response_deserializer=botmon_dot_health_dot_v1_dot_health__service__pb2.WatchStatusResponse.FromString,
+                _registered_method=True)
         self.Heartbeat = channel.unary_unary(
                 '/botmon.health.v1.HealthService/Heartbeat',
                 request_serializer=botmon_dot_health_dot_v1_dot_health__service__pb2.HeartbeatRequest.SerializeToString,
@@ -105,7 +110,18 @@ class HealthServiceServicer:
 
     def GetStatus(self, request, context):
         """Returns the suite's services, the probed components and the services that
-        registered themselves.
+        registered themselves, as last rebuilt (see WatchStatus); a registration
+        changed through any health replica is listed at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchStatus(self, request, context):
+        """Streams the status list now and each time it is rebuilt: when a service
+        registers, renews, is deregistered or lapses, when a probe round ends, and
+        at least once a second (uptimes and memory figures move), so that a gateway
+        can answer from a snapshot without a call per request.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -163,6 +179,11 @@ def add_HealthServiceServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=botmon_dot_health_dot_v1_dot_health__service__pb2.GetStatusRequest.FromString,
                     response_serializer=botmon_dot_health_dot_v1_dot_health__service__pb2.GetStatusResponse.SerializeToString,
+            ),
+            'WatchStatus': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchStatus,
+                    request_deserializer=botmon_dot_health_dot_v1_dot_health__service__pb2.WatchStatusRequest.FromString,
+                    response_serializer=botmon_dot_health_dot_v1_dot_health__service__pb2.WatchStatusResponse.SerializeToString,
             ),
             'Heartbeat': grpc.unary_unary_rpc_method_handler(
                     servicer.Heartbeat,
@@ -294,6 +315,33 @@ class HealthService:
             '/botmon.health.v1.HealthService/GetStatus',
             botmon_dot_health_dot_v1_dot_health__service__pb2.GetStatusRequest.SerializeToString,
             botmon_dot_health_dot_v1_dot_health__service__pb2.GetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/botmon.health.v1.HealthService/WatchStatus',
+            botmon_dot_health_dot_v1_dot_health__service__pb2.WatchStatusRequest.SerializeToString,
+            botmon_dot_health_dot_v1_dot_health__service__pb2.WatchStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,7 +43,14 @@ class HealthServiceStub:
     """
     GetStatus: _grpc.UnaryUnaryMultiCallable[_health_service_pb2.GetStatusRequest, _health_service_pb2.GetStatusResponse]
     """Returns the suite's services, the probed components and the services that
-    registered themselves.
+    registered themselves, as last rebuilt (see WatchStatus); a registration
+    changed through any health replica is listed at once.
+    """
+    WatchStatus: _grpc.UnaryStreamMultiCallable[_health_service_pb2.WatchStatusRequest, _health_service_pb2.WatchStatusResponse]
+    """Streams the status list now and each time it is rebuilt: when a service
+    registers, renews, is deregistered or lapses, when a probe round ends, and
+    at least once a second (uptimes and memory figures move), so that a gateway
+    can answer from a snapshot without a call per request.
     """
     Heartbeat: _grpc.UnaryUnaryMultiCallable[_health_service_pb2.HeartbeatRequest, _health_service_pb2.HeartbeatResponse]
     """Registers a service, or renews its registration; call it again before
@@ -73,7 +80,14 @@ class HealthServiceAsyncStub(HealthServiceStub):
     """
     GetStatus: _aio.UnaryUnaryMultiCallable[_health_service_pb2.GetStatusRequest, _health_service_pb2.GetStatusResponse]  # type: ignore[assignment]
     """Returns the suite's services, the probed components and the services that
-    registered themselves.
+    registered themselves, as last rebuilt (see WatchStatus); a registration
+    changed through any health replica is listed at once.
+    """
+    WatchStatus: _aio.UnaryStreamMultiCallable[_health_service_pb2.WatchStatusRequest, _health_service_pb2.WatchStatusResponse]  # type: ignore[assignment]
+    """Streams the status list now and each time it is rebuilt: when a service
+    registers, renews, is deregistered or lapses, when a probe round ends, and
+    at least once a second (uptimes and memory figures move), so that a gateway
+    can answer from a snapshot without a call per request.
     """
     Heartbeat: _aio.UnaryUnaryMultiCallable[_health_service_pb2.HeartbeatRequest, _health_service_pb2.HeartbeatResponse]  # type: ignore[assignment]
     """Registers a service, or renews its registration; call it again before
@@ -124,7 +138,20 @@ class HealthServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_health_service_pb2.GetStatusResponse, _abc.Awaitable[_health_service_pb2.GetStatusResponse]]:
         """Returns the suite's services, the probed components and the services that
-        registered themselves.
+        registered themselves, as last rebuilt (see WatchStatus); a registration
+        changed through any health replica is listed at once.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchStatus(
+        self,
+        request: _health_service_pb2.WatchStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_health_service_pb2.WatchStatusResponse], _abc.AsyncIterator[_health_service_pb2.WatchStatusResponse]]:
+        """Streams the status list now and each time it is rebuilt: when a service
+        registers, renews, is deregistered or lapses, when a probe round ends, and
+        at least once a second (uptimes and memory figures move), so that a gateway
+        can answer from a snapshot without a call per request.
         """
 
     @_abc_1.abstractmethod
