@@ -19,7 +19,8 @@ venv: $(BIN)/botmon
 run: venv protos
 	$(BIN)/botmon up
 
-test: venv
+# node_modules: the console's browser test loads axe-core from it.
+test: venv node_modules/.bin/buf
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 # `make bench BENCH=gateway` runs only benchmarks/bench_gateway.py.

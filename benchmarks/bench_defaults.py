@@ -37,7 +37,7 @@ from benchmarks.bench_gateway import _start_redis
 from benchmarks.cpu import read_cpu
 from benchmarks.processes import Processes, free_port, wait_port
 
-__all__ = ["main"]
+__all__ = ["main", "start_suite"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SECONDS = int(os.environ.get("BOTMON_BENCH_SECONDS", "5"))
@@ -139,14 +139,14 @@ def _target(name: str, value: float, baseline: float, target: float) -> None:
           f"target: >= {target})", flush=True)
 
 
-def _suite(procs: Processes, workdir: Path, workers: int,
+def start_suite(procs: Processes, workdir: Path, workers: int,
            **extra: str) -> tuple[int, subprocess.Popen]:
     """``botmon up`` at defaults with ``workers`` gateway workers; its HTTP port and process."""
     http_port = free_port()
     env = {"BOTMON_DATA_DIR": str(workdir / f"data{workers}{len(extra)}"),
            "BOTMON_HTTP_ADDR": f"127.0.0.1:{http_port}",
            **{f"BOTMON_{s}_ADDR": f"127.0.0.1:{free_port()}"
-              for s in ("HEALTH", "METRICS", "ALERTS", "LOGS")}, **extra}
+              for s in ("HEALTH", "METRICS", "ALERTS", "LOGS", "EXPORT")}, **extra}
     if workers > 1:
         env["BOTMON_GATEWAY_WORKERS"] = str(workers)
     proc = procs.start(f"suite{workers}{len(extra)}", [sys.executable, "-m", "botmon.cli", "up"],
@@ -186,7 +186,7 @@ def main() -> None:
         medians = {}
         for workers in (1, 2):
             with Processes(Path(tmp)) as procs:
-                http_port, _ = _suite(procs, Path(tmp), workers)
+                http_port, _ = start_suite(procs, Path(tmp), workers)
                 suite, baseline = [], []
                 for _ in range(ROUNDS):
                     baseline.append(_wrk(f"http://127.0.0.1:{bare_port}{HEALTH}")[0])
@@ -200,7 +200,7 @@ def main() -> None:
         # GET /logs: the defaults, except the read limit (30/minute) raised out of the way
         # and Redis on, so that the gateway's Lua limiter runs as the baseline's does.
         with Processes(Path(tmp)) as procs:
-            http_port, up = _suite(procs, Path(tmp), 1, BOTMON_REDIS_URL=redis_url,
+            http_port, up = start_suite(procs, Path(tmp), 1, BOTMON_REDIS_URL=redis_url,
                                    BOTMON_API_TOKENS=f"{TOKEN}:operator",
                                    BOTMON_RATE_LIMITS="logs=1000000000/minute,"
                                                       "ingest=1000000000/minute")

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import asyncpg
 
-from benchmarks.bench_defaults import API, CONNECTIONS, ROUNDS, SECONDS, TOKEN, _suite
+from benchmarks.bench_defaults import API, CONNECTIONS, ROUNDS, SECONDS, TOKEN, start_suite
 from benchmarks.processes import Processes
 from benchmarks.stores import scratch_database
 
@@ -195,7 +195,7 @@ def _run(procs: Processes, tmp: Path, store: str, url: str | None,
              "BOTMON_RATE_LIMITS": "ingest=1000000000/minute"}
     if url:
         extra["BOTMON_STORE_URL"] = url
-    http_port = _suite(procs, tmp, 1, **extra)
+    http_port, _ = start_suite(procs, tmp, 1, **extra)
     routes = {"logs": (f"{API}/logs", "lines", _LOG_TABLE),
               "events": (f"{API}/metrics/events", "events", _EVENT_TABLE)}
     for kind, (path, unit, table) in routes.items():

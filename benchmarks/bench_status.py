@@ -25,9 +25,9 @@ from benchmarks.bench_defaults import (
     ROUNDS,
     SECONDS,
     TOKEN,
-    _suite,
     _target,
     _wrk,
+    start_suite,
 )
 from benchmarks.bench_gateway import _start_redis
 from benchmarks.processes import Processes, free_port, wait_port
@@ -57,11 +57,9 @@ def main() -> None:
                              str(call_port), str(noop_port), redis_url])
         for port in (noop_port, call_port):
             wait_port(port)
-        # The export service's port too: its default may be taken on a shared machine.
-        http_port = _suite(procs, work, 1, BOTMON_REDIS_URL=redis_url,
-                           BOTMON_API_TOKENS=f"{TOKEN}:operator",
-                           BOTMON_RATE_LIMITS="default=1000000000/minute",
-                           BOTMON_EXPORT_ADDR=f"127.0.0.1:{free_port()}")
+        http_port, _ = start_suite(procs, work, 1, BOTMON_REDIS_URL=redis_url,
+                              BOTMON_API_TOKENS=f"{TOKEN}:operator",
+                              BOTMON_RATE_LIMITS="default=1000000000/minute")
         suite, baseline = [], []
         for _ in range(ROUNDS):
             baseline.append(_wrk(f"http://127.0.0.1:{call_port}/"))
