@@ -22,9 +22,11 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from botmon.runtime.errors import InvalidArgument
 
 __all__ = [
+    "array_member",
     "bad_field",
     "describe",
     "not_an_object",
+    "object_item",
     "parse_timestamp",
     "scalar",
     "type_name",
@@ -92,6 +94,33 @@ def unknown_field(path: str, descriptor: Descriptor) -> InvalidArgument:
     """A member that names no field of ``descriptor``."""
     known = ", ".join(f.name for f in descriptor.fields)
     return bad_field(path, f"unknown field; known fields are: {known}")
+
+
+def array_member(document: Any, descriptor: Descriptor) -> list:
+    """The array of a request body whose message (``descriptor``) has one repeated field,
+    e.g. ``{"logs": […]}``: absent is empty; any other member or shape is refused."""
+    if type(document) is not dict:
+        raise not_an_object("", document)
+    (field,) = descriptor.fields
+    items = None
+    for key, value in document.items():
+        if key != field.name:
+            raise unknown_field(key, descriptor)
+        items = value
+    if items is None:
+        return []
+    if type(items) is not list:
+        raise bad_field(field.name, f"expected an array, got {describe(items)}")
+    return items
+
+
+def object_item(item: Any, path: str) -> dict:
+    """An element of an array of messages, which must be an object."""
+    if type(item) is not dict:
+        if item is None:
+            raise bad_field(path, "null is not allowed in this array")
+        raise not_an_object(path, item)
+    return item
 
 
 def parse_timestamp(value: Any, path: str) -> tuple[int, int]:

@@ -19,9 +19,9 @@ from botmon.logs.v1 import log_entry_pb2, logs_service_pb2
 from botmon.runtime.errors import InvalidArgument
 from botmon.runtime.jsonbody import check_nesting, decode_json
 from botmon.runtime.jsonfields import (
-    bad_field,
-    describe,
+    array_member,
     not_an_object,
+    object_item,
     parse_timestamp,
     scalar,
     unknown_field,
@@ -50,34 +50,16 @@ ENTRY_LEVEL = 3
 def read_logs(body: bytes, now: int | None = None) -> Batch:
     """The entries of a JSON ``WriteLogsRequest``, validated; raises InvalidArgument for a
     body that is not one, or whose batch is empty or too large."""
-    logs = _logs(decode_json(body, nesting=False))
+    logs = array_member(decode_json(body, nesting=False), _REQUEST)
     problem = check_batch_size(len(logs))
     if problem:
         raise InvalidArgument(problem)
     return validate(_fields(logs), time.time_ns() if now is None else now)
 
 
-def _logs(document: Any) -> list:
-    if type(document) is not dict:
-        raise not_an_object("", document)
-    logs = None
-    for key, value in document.items():
-        if key != "logs":
-            raise unknown_field(key, _REQUEST)
-        logs = value
-    if logs is None:
-        return []
-    if type(logs) is not list:
-        raise bad_field("logs", f"expected an array, got {describe(logs)}")
-    return logs
-
-
 def _fields(logs: list) -> Iterator[Fields | EntryProblem]:
     for index, item in enumerate(logs):
-        if type(item) is not dict:
-            if item is None:
-                raise bad_field(f"logs[{index}]", "null is not allowed in this array")
-            raise not_an_object(f"logs[{index}]", item)
+        object_item(item, f"logs[{index}]")
         if not item.keys() <= _PROTO_NAMES:
             item = _renamed(item, index)
         get = item.get

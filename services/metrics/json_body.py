@@ -18,9 +18,8 @@ from google.protobuf.descriptor import FieldDescriptor
 from botmon.metrics.v1 import metrics_pb2, metrics_service_pb2
 from botmon.runtime.jsonbody import decode_json
 from botmon.runtime.jsonfields import (
-    bad_field,
-    describe,
-    not_an_object,
+    array_member,
+    object_item,
     parse_timestamp,
     scalar,
     unknown_field,
@@ -66,30 +65,12 @@ def read_events(body: bytes) -> list[JsonEvent]:
     """The events of a JSON ``RecordEventsRequest``; raises InvalidArgument for a body
     that is not one."""
     # No member of an event takes an object or array: nothing can nest past the limit.
-    events = _events(decode_json(body, nesting=False))
+    events = array_member(decode_json(body, nesting=False), _REQUEST)
     return [_event(item, index) for index, item in enumerate(events)]
 
 
-def _events(document: Any) -> list:
-    if type(document) is not dict:
-        raise not_an_object("", document)
-    events = None
-    for key, value in document.items():
-        if key != "events":
-            raise unknown_field(key, _REQUEST)
-        events = value
-    if events is None:
-        return []
-    if type(events) is not list:
-        raise bad_field("events", f"expected an array, got {describe(events)}")
-    return events
-
-
 def _event(item: Any, index: int) -> JsonEvent:
-    if type(item) is not dict:
-        if item is None:
-            raise bad_field(f"events[{index}]", "null is not allowed in this array")
-        raise not_an_object(f"events[{index}]", item)
+    object_item(item, f"events[{index}]")
     event = JsonEvent()
     values = event.__dict__
     for key, value in item.items():
