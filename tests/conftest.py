@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import random
 import shutil
@@ -25,6 +26,7 @@ import pytest
 import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from google.protobuf import timestamp_pb2
 
 from botmon.runtime.channels import open_channel
 from botmon.runtime.config import Settings
@@ -58,6 +60,18 @@ _ports = random.Random()
 _handed_out: set[int] = set()
 #: After this many ports the oldest hand-outs are long closed: start afresh.
 _REUSE_AFTER = 8000
+
+
+def timestamp_message(stamp: str | float | int) -> timestamp_pb2.Timestamp:
+    """A JSON body's timestamp (RFC 3339 text, or Unix seconds as a number or text) as the
+    ``Timestamp`` a gRPC client sets for the same time."""
+    message = timestamp_pb2.Timestamp()
+    if isinstance(stamp, str) and "T" in stamp:
+        message.FromJsonString(stamp)
+    else:
+        seconds = math.floor(float(stamp))
+        message.seconds, message.nanos = seconds, round((float(stamp) - seconds) * 1e9)
+    return message
 
 
 def suite_channel(target: str, settings: Settings) -> grpc.aio.Channel:

@@ -8,16 +8,14 @@ number in metadata or a timestamp differently, or refuses what the other keeps.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import grpc
 import httpx
 import pytest
-from google.protobuf import timestamp_pb2
 
 from botmon.logs.v1 import log_entry_pb2, logs_service_pb2, logs_service_pb2_grpc
-from tests.conftest import suite_channel
+from tests.conftest import suite_channel, timestamp_message
 from tests.harness import Suite
 from tests.logs.support import now
 
@@ -63,13 +61,8 @@ def _proto(entry: dict[str, Any]) -> log_entry_pb2.LogEntry:
     """The same entry as a gRPC client builds it."""
     message = log_entry_pb2.LogEntry(level=entry["level"], service=entry["service"],
                                      message=entry["message"])
-    stamp = entry.get("timestamp")
-    if isinstance(stamp, str) and "T" in stamp:
-        message.timestamp.FromJsonString(stamp)
-    elif stamp is not None:
-        seconds = math.floor(float(stamp))
-        message.timestamp.CopyFrom(timestamp_pb2.Timestamp(
-            seconds=seconds, nanos=round((float(stamp) - seconds) * 1e9)))
+    if entry.get("timestamp") is not None:
+        message.timestamp.CopyFrom(timestamp_message(entry["timestamp"]))
     if "metadata" in entry:
         message.metadata.update(entry["metadata"])
     return message

@@ -7,17 +7,16 @@ Each way writes into its own suite; the series computed from events must then be
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
 import grpc
 import httpx
 import pytest
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import json_format
 
 from botmon.metrics.v1 import metrics_pb2, metrics_service_pb2, metrics_service_pb2_grpc
-from tests.conftest import suite_channel
+from tests.conftest import suite_channel, timestamp_message
 from tests.harness import Suite
 
 T = int(time.time()) - 120
@@ -57,13 +56,8 @@ def _proto(event: dict[str, Any]) -> metrics_pb2.Event:
     """The same event as a gRPC client builds it."""
     fields = {k: v for k, v in event.items() if k != "timestamp"}
     message = json_format.ParseDict(fields, metrics_pb2.Event())
-    stamp = event.get("timestamp")
-    if isinstance(stamp, str) and "T" in stamp:
-        message.timestamp.FromJsonString(stamp)
-    elif stamp is not None:
-        seconds = math.floor(float(stamp))
-        message.timestamp.CopyFrom(timestamp_pb2.Timestamp(
-            seconds=seconds, nanos=round((float(stamp) - seconds) * 1e9)))
+    if event.get("timestamp") is not None:
+        message.timestamp.CopyFrom(timestamp_message(event["timestamp"]))
     return message
 
 
