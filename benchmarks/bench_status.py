@@ -62,8 +62,8 @@ def main() -> None:
                               BOTMON_RATE_LIMITS="default=1000000000/minute")
         suite, baseline = [], []
         for _ in range(ROUNDS):
-            baseline.append(_wrk(f"http://127.0.0.1:{call_port}/"))
-            suite.append(_wrk(f"http://127.0.0.1:{http_port}{API}/status", TOKEN))
+            baseline.append(_wrk(f"http://127.0.0.1:{call_port}/")[0])
+            suite.append(_wrk(f"http://127.0.0.1:{http_port}{API}/status", TOKEN)[0])
     _target("defaults_status_rps", statistics.median(suite), statistics.median(baseline),
             TARGET)
     print(f"# rounds (req/s): baseline {', '.join(f'{r:.0f}' for r in baseline)}; "
