@@ -4,8 +4,9 @@ Baselines: (a) a bare Sanic handler returning fixed JSON; (b) a bare Sanic handl
 making one ``grpc.aio`` unary call to a no-op servicer in another process. Then the
 gateway's ``GET /health`` (served from its snapshot; target >= 0.5x (a)); ``GET
 /status`` routed to a no-op ``HealthService`` in another process, the like-for-like
-of (b) (target >= 0.7x (b)); ``GET /status`` served by the real health service,
-which does real work on the same cores (shown for reference); and that route with
+of (b) (target >= 0.7x (b)), the gateway making the call because the no-op service
+streams no ``WatchStatus``; ``GET /status`` of the real health service, which the
+gateway answers from its ``WatchStatus`` copy (shown for reference); and that route with
 the Redis rate limiter on (target >= 0.85x of it off). Load: ``wrk`` at 50
 connections (an aiohttp client in its own process when wrk is absent).
 
@@ -349,8 +350,8 @@ def main() -> None:
         ratio = runs[name].rps / runs[base].rps
         verdict = "met" if ratio >= want else "NOT met"
         print(f"# target {name} >= {want:.2f}x {base} (req/s): {ratio:.2f} {verdict}")
-    print("# gateway_status_real_backend: /status served by the real health service, which "
-          "does real work on the same cores; for reference, not the like-for-like of (b)")
+    print("# gateway_status_real_backend: /status of the real health service, answered from "
+          "the gateway's WatchStatus copy; for reference, not the like-for-like of (b)")
     print(f"# {CONNECTIONS} connections, {SECONDS:g}s per figure in {ROUNDS} interleaved rounds "
           f"after {WARMUP_SECONDS:g}s warm-up, load by {'wrk' if shutil.which('wrk') else 'aiohttp'}, "
           f"{os.cpu_count()} CPUs, 1-min load average {load_before:.1f} before and "
