@@ -8,6 +8,7 @@ number in metadata or a timestamp differently, or refuses what the other keeps.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import grpc
@@ -34,7 +35,10 @@ BATCH: list[dict[str, Any]] = [
     {"timestamp": f"{T}", "level": "info", "service": "web", "message": "plain",
      "metadata": {"request_id": "req_1", "user_id": "u1"}},
     {"timestamp": T + 0.25, "level": "WARNING", "service": "  padded  ", "message": "aliased"},
-    {"timestamp": "2026-01-15T10:00:00.123456789Z", "level": "syslog:3", "service": "db",
+    # RFC 3339 with nine digits, recent: the store's retention would remove an older line
+    # while the test runs.
+    {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.123456789Z", time.gmtime(T + 0.5)),
+     "level": "syslog:3", "service": "db",
      "message": "Verbindung unterbrochen – erneuter Versuch"},
     {"timestamp": T + 1, "level": "17", "service": "otel", "message": "numeric level",
      "metadata": {"n": 150, "ratio": 0.5, "whole": 2.0, "big": 2**60, "ok": True,
