@@ -49,9 +49,11 @@ class Logs:
                 fields[key] = stamp(fields[key])
         return await self.stub.ListLogs(pb.ListLogsRequest(**fields), timeout=30)
 
-    async def all_pages(self, **fields) -> tuple[list[log_entry_pb2.LogEntry], list[int]]:
-        """Every entry of a query, following cursors; also each page's total."""
-        entries, totals, cursor = [], [], ""
+    async def all_pages(self, cursor: str = "", **fields
+                        ) -> tuple[list[log_entry_pb2.LogEntry], list[int]]:
+        """Every entry of a query, following cursors (from ``cursor``, the first page when
+        empty); also each page's total."""
+        entries, totals = [], []
         while True:
             page = await self.list(cursor=cursor, **fields)
             entries.extend(page.logs)

@@ -151,7 +151,9 @@ async def test_pages_cover_every_match_once_while_ingest_continues(logs, order):
     rows = _dataset(400)
     ids = await _load(logs, rows)
     want = [ids[p] for p in _expected(rows, level="info", order=order)]
-    stop = asyncio.Event()
+    # The walk's snapshot is its first page's: nothing is written before that page is read.
+    first = await logs.list(level="info", order=order, limit=7)
+    stop, written = asyncio.Event(), asyncio.Event()
 
     async def keep_writing():
         # New entries at every time: newer than everything, and inside the listed range.
@@ -159,17 +161,20 @@ async def test_pages_cover_every_match_once_while_ingest_continues(logs, order):
         while not stop.is_set():
             await logs.write([entry("error", message=f"late {n}", ts=T0 + n % 600),
                               entry("error", message=f"new {n}")])
+            written.set()
             n += 1
             await asyncio.sleep(0)
 
     writer = asyncio.create_task(keep_writing())
     try:
-        seen, totals = await logs.all_pages(level="info", order=order, limit=7)
+        await written.wait()  # the rest of the walk runs while entries arrive
+        rest, totals = await logs.all_pages(cursor=first.next_cursor, level="info",
+                                            order=order, limit=7)
     finally:
         stop.set()
         await writer
-    assert [e.id for e in seen] == want
-    assert set(totals) == {len(want)}
+    assert [e.id for e in (*first.logs, *rest)] == want
+    assert set(totals) == {first.total} == {len(want)}
     # A new first page sees what was written meanwhile.
     assert (await logs.list(level="info")).total > len(want)
 
