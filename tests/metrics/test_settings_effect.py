@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 
 import asyncpg
@@ -24,16 +25,25 @@ def _requests(count: int) -> pb.RecordEventsRequest:
     return pb.RecordEventsRequest(events=events)
 
 
-async def test_flush_max_events_bounds_each_ingest_transaction(start_metrics):
+async def test_flush_max_events_bounds_each_ingest_transaction(start_metrics, tmp_path):
     transactions = {}
     for cap in (10, 50_000):
         async with start_metrics(flush_max_events=cap) as (server, stub):
             before = server.details()["ingest_transactions"]
-            await asyncio.gather(*(stub.RecordEvents(_requests(5), timeout=10)
-                                   for _ in range(40)))
+            # The test holds the store's write lock while the batches arrive, so they queue
+            # behind the first transaction whatever the machine's speed; then lets go.
+            lock = sqlite3.connect(tmp_path / "botmon.db", isolation_level=None,
+                                   check_same_thread=False)
+            await asyncio.to_thread(lock.execute, "BEGIN IMMEDIATE")
+            sent = [asyncio.ensure_future(stub.RecordEvents(_requests(5), timeout=30))
+                    for _ in range(40)]
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(lock.execute, "ROLLBACK")
+            lock.close()
+            await asyncio.gather(*sent)
             transactions[cap] = server.details()["ingest_transactions"] - before
-    # 40 concurrent batches of 5: merged two at a time at most under a cap of 10 events,
-    # so at least 20 transactions; uncapped, the batches queued meanwhile merge into few.
+    # 40 queued batches of 5: merged two at a time at most under a cap of 10 events,
+    # so at least 20 transactions; uncapped, the queued batches merge into few.
     assert transactions[10] >= 20
     assert transactions[50_000] < 20
 
