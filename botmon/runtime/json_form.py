@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import functools
 import time
+from typing import Any
 
-__all__ = ["rfc3339", "struct_number"]
+__all__ = ["as_struct", "rfc3339", "struct_number"]
 
 #: Doubles at or beyond this magnitude are not all whole numbers' exact values.
 _EXACT = 2**53
@@ -44,3 +45,17 @@ def rfc3339(seconds: int, nanos: int = 0) -> str:
 def struct_number(number: float) -> int | float:
     """A Struct's number as JSON shows it: whole ones below 2^53 as integers."""
     return int(number) if number.is_integer() and abs(number) < _EXACT else number
+
+
+def as_struct(value: Any) -> Any:
+    """A decoded JSON value as a Struct holds it and JSON then shows it: every number a
+    double (:func:`struct_number`), objects and arrays likewise all the way down."""
+    # Strings, most metadata values, are passed over without a call.
+    kind = type(value)
+    if kind is dict:
+        return {k: v if type(v) is str else as_struct(v) for k, v in value.items()}
+    if kind is list:
+        return [v if type(v) is str else as_struct(v) for v in value]
+    if kind is int or kind is float:
+        return struct_number(float(value))
+    return value

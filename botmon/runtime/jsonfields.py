@@ -22,19 +22,21 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from botmon.runtime.errors import InvalidArgument
 
 __all__ = [
+    "INT_RANGES",
     "array_member",
     "bad_field",
     "describe",
     "not_an_object",
     "object_item",
     "parse_timestamp",
+    "member_names",
     "scalar",
-    "type_name",
     "unknown_field",
 ]
 
 _T = FieldDescriptor
-_INT_RANGES = {
+#: Each integer field type's (lowest, highest) value.
+INT_RANGES = {
     _T.TYPE_INT32: (-(2**31), 2**31 - 1), _T.TYPE_SINT32: (-(2**31), 2**31 - 1),
     _T.TYPE_SFIXED32: (-(2**31), 2**31 - 1), _T.TYPE_UINT32: (0, 2**32 - 1),
     _T.TYPE_FIXED32: (0, 2**32 - 1), _T.TYPE_INT64: (-(2**63), 2**63 - 1),
@@ -65,7 +67,7 @@ def describe(value: Any) -> str:
     return "an object"
 
 
-def type_name(fd: FieldDescriptor) -> str:
+def _type_name(fd: FieldDescriptor) -> str:
     """What a field takes, for a message: ``a string``, ``a whole number from 0 to 255``, …"""
     if fd.type == _T.TYPE_MESSAGE:
         return fd.message_type.full_name
@@ -75,7 +77,7 @@ def type_name(fd: FieldDescriptor) -> str:
              _T.TYPE_STRING: "a string", _T.TYPE_BYTES: "a base64 string"}
     if fd.type in names:
         return names[fd.type]
-    low, high = _INT_RANGES[fd.type]
+    low, high = INT_RANGES[fd.type]
     return f"a whole number from {low} to {high}"
 
 
@@ -94,6 +96,13 @@ def unknown_field(path: str, descriptor: Descriptor) -> InvalidArgument:
     """A member that names no field of ``descriptor``."""
     known = ", ".join(f.name for f in descriptor.fields)
     return bad_field(path, f"unknown field; known fields are: {known}")
+
+
+def member_names(descriptor: Descriptor) -> dict[str, str]:
+    """The member names an object of ``descriptor`` takes (JSON and proto names) -> the
+    field's proto name."""
+    return {**{f.json_name: f.name for f in descriptor.fields},
+            **{f.name: f.name for f in descriptor.fields}}
 
 
 def array_member(document: Any, descriptor: Descriptor) -> list:
@@ -251,18 +260,18 @@ def _float(fd: FieldDescriptor, value: Any, path: str) -> float:
 
 
 def _integer(fd: FieldDescriptor, value: Any, path: str) -> int:
-    low, high = _INT_RANGES[fd.type]
+    low, high = INT_RANGES[fd.type]
     if isinstance(value, str):
         text = value.strip()
         if not re.fullmatch(r"-?\d+(\.0*)?|-?\d+(\.\d+)?[eE][+-]?\d+", text):
-            raise bad_field(path, f"expected {type_name(fd)}, got {describe(value)}")
+            raise bad_field(path, f"expected {_type_name(fd)}, got {describe(value)}")
         value = int(text.split(".")[0]) if "e" not in text.lower() else float(text)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise bad_field(path, f"expected {type_name(fd)}, got {describe(value)}")
+        raise bad_field(path, f"expected {_type_name(fd)}, got {describe(value)}")
     if isinstance(value, float):
         if not math.isfinite(value) or value != math.floor(value):
-            raise bad_field(path, f"expected {type_name(fd)}, got {describe(value)}")
+            raise bad_field(path, f"expected {_type_name(fd)}, got {describe(value)}")
         value = int(value)
     if not low <= value <= high:
-        raise bad_field(path, f"out of range: expected {type_name(fd)}, got {value}")
+        raise bad_field(path, f"out of range: expected {_type_name(fd)}, got {value}")
     return value

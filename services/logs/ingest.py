@@ -21,6 +21,7 @@ from typing import Any
 from google.protobuf import struct_pb2
 
 from botmon.logs.v1 import log_entry_pb2
+from botmon.runtime.json_form import as_struct, struct_number
 from services.logs.levels import ACCEPTED, LEVELS, parse_level
 from services.logs.row import ROW_OVERHEAD, NewEntry
 
@@ -34,7 +35,6 @@ __all__ = [
     "EntryProblem",
     "Fields",
     "Rejected",
-    "as_struct",
     "check_batch_size",
     "make_entry",
     "metadata_json",
@@ -99,9 +99,8 @@ def _value(value: struct_pb2.Value) -> Any:
     if kind == "string_value":
         return value.string_value
     if kind == "number_value":
-        number = value.number_value
         # Struct numbers are doubles; keep integers integers so 150 stays 150.
-        return int(number) if number.is_integer() and abs(number) < 2**53 else number
+        return struct_number(value.number_value)
     if kind == "bool_value":
         return value.bool_value
     if kind == "struct_value":
@@ -114,20 +113,6 @@ def _value(value: struct_pb2.Value) -> Any:
 def struct_to_python(struct: struct_pb2.Struct) -> dict[str, Any]:
     """A Struct as a plain dict (integral numbers as ints)."""
     return _fields_to_python(struct.fields)
-
-
-def as_struct(value: Any) -> Any:
-    """A decoded JSON value as a Struct holds it and :func:`struct_to_python` reads it
-    back: numbers are doubles, the integral ones below 2**53 read as ints."""
-    kind = type(value)
-    if kind is int or kind is float:
-        number = float(value)
-        return int(number) if number.is_integer() and abs(number) < 2**53 else number
-    if kind is dict:
-        return {k: as_struct(v) for k, v in value.items()}
-    if kind is list:
-        return [as_struct(v) for v in value]
-    return value
 
 
 def _fields_to_python(fields) -> dict[str, Any]:
@@ -178,7 +163,7 @@ def object_json(metadata: dict[str, Any]) -> str | None:
     if {*map(type, metadata.values())} == _ONLY_STRINGS:
         return _within_limit(_encode(metadata))
     _check_depth(metadata)
-    return metadata_json(as_struct(metadata))
+    return _within_limit(_encode(as_struct(metadata)))
 
 
 def _check_depth(metadata: dict[str, Any]) -> None:

@@ -11,7 +11,6 @@ like any others; metadata is stored as the ``Struct`` of it would be
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +19,7 @@ from botmon.runtime.errors import InvalidArgument
 from botmon.runtime.jsonbody import check_nesting, decode_json
 from botmon.runtime.jsonfields import (
     array_member,
+    member_names,
     not_an_object,
     object_item,
     parse_timestamp,
@@ -39,22 +39,20 @@ __all__ = ["read_logs"]
 
 _REQUEST = logs_service_pb2.WriteLogsRequest.DESCRIPTOR
 _ENTRY = log_entry_pb2.LogEntry.DESCRIPTOR
-#: Member names a LogEntry takes (proto and JSON names) -> the proto name.
-_NAMES = {**{f.json_name: f.name for f in _ENTRY.fields},
-          **{f.name: f.name for f in _ENTRY.fields}}
-_PROTO_NAMES = frozenset(f.name for f in _ENTRY.fields)
+_NAMES = member_names(_ENTRY)
+_PROTO_NAMES = frozenset(_NAMES.values())
 #: How deep an entry's metadata object lies in the body: body, logs array, entry object.
 ENTRY_LEVEL = 3
 
 
-def read_logs(body: bytes, now: int | None = None) -> Batch:
+def read_logs(body: bytes) -> Batch:
     """The entries of a JSON ``WriteLogsRequest``, validated; raises InvalidArgument for a
     body that is not one, or whose batch is empty or too large."""
     logs = array_member(decode_json(body, nesting=False), _REQUEST)
     problem = check_batch_size(len(logs))
     if problem:
         raise InvalidArgument(problem)
-    return validate(_fields(logs), time.time_ns() if now is None else now)
+    return validate(_fields(logs))
 
 
 def _fields(logs: list) -> Iterator[Fields | EntryProblem]:

@@ -13,11 +13,10 @@ in an order of its own).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import orjson
 
-from botmon.runtime.json_form import rfc3339, struct_number
+from botmon.runtime.json_form import as_struct, rfc3339
 from services.logs.levels import NAMES
 from services.logs.query import LogFilter, LogQuery
 from services.logs.row import Row
@@ -29,26 +28,13 @@ CONTENT_TYPE = "application/json"
 _SORTED = orjson.OPT_SORT_KEYS
 
 
-def _as_struct(value: Any) -> Any:
-    """``value`` with every number as a Struct holds it (a double) and JSON shows it."""
-    # Strings, most metadata values, are passed over without a call.
-    kind = type(value)
-    if kind is dict:
-        return {k: v if type(v) is str else _as_struct(v) for k, v in value.items()}
-    if kind is list:
-        return [v if type(v) is str else _as_struct(v) for v in value]
-    if kind is int or kind is float:
-        return struct_number(float(value))
-    return value
-
-
 def _metadata(text: str | None) -> orjson.Fragment | None:
     if not text:
         return None
     value = orjson.loads(text)
     if not value:
         return None  # an empty Struct is an unset field
-    return orjson.Fragment(orjson.dumps(_as_struct(value), option=_SORTED))
+    return orjson.Fragment(orjson.dumps(as_struct(value), option=_SORTED))
 
 
 def _time(ns: int | None) -> str | None:

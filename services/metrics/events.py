@@ -12,14 +12,15 @@ from __future__ import annotations
 import bisect
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass
 from typing import Any
 
+from botmon.runtime.errors import InvalidArgument
 from botmon.runtime.labels import method_label
 from services.metrics.buckets import DURATION_BOUNDS, Batch, ConversationDelta, SessionDelta
 
-__all__ = ["EVENT_TYPES", "EventRules", "aggregate", "proto_time"]
+__all__ = ["EVENT_TYPES", "MAX_BATCH", "EventRules", "aggregate", "check_batch_size", "proto_time"]
 
 EVENT_TYPES = ("request", "session_started", "session_ended", "conversation_started",
                "conversation_completed")
@@ -36,6 +37,19 @@ class EventRules:
 
     max_age_seconds: float
     future_seconds: float = 300.0
+
+
+#: Events per RecordEvents call, JSON body or StreamEvents message.
+MAX_BATCH = 10_000
+
+
+def check_batch_size(events: Sized, what: str) -> None:
+    """Refuse a batch with no event or more than :data:`MAX_BATCH`, before any is read."""
+    if not events:
+        raise InvalidArgument(f"{what}: at least one event is required", field="events")
+    if len(events) > MAX_BATCH:
+        raise InvalidArgument(f"{what}: at most {MAX_BATCH} events per batch; got {len(events)}",
+                              field="events")
 
 
 def proto_time(event: Any) -> float | None:

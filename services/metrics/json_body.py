@@ -18,23 +18,24 @@ from google.protobuf.descriptor import FieldDescriptor
 from botmon.metrics.v1 import metrics_pb2, metrics_service_pb2
 from botmon.runtime.jsonbody import decode_json
 from botmon.runtime.jsonfields import (
+    INT_RANGES,
     array_member,
+    member_names,
     object_item,
     parse_timestamp,
     scalar,
     unknown_field,
 )
+from services.metrics.events import check_batch_size
 
 __all__ = ["JsonEvent", "json_time", "read_events"]
 
 _REQUEST = metrics_service_pb2.RecordEventsRequest.DESCRIPTOR
 _EVENT = metrics_pb2.Event.DESCRIPTOR
-#: Member names an Event takes (proto and JSON names) -> the proto name.
-_NAMES = {**{f.json_name: f.name for f in _EVENT.fields},
-          **{f.name: f.name for f in _EVENT.fields}}
+_NAMES = member_names(_EVENT)
 _FD = _EVENT.fields_by_name
 _T = FieldDescriptor
-_INT_RANGES = {_T.TYPE_INT32: range(-(2**31), 2**31), _T.TYPE_INT64: range(-(2**63), 2**63)}
+_INT_RANGES = {kind: range(low, high + 1) for kind, (low, high) in INT_RANGES.items()}
 #: Member name -> (field name, Python type taken as it comes, range of an integer): a value
 #: of any other type is checked and converted by ``scalar``, which refuses it or says what
 #: to fix. Doubles take integers too, converted.
@@ -66,6 +67,7 @@ def read_events(body: bytes) -> list[JsonEvent]:
     that is not one."""
     # No member of an event takes an object or array: nothing can nest past the limit.
     events = array_member(decode_json(body, nesting=False), _REQUEST)
+    check_batch_size(events, "events")
     return [_event(item, index) for index, item in enumerate(events)]
 
 

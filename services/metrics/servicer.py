@@ -8,7 +8,7 @@ from collections import deque
 from botmon.metrics.v1 import metrics_pb2, metrics_service_pb2, metrics_service_pb2_grpc
 from botmon.runtime.errors import InvalidArgument
 from services.metrics import dashboard, exporter
-from services.metrics.events import aggregate, proto_time
+from services.metrics.events import aggregate, check_batch_size, proto_time
 from services.metrics.json_body import json_time, read_events
 from services.metrics.messages import application_message, performance_response, timestamp
 from services.metrics.performance import choose, measure
@@ -17,8 +17,6 @@ from services.metrics.stream import Tick, parse_subscription
 
 __all__ = ["MetricsServicer"]
 
-#: Events per RecordEvents call or StreamEvents message.
-MAX_BATCH = 10_000
 #: StreamEvents batches awaiting their commit before the stream reads more.
 _IN_FLIGHT = 8
 
@@ -35,14 +33,6 @@ def _response(tick: Tick, dropped: int) -> metrics_service_pb2.StreamMetricsResp
     if not dropped:
         tick.rendered = response
     return response
-
-
-def _check_size(events, what: str) -> None:
-    if not events:
-        raise InvalidArgument(f"{what}: at least one event is required", field="events")
-    if len(events) > MAX_BATCH:
-        raise InvalidArgument(f"{what}: at most {MAX_BATCH} events per batch; got {len(events)}",
-                              field="events")
 
 
 class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
@@ -81,7 +71,7 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
 
     async def _record(self, events, when) -> tuple[int, list[metrics_pb2.EventError]]:
         """Store a batch of events; how many were, and the rejected ones."""
-        _check_size(events, "events")
+        check_batch_size(events, "events")
         batch, errors = aggregate(events, time.time(), self.metrics.rules, when=when)
         if not batch.events:
             shown = "; ".join(message for _, message in errors[:5])
@@ -95,7 +85,7 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
         accepted = rejected = offset = 0
         waiting: deque = deque()
         async for message in request_iterator:
-            _check_size(message.events, f"message at event {offset}")
+            check_batch_size(message.events, f"message at event {offset}")
             batch, errors = aggregate(message.events, time.time(), self.metrics.rules, offset)
             offset += len(message.events)
             rejected += len(errors)
