@@ -9,8 +9,10 @@ figure is the median of the rounds' req/s, the ratio suite/bare with its target.
 Then the same with ``BOTMON_GATEWAY_WORKERS=2``: the scaling from one gateway worker
 to two. Then ``GET /logs?limit=100`` with 10,000 lines stored (through ``POST /logs``)
 against a bare Sanic handler that passes a Redis Lua sliding-window limiter and makes
-one ``grpc.aio`` call to a no-op servicer; for this figure the suite runs with Redis
-and its read and ingest limits raised, so both sides pay for one Lua call. Beside the
+one ``grpc.aio`` call to a no-op servicer, and ``GET /status`` against the same; for
+these figures the suite runs with Redis and its read, ingest and default limits raised
+(at the defaults, 30 and 120 requests a minute per client would answer most of wrk's
+requests 429), so both sides pay for one Lua call. Beside the
 rates, the CPU time per request of each side's processes over the same rounds (the
 suite's gateway and services; the baseline's Sanic app and no-op servicer): a figure
 that other load on the machine changes less than the rates. ``GET /logs`` on 1,000,000
@@ -37,7 +39,7 @@ from benchmarks.bench_gateway import _start_redis
 from benchmarks.cpu import read_cpu
 from benchmarks.processes import Processes, free_port, wait_port
 
-__all__ = ["main", "start_suite"]
+__all__ = ["main", "start_suite", "tree"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SECONDS = int(os.environ.get("BOTMON_BENCH_SECONDS", "5"))
@@ -112,12 +114,16 @@ _RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
 _REQUESTS = re.compile(r"(\d+) requests in")
 
 
-def _wrk(url: str, token: str = "", pids: tuple[int, ...] = ()) -> tuple[float, float]:
-    """req/s of one wrk round, and the CPU seconds ``pids`` used per request meanwhile."""
+def _wrk(url: str, token: str = "", pids: tuple[int, ...] = (), *,
+         script: Path | None = None, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """req/s of one wrk round, and the CPU seconds ``pids`` used per request meanwhile;
+    ``script`` is a wrk Lua script (e.g. one that posts a body), ``env`` its environment."""
     auth = ["-H", f"Authorization: Bearer {token}"] if token else []
+    lua = ["-s", str(script)] if script else []
     before = read_cpu(pids)
-    out = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{SECONDS}s", *auth, url],
-                         capture_output=True, text=True, timeout=SECONDS + 60).stdout
+    out = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{SECONDS}s", *auth, *lua, url],
+                         capture_output=True, text=True, timeout=SECONDS + 60,
+                         env={**os.environ, **(env or {})}).stdout
     after = read_cpu(pids)
     match, requests = _RATE.search(out), _REQUESTS.search(out)
     if not match or "Non-2xx" in out:
@@ -127,7 +133,7 @@ def _wrk(url: str, token: str = "", pids: tuple[int, ...] = ()) -> tuple[float, 
             used / int(requests.group(1)) if requests and int(requests.group(1)) else 0.0)
 
 
-def _tree(proc: subprocess.Popen) -> tuple[int, ...]:
+def tree(proc: subprocess.Popen) -> tuple[int, ...]:
     """``proc`` and every process it started."""
     parent = psutil.Process(proc.pid)
     return (proc.pid, *(child.pid for child in parent.children(recursive=True)))
@@ -197,28 +203,41 @@ def main() -> None:
         print(f"defaults_health_rps_2_workers: {medians[2]:.0f} req/s "
               f"({medians[2] / medians[1]:.2f}x 1 worker on this {os.cpu_count()}-core machine)",
               flush=True)
-        # GET /logs: the defaults, except the read limit (30/minute) raised out of the way
-        # and Redis on, so that the gateway's Lua limiter runs as the baseline's does.
+        # GET /logs and GET /status: the defaults, except the read and default limits
+        # (30 and 120/minute) raised out of the way and Redis on, so that the gateway's
+        # Lua limiter runs as the baseline's does.
         with Processes(Path(tmp)) as procs:
             http_port, up = start_suite(procs, Path(tmp), 1, BOTMON_REDIS_URL=redis_url,
-                                   BOTMON_API_TOKENS=f"{TOKEN}:operator",
-                                   BOTMON_RATE_LIMITS="logs=1000000000/minute,"
-                                                      "ingest=1000000000/minute")
+                                        BOTMON_API_TOKENS=f"{TOKEN}:operator",
+                                        BOTMON_RATE_LIMITS="logs=1000000000/minute,"
+                                                           "ingest=1000000000/minute,"
+                                                           "default=1000000000/minute")
             _store_lines(http_port, TOKEN, 10_000)
-            suite_pids, bare_pids = _tree(up), (call.pid, noop.pid)
-            suite, baseline = [], []
-            for _ in range(ROUNDS):
-                baseline.append(_wrk(f"http://127.0.0.1:{call_port}/", pids=bare_pids))
-                suite.append(_wrk(f"http://127.0.0.1:{http_port}{API}/logs?limit=100", TOKEN,
-                                  suite_pids))
-        _target("defaults_logs_limit_100_rps", statistics.median(r for r, _ in suite),
-                statistics.median(r for r, _ in baseline), 0.5)
-        cpu, bare_cpu = (statistics.median(c for _, c in rounds) * 1000
-                         for rounds in (suite, baseline))
-        print(f"defaults_logs_limit_100_cpu_per_request: {cpu:.2f} ms (baseline: "
-              f"{bare_cpu:.2f} ms; the rate ratio it allows on the same cores: "
-              f"{bare_cpu / cpu if cpu else 0.0:.2f}, target: >= 0.5)", flush=True)
+            suite_pids, bare_pids = tree(up), (call.pid, noop.pid)
+            for name, path, target in (("logs_limit_100", "/logs?limit=100", 0.5),
+                                       ("status", "/status", 0.7)):
+                suite, baseline = [], []
+                for _ in range(ROUNDS):
+                    baseline.append(_wrk(f"http://127.0.0.1:{call_port}/", pids=bare_pids))
+                    suite.append(_wrk(f"http://127.0.0.1:{http_port}{API}{path}", TOKEN,
+                                      suite_pids))
+                _report_rounds(name, suite, baseline, target)
+    print(f"# {CONNECTIONS} connections, {ROUNDS} interleaved rounds of {SECONDS}s by wrk, "
+          f"{os.cpu_count()} CPUs; load average (1 min) {os.getloadavg()[0]:.1f} after",
+          flush=True)
 
+
+def _report_rounds(name: str, suite: list[tuple[float, float]],
+                   baseline: list[tuple[float, float]], target: float) -> None:
+    """The median req/s against the baseline's, and the CPU per request of the suite's
+    processes against the baseline's two."""
+    _target(f"defaults_{name}_rps", statistics.median(r for r, _ in suite),
+            statistics.median(r for r, _ in baseline), target)
+    cpu, bare_cpu = (statistics.median(c for _, c in rounds) * 1000
+                     for rounds in (suite, baseline))
+    print(f"defaults_{name}_cpu_per_request: {cpu:.2f} ms (baseline: {bare_cpu:.2f} ms; "
+          f"the rate ratio it allows on the same cores: "
+          f"{bare_cpu / cpu if cpu else 0.0:.2f}, target: >= {target})", flush=True)
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["bare"]:

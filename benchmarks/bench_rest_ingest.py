@@ -27,11 +27,9 @@ import contextlib
 import functools
 import json
 import os
-import re
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,9 +37,10 @@ from pathlib import Path
 
 import asyncpg
 
-from benchmarks.bench_defaults import API, CONNECTIONS, ROUNDS, SECONDS, TOKEN, start_suite
+from benchmarks.bench_defaults import API, ROUNDS, TOKEN, _wrk, start_suite, tree
 from benchmarks.processes import Processes
 from benchmarks.stores import scratch_database
+from botmon.runtime.config import Rate, Settings
 
 __all__ = ["main"]
 
@@ -64,7 +63,6 @@ request = function()
   return wrk.format(nil, nil, nil, body)
 end
 """
-_RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
 _LEVELS = ("debug", "info", "warn", "error")
 
 
@@ -154,35 +152,34 @@ async def _copy_rows(url: str, kind: str, rows: list[tuple]) -> float:
         await conn.close()
 
 
-def _wrk(url: str, script: Path, body: Path) -> float:
-    """Lines (events) per second that wrk got stored, posting ``body`` at 50 connections."""
-    out = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "-s", str(script),
-                          url], capture_output=True, text=True, timeout=SECONDS + 60,
-                         env={**os.environ, "BOTMON_BENCH_BODY": str(body),
-                              "BOTMON_BENCH_TOKEN": TOKEN}).stdout
-    match = _RATE.search(out)
-    if not match or "Non-2xx" in out:
-        print(f"  wrk: {out.strip()[-400:]}", flush=True)
-        return 0.0
-    return float(match.group(1)) * BATCH
-
-
-def _rounds(url: str, script: Path, body: Path, baseline: Callable[[], float]
-            ) -> tuple[float, float]:
-    """Medians of interleaved rounds: (suite, baseline)."""
+def _rounds(url: str, script: Path, body: Path, pids: tuple[int, ...],
+            baseline: Callable[[], float]) -> tuple[float, float, float]:
+    """Medians of interleaved rounds: the suite's items per second, the baseline's, and the
+    CPU of the suite's processes per item."""
     suite, bare = [], []
+    env = {"BOTMON_BENCH_BODY": str(body), "BOTMON_BENCH_TOKEN": TOKEN}
     for _ in range(ROUNDS):
         bare.append(baseline())
-        suite.append(_wrk(url, script, body))
-    return statistics.median(suite), statistics.median(bare)
+        suite.append(_wrk(url, pids=pids, script=script, env=env))
+    return (statistics.median(rate for rate, _ in suite) * BATCH, statistics.median(bare),
+            statistics.median(cpu for _, cpu in suite) / BATCH)
 
 
-def _report(name: str, value: float, baseline: float, unit: str, against: str,
+def _report(name: str, value: float, baseline: float, cpu: float, unit: str, against: str,
             target: float | None) -> None:
     ratio = value / baseline if baseline else 0.0
     wanted = f", target: >= {target}" if target is not None else ""
     print(f"{name}: {value:.0f} {unit}/s ({against}: {baseline:.0f}, ratio: {ratio:.2f}"
-          f"{wanted})", flush=True)
+          f"{wanted}); {cpu * 1e6:.1f} µs of the suite's CPU per item", flush=True)
+
+
+def _default_ingest_limit() -> Rate:
+    return Settings.from_env({}).rate_limits["ingest"]
+
+
+def _default_ingest_cap() -> float:
+    rate = _default_ingest_limit()
+    return rate.limit / rate.window_seconds * BATCH
 
 
 def _load() -> str:
@@ -195,16 +192,18 @@ def _run(procs: Processes, tmp: Path, store: str, url: str | None,
              "BOTMON_RATE_LIMITS": "ingest=1000000000/minute"}
     if url:
         extra["BOTMON_STORE_URL"] = url
-    http_port, _ = start_suite(procs, tmp, 1, **extra)
+    http_port, up = start_suite(procs, tmp, 1, **extra)
+    pids = tree(up)
     routes = {"logs": (f"{API}/logs", "lines", _LOG_TABLE),
               "events": (f"{API}/metrics/events", "events", _EVENT_TABLE)}
     for kind, (path, unit, table) in routes.items():
         body, rows = bodies[kind]
         baseline = functools.partial(_copy, url, kind, rows) if url else \
             functools.partial(_executemany, tmp / "baseline.db", table, rows)
-        value, bare = _rounds(f"http://127.0.0.1:{http_port}{path}", script, body, baseline)
+        value, bare, cpu = _rounds(f"http://127.0.0.1:{http_port}{path}", script, body, pids,
+                                   baseline)
         name = f"rest_ingest_{'logs' if kind == 'logs' else 'metrics_events'}_{store}"
-        _report(name, value, bare, unit, "COPY" if url else "executemany", None if url
+        _report(name, value, bare, cpu, unit, "COPY" if url else "executemany", None if url
                 else TARGET)
 
 
@@ -213,7 +212,10 @@ def main() -> None:
         print("bench_rest_ingest: skipped (wrk is not installed: apt-get install wrk)",
               flush=True)
         return
-    print(f"# load average before: {_load()} ({os.cpu_count()} cores)", flush=True)
+    print(f"# load average before: {_load()} ({os.cpu_count()} cores); the ingest limit is "
+          f"raised: at its default of {_default_ingest_limit()} per client a single client "
+          f"is capped at {_default_ingest_cap():,.0f} lines/s with {BATCH}-line bodies",
+          flush=True)
     with tempfile.TemporaryDirectory(prefix="botmon-bench-rest-ingest-") as name:
         tmp = Path(name)
         script = tmp / "post.lua"
