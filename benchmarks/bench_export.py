@@ -174,6 +174,7 @@ async def _caught_up(port: int, names: tuple[str, ...], count: int, within: floa
     started = time.monotonic()
     async with internal_channel(f"127.0.0.1:{port}") as channel:
         stub = export_service_pb2_grpc.ExportServiceStub(channel)
+        done: dict[str, int] = {}
         while True:
             with contextlib.suppress(grpc.aio.AioRpcError):
                 reply = await stub.ListDestinations(

@@ -88,14 +88,15 @@ def _messages(n: int) -> tuple[list[logs_service_pb2.IngestLogsRequest], list[tu
 
 @contextmanager
 def _service(env: dict[str, str]):
-    """``python -m services.logs`` with ``env``; yields its port."""
+    """``python -m services.logs`` with ``env`` (which may change the log level); yields its
+    port."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "services.logs"], cwd=ROOT,
-        env={**os.environ, **env, "BOTMON_LOGS_ADDR": f"127.0.0.1:{port}",
-             "BOTMON_INTERNAL_TOKEN": INTERNAL_TOKEN,
+        env={**os.environ, "BOTMON_LOG_LEVEL": "warning", **env,
+             "BOTMON_LOGS_ADDR": f"127.0.0.1:{port}", "BOTMON_INTERNAL_TOKEN": INTERNAL_TOKEN,
              "BOTMON_HEALTH_TARGET": "127.0.0.1:9", "BOTMON_METRICS_TARGET": "127.0.0.1:9",
-             "BOTMON_LOG_LEVEL": "warning", "BOTMON_LOG_RETENTION": "default=3650d",
+             "BOTMON_LOG_RETENTION": "default=3650d",
              "BOTMON_LOG_RETENTION_INTERVAL": "3600"})
     try:
         yield port
@@ -258,13 +259,16 @@ async def _sql_latency(path: Path, shapes: list[dict]) -> list[float]:
 
 
 @contextmanager
-def _gateway(logs_port: int):
+def _gateway(logs_port: int, log_level: str = "warning"):
+    """The gateway in front of ``logs_port``, rate limits lifted; at ``info`` (``make run``'s
+    level) its access log goes to /dev/null."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway"], cwd=ROOT, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL if log_level == "info" else None,
         env={**os.environ, "BOTMON_HTTP_ADDR": f"127.0.0.1:{port}",
              "BOTMON_INTERNAL_TOKEN": INTERNAL_TOKEN,
-             "BOTMON_LOGS_TARGET": f"127.0.0.1:{logs_port}", "BOTMON_LOG_LEVEL": "warning",
+             "BOTMON_LOGS_TARGET": f"127.0.0.1:{logs_port}", "BOTMON_LOG_LEVEL": log_level,
              "BOTMON_API_TOKENS": f"{TOKEN}:viewer",
              "BOTMON_RATE_LIMITS": "logs=unlimited,default=unlimited",
              "BOTMON_HEALTH_TARGET": "127.0.0.1:9", "BOTMON_METRICS_TARGET": "127.0.0.1:9",

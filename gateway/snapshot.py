@@ -140,9 +140,7 @@ class StatusSnapshot(Follower):
 
     what = "status"
 
-    def __init__(self, backends: Backends, *, stale_after: float, **backoff: float):
-        super().__init__(backends, stale_after=stale_after, **backoff)
-        self._rendered: tuple[Message, bytes] | None = None
+    _rendered: tuple[Message, bytes] | None = None
 
     def _open(self) -> grpc.aio.UnaryStreamCall:
         return self.backends.stub("health").WatchStatus(health_service_pb2.WatchStatusRequest())

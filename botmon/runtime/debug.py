@@ -16,9 +16,14 @@ from botmon import __version__
 from botmon.debug.v1 import debug_service_pb2, debug_service_pb2_grpc
 from botmon.runtime.config import EnvSettings
 
-__all__ = ["DebugServicer", "debug_info"]
+__all__ = ["DebugServicer", "debug_info", "rss_mb"]
 
 _START = time.time()
+
+
+def rss_mb(process: psutil.Process) -> float:
+    """``process``'s resident memory in MB (10^6 bytes), as the suite reports it."""
+    return round(process.memory_info().rss / 1e6, 3)
 
 
 def debug_info(component: str, *settings: EnvSettings) -> debug_service_pb2.GetDebugInfoResponse:
@@ -47,7 +52,7 @@ def debug_info(component: str, *settings: EnvSettings) -> debug_service_pb2.GetD
             config=config,
             settings=effective,
             threads=threading.active_count(),
-            rss_mb=round(proc.memory_info().rss / 1e6, 3),
+            rss_mb=rss_mb(proc),
         ),
         service=component,
         pid=os.getpid(),

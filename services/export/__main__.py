@@ -16,7 +16,7 @@ from services.export.ledger import Ledger
 from services.export.loop import Destination, Exports
 from services.export.servicer import ExportServicer
 from services.export.sinks import configured
-from services.export.source import Source
+from services.export.source import WINDOW, Source
 
 SERVICE_NAME = export_service_pb2.DESCRIPTOR.services_by_name["ExportService"].full_name
 #: Scheduling priority of the export process, relative to the rest of the suite.
@@ -47,7 +47,9 @@ async def create_server(settings: Settings, *, address: str | None = None,
     # Each destination's settings appear (secrets masked) in /debug/info.
     server = ExportServer("export", settings, [], address=address,
                           extra_settings=(extra, *(s for s, _ in chosen)))
-    source = Source(server.backends, settings.grpc_deadline, fresh=extra.poll)
+    # A window is shared by several destinations; one destination keeps only its page.
+    source = Source(server.backends, settings.grpc_deadline, fresh=extra.poll,
+                    window=WINDOW if len(chosen) > 1 else extra.read_page)
     # The lease holder: this process, and this server within it (tests run two in one).
     holder = f"{settings.instance_id}-{uuid.uuid4().hex[:4]}"
     destinations = [Destination(sink, source, ledger, extra, holder) for _, sink in chosen]

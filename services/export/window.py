@@ -20,7 +20,8 @@ _position = attrgetter("position")
 
 
 class Window:
-    """Every stored entry with a position in (``start``, ``end``], oldest first, at most ``size``."""
+    """Every stored entry with a position in (``start``, ``end``], oldest first: at most
+    ``size``, or the last page read when that page alone is more."""
 
     def __init__(self, size: int):
         self.size = size
@@ -55,7 +56,8 @@ class Window:
         # A page short of its limit holds every entry up to the highest stored.
         self.end = max(after, high) if self.complete else records[-1].position
         self.high, self.read_at = high, now
-        extra = len(self.records) - self.size
+        # The oldest go first, never the page just read: its reader has not had it yet.
+        extra = min(len(self.records) - self.size, len(self.records) - len(records))
         if extra > 0:
             self.start = self.records[extra - 1].position
             del self.records[:extra]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import psutil
 
+from botmon.runtime.debug import rss_mb
 from services.health.registry import Instance
 
 __all__ = ["ProcessMemory"]
@@ -22,7 +23,6 @@ _LIVE = ("running", "degraded")
 
 @dataclass(frozen=True)
 class _Sample:
-    process: psutil.Process
     #: When the process started (Unix seconds), as psutil computes it.
     created: float
     megabytes: float
@@ -60,7 +60,7 @@ class ProcessMemory:
             return None
         sample = seen.get(instance.pid) or self._samples.get(instance.pid)
         if sample is None or now - sample.taken >= self.max_age:
-            sample = self._sample(instance.pid, sample, now)
+            sample = self._sample(instance.pid, now)
             if sample is None:
                 return None
         seen[instance.pid] = sample
@@ -69,12 +69,10 @@ class ProcessMemory:
         return sample.megabytes
 
     @staticmethod
-    def _sample(pid: int, previous: _Sample | None, now: float) -> _Sample | None:
+    def _sample(pid: int, now: float) -> _Sample | None:
+        # A reused pid is told by its start (see _megabytes), not by a kept Process object.
         try:
-            process = previous.process if previous is not None else psutil.Process(pid)
-            if not process.is_running():  # the pid was reused since
-                process = psutil.Process(pid)
-            return _Sample(process, process.create_time(),
-                           round(process.memory_info().rss / 1e6, 3), now)
+            process = psutil.Process(pid)
+            return _Sample(process.create_time(), rss_mb(process), now)
         except psutil.Error:
             return None

@@ -22,7 +22,7 @@ from services.health.broadcast import Broadcast
 from services.health.registry import Instance
 from services.health.status import StatusBoard
 
-__all__ = ["REFRESH", "StatusView"]
+__all__ = ["StatusView"]
 
 log = logging.getLogger("botmon.health.status")
 

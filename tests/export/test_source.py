@@ -102,6 +102,17 @@ async def test_a_destination_behind_the_window_reads_its_own_pages(suite):
         await backends.close()
 
 
+async def test_a_window_smaller_than_a_page_loses_no_entry(suite):
+    """One destination keeps only its page: the window never trims the page just read."""
+    await _store(suite, 120)
+    backends = CountingBackends(suite.settings)
+    source = Source(backends, 5, fresh=1.0, window=30)
+    try:
+        assert await _read_all(source, 50) == list(range(120))
+    finally:
+        await backends.close()
+
+
 async def test_entries_stored_later_are_read_once_the_window_is_no_longer_fresh(suite):
     await _store(suite, 10)
     backends = CountingBackends(suite.settings)

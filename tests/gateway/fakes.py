@@ -220,15 +220,20 @@ class ScriptedHealth(health_service_pb2_grpc.HealthServiceServicer, Recorder):
 class ScriptedStatus(ScriptedHealth):
     """ScriptedHealth with a status list: WatchStatus sends the current list, then each one
     the test puts in ``lists``; GetStatus answers ``current``, which a test may change
-    without streaming it."""
+    without streaming it. With ``silent_rewatch``, a stream opened again (the gateway
+    reconnecting) sends nothing until a list is put."""
 
     def __init__(self):
         super().__init__()
         self.lists: asyncio.Queue = asyncio.Queue()
         self.current = status_list("running")
+        self.silent_rewatch = False
+        self.watches = 0
 
     async def WatchStatus(self, request, context):
-        yield health_service_pb2.WatchStatusResponse(status=self.current)
+        self.watches += 1
+        if self.watches == 1 or not self.silent_rewatch:
+            yield health_service_pb2.WatchStatusResponse(status=self.current)
         while True:
             self.current = await self.lists.get()
             yield health_service_pb2.WatchStatusResponse(status=self.current)

@@ -49,6 +49,8 @@ async def test_status_follows_the_watched_list_without_a_call_per_request(suite,
 
 async def test_a_stale_list_is_not_served(suite, http):
     health = suite.servicers["health"]
+    # The stream never brings the change, even when the gateway opens it again.
+    health.silent_rewatch = True
     await _until(http, suite, (200, ["running"]), within=5)
     # Changed, but not streamed: the gateway's copy is now the stale one.
     health.current = status_list("degraded")

@@ -129,7 +129,8 @@ class Encoder:
             else:
                 points = metric.gauge.data_points
             for sample in family.samples:
-                points.add(start_time_unix_nano=family.start_ns if family.kind == "counter"
-                           else 0, time_unix_nano=family.timestamp_ns, as_double=sample.value,
+                # A gauge's start_ns is 0: OTLP gauges have no start.
+                points.add(start_time_unix_nano=family.start_ns,
+                           time_unix_nano=family.timestamp_ns, as_double=sample.value,
                            attributes=attributes(sample.labels))
         return request
