@@ -73,6 +73,10 @@ new PerformanceObserver((list) => {
     window.__longtasks += 1;
   }
 }).observe({type: "longtask"});
+window.__drawn = 0;
+new MutationObserver((records) => {
+  for (const record of records) window.__drawn += record.addedNodes.length;
+}).observe(document.querySelector('ol[aria-label="Live tail"]'), {childList: true});
 """
 
 
@@ -129,7 +133,7 @@ def _main_thread_seconds(driver) -> float:
 
 def _tail_under_load(driver, cluster: Cluster) -> dict[str, float]:
     """Post at 1,000 lines/s for SECONDS; the longest task and the last line's lag."""
-    driver.execute_script("window.__longest = 0; window.__longtasks = 0;")
+    driver.execute_script("window.__longest = 0; window.__longtasks = 0; window.__drawn = 0;")
     before = _main_thread_seconds(driver)
     stop, sent = threading.Event(), [0]
     writer = threading.Thread(target=_post_lines, args=(cluster, stop, sent), daemon=True)
@@ -150,6 +154,7 @@ def _tail_under_load(driver, cluster: Cluster) -> dict[str, float]:
     return {"longest_ms": driver.execute_script("return window.__longest"),
             "longtasks": driver.execute_script("return window.__longtasks"),
             "lines": sent[0], "lines_per_second": sent[0] / posted_s,
+            "drawn": driver.execute_script("return window.__drawn"),
             "lag_ms": (time.monotonic() - done) * 1000, "busy": busy / posted_s,
             "in_view": driver.execute_script(
                 "return document.querySelector('ol[aria-label=\"Live tail\"]').children.length")}
@@ -207,6 +212,8 @@ def main() -> None:
           f"for {SECONDS:g}s, {tail['longtasks']} tasks over 50 ms, main thread busy "
           f"{tail['busy'] * 100:.0f} % of the time (CPU), last line on screen "
           f"{tail['lag_ms']:.0f} ms after its post returned, {tail['in_view']} lines in view")
+    print(f"# live tail: {tail['drawn']:,} of the {tail['lines']:,} lines drawn "
+          f"({tail['drawn'] / tail['lines'] * 100:.1f} %)")
     print(f"# {os.cpu_count()} CPUs, 1-min load average {load_before:.1f} before and "
           f"{os.getloadavg()[0]:.1f} after (other work on the machine skews the figures)")
 

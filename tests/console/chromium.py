@@ -62,6 +62,15 @@ def field(scope: WebDriver | WebElement, name: str) -> WebElement:
         f" or @aria-label={n} or ancestor::label[normalize-space()={n}]]"))
 
 
+def description(scope: WebDriver | WebElement, name: str) -> str:
+    """The accessible description of the control labelled ``name``: the visible text of the
+    elements its ``aria-describedby`` names (its hint, and its error when one is shown)."""
+    control = field(scope, name)
+    ids = (control.get_attribute("aria-describedby") or "").split()
+    parts = [scope.find_element(By.XPATH, f"//*[@id={literal(i)}]") for i in ids]
+    return " ".join(p.text for p in parts if p.is_displayed())
+
+
 def button(scope: WebDriver | WebElement, name: str) -> WebElement:
     """The button whose accessible name (aria-label, else its text) is ``name``."""
     n = literal(name)
