@@ -39,6 +39,7 @@ __all__ = [
     "make_entry",
     "metadata_json",
     "object_json",
+    "strings_json",
     "struct_to_python",
     "validate",
     "validate_entries",
@@ -154,6 +155,15 @@ def metadata_json(metadata: dict[str, Any], shared: str | None = None) -> str | 
     return _within_limit(text)
 
 
+def strings_json(pairs: Iterable[tuple[str, str]], shared: str | None = None) -> str | None:
+    """:func:`metadata_json` of metadata whose values are all strings, given as pairs with
+    distinct keys: the same text, written without the dict and the depth check."""
+    parts = [f"{_quote(key)}:{_quote(text)}" for key, text in pairs]
+    if shared:
+        parts.append(shared)
+    return _within_limit("{" + ",".join(parts) + "}") if parts else None
+
+
 def object_json(metadata: dict[str, Any]) -> str | None:
     """:func:`metadata_json` of metadata decoded from JSON text, stored as the same object
     sent as a ``Struct`` is (:func:`as_struct`)."""
@@ -186,13 +196,13 @@ def _fields_json(fields) -> str:
     Metadata is mostly flat strings; those are written straight from the map, without
     the dict in between, and any other value takes the general way.
     """
-    parts = []
+    pairs = []
     for key in fields:
         text = fields[key].string_value
         if not text:
             return metadata_json(_fields_to_python(fields))
-        parts.append(f"{_quote(key)}:{_quote(text)}")
-    return _within_limit("{" + ",".join(parts) + "}")
+        pairs.append((key, text))
+    return strings_json(pairs)
 
 
 def _within_limit(text: str) -> str:

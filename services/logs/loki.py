@@ -17,6 +17,7 @@ label or structured-metadata key (read as in :mod:`services.logs.levels`), defau
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 from google.protobuf import struct_pb2
 
@@ -26,10 +27,13 @@ from botmon.runtime.errors import InvalidArgument
 from services.logs.ingest import (
     Batch,
     EntryProblem,
+    Fields,
     Rejected,
     make_entry,
     metadata_json,
+    strings_json,
     struct_to_python,
+    validate,
 )
 from services.logs.labels import LabelError, parse_labels
 from services.logs.levels import parse_level
@@ -116,45 +120,58 @@ def _stream_labels(stream: push_pb2.Stream, index: int) -> dict[str, str]:
                               field=f"streams[{index}].labels") from None
 
 
+def _stream_lines(stream: push_pb2.Stream, labels: dict[str, str]
+                  ) -> Iterator[Fields | EntryProblem]:
+    """Each line's fields, or what is wrong with it, in order."""
+    service, used = _service(labels)
+    if used:
+        del labels[used]
+    # The stream's labels are written once, and each line adds its structured metadata
+    # to them (strings, written without a dict); a pair that overrides a label or names
+    # the level, or a name given twice, takes the general way.
+    level = _level(labels)
+    try:
+        shared = metadata_json(labels)
+    except EntryProblem as exc:
+        for _ in stream.entries:
+            yield exc
+        return
+    members = shared[1:-1] if shared else None
+    for line in stream.entries:
+        stamp = line.timestamp
+        nanos = stamp.nanos
+        if not 0 <= nanos < 1_000_000_000:
+            yield EntryProblem("timestamp nanos must be between 0 and 999999999")
+            continue
+        ts = stamp.seconds * 1_000_000_000 + nanos
+        pairs = line.structured_metadata
+        if not pairs:
+            yield ts, level, service, line.line, shared
+            continue
+        own = [(pair.name, pair.value) for pair in pairs]
+        names = {name for name, _ in own}
+        if len(names) == len(own) and names.isdisjoint(labels) and names.isdisjoint(LEVEL_KEYS):
+            try:
+                yield ts, level, service, line.line, strings_json(own, members)
+            except EntryProblem as exc:
+                yield exc
+            continue
+        merged = {**labels, **dict(own)}
+        try:
+            yield ts, _level(merged), service, line.line, metadata_json(merged)
+        except EntryProblem as exc:
+            yield exc
+
+
 def read_proto_push(request: push_pb2.PushRequest, now: int | None = None) -> Batch:
     """As :func:`read_push` for the protobuf body; a bad label string raises InvalidArgument."""
     now = time.time_ns() if now is None else now
+    # Every label string is read before anything is kept: one that does not parse
+    # refuses the whole push.
     streams = [(stream, _stream_labels(stream, i)) for i, stream in enumerate(request.streams)]
     batch = Batch()
-    append = batch.entries.append
     for stream_index, (stream, labels) in enumerate(streams):
-        service, used = _service(labels)
-        if used:
-            del labels[used]
-        # The stream's labels are written once, and each line adds its structured
-        # metadata to them; a pair that overrides a label or names the level takes
-        # the general way.
-        level = _level(labels)
-        try:
-            shared = metadata_json(labels)
-        except EntryProblem as exc:
-            batch.errors.extend(Rejected(i, str(exc), stream_index)
-                                for i in range(len(stream.entries)))
-            continue
-        members = shared[1:-1] if shared else None
-        for line_index, line in enumerate(stream.entries):
-            try:
-                stamp = line.timestamp
-                if not 0 <= stamp.nanos < 1_000_000_000:
-                    raise EntryProblem("timestamp nanos must be between 0 and 999999999")
-                ts = stamp.seconds * 1_000_000_000 + stamp.nanos
-                pairs = line.structured_metadata
-                if not pairs:
-                    append(make_entry(ts, level, service, line.line, shared, now))
-                    continue
-                own = {pair.name: pair.value for pair in pairs}
-                if own.keys().isdisjoint(labels) and own.keys().isdisjoint(LEVEL_KEYS):
-                    append(make_entry(ts, level, service, line.line,
-                                      metadata_json(own, members), now))
-                else:
-                    metadata = {**labels, **own}
-                    append(make_entry(ts, _level(metadata), service, line.line,
-                                      metadata_json(metadata), now))
-            except EntryProblem as exc:
-                batch.errors.append(Rejected(line_index, str(exc), stream_index))
+        part = validate(_stream_lines(stream, labels), now)
+        batch.entries += part.entries
+        batch.errors += [Rejected(e.index, e.message, stream_index) for e in part.errors]
     return batch

@@ -26,7 +26,7 @@ One log record is one entry:
 
 Attribute values keep their JSON type; bytes are base64 (as in OTLP/JSON), and
 a non-finite double is the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``.
-Every entry then passes the rules of :func:`services.logs.ingest.make_entry`.
+Every entry then passes the rules of :func:`services.logs.ingest.validate`.
 """
 
 from __future__ import annotations
@@ -34,13 +34,20 @@ from __future__ import annotations
 import base64
 import json
 import math
-import time
+from collections.abc import Iterator
 from typing import Any
 
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 
-from services.logs.ingest import Batch, EntryProblem, Rejected, make_entry, metadata_json
+from services.logs.ingest import (
+    Batch,
+    EntryProblem,
+    Fields,
+    metadata_json,
+    strings_json,
+    validate,
+)
 from services.logs.levels import NAMES, parse_level
 
 __all__ = ["RESERVED", "count_records", "read_export"]
@@ -138,34 +145,60 @@ def _level(number: int, text: str) -> tuple[str, str | None]:
     return "info", None
 
 
-def _entry(record, service: str, shared: str | None, now: int):
-    """One record as an entry; ``shared`` is the resource and scope metadata, as JSON
-    members written once for all the records of a scope."""
-    metadata = _attributes(record.attributes, RESERVED) if record.attributes else {}
-    exception = metadata.get("exception")
-    if exception is not None and "error_type" not in metadata and type(exception) is dict \
-            and type(exception.get("type")) is str:
-        metadata["error_type"] = exception["type"]
+#: Keys a record attribute cannot take as they are (see the module docstring).
+_NOT_PLAIN = RESERVED | {_OVERFLOW}
+
+
+def _plain(pairs) -> list[tuple[str, str]] | None:
+    """The attributes as (key, text) pairs when each is a string under a key of its own,
+    with no dot and not reserved, as most are; else None (the general way)."""
+    plain = []
+    for pair in pairs:
+        key, text = pair.key, pair.value.string_value
+        if not text or "." in key or key in _NOT_PLAIN:
+            return None
+        plain.append((key, text))
+    if len(plain) > 1 and len({key for key, _ in plain}) < len(plain):
+        return None
+    return plain
+
+
+def _fields(record, service: str, shared: str | None) -> Fields:
+    """One record's fields for the rules; ``shared`` is the resource and scope metadata,
+    as JSON members written once for all the records of a scope."""
+    own: list[tuple[str, str]] = []
     if record.trace_id:
         trace_id = _hex_id(record.trace_id, "trace_id", 16)
         if trace_id:
-            metadata["trace_id"] = trace_id
+            own.append(("trace_id", trace_id))
     if record.span_id:
         span_id = _hex_id(record.span_id, "span_id", 8)
         if span_id:
-            metadata["span_id"] = span_id
+            own.append(("span_id", span_id))
     message = _message(record.body)
     event_name = record.event_name
     if event_name:
         if message:
-            metadata["event_name"] = event_name
+            own.append(("event_name", event_name))
         else:
             message = event_name
     level, unread = _level(record.severity_number, record.severity_text)
     if unread:
-        metadata["severity_text"] = unread
-    ts = record.time_unix_nano or record.observed_time_unix_nano or now
-    return make_entry(ts, level, service, message, metadata_json(metadata, shared), now)
+        own.append(("severity_text", unread))
+    pairs = record.attributes
+    plain = _plain(pairs) if pairs else []
+    if plain is not None:
+        metadata = strings_json(plain + own, shared)
+    else:
+        attributes = _attributes(pairs, RESERVED)
+        exception = attributes.get("exception")
+        if exception is not None and "error_type" not in attributes \
+                and type(exception) is dict and type(exception.get("type")) is str:
+            attributes["error_type"] = exception["type"]
+        attributes.update(own)
+        metadata = metadata_json(attributes, shared)
+    return (record.time_unix_nano or record.observed_time_unix_nano or None, level, service,
+            message, metadata)
 
 
 def _scope(scope: common_pb2.InstrumentationScope) -> dict[str, Any]:
@@ -185,12 +218,9 @@ def count_records(request: logs_service_pb2.ExportLogsServiceRequest) -> int:
                for scope in resource.scope_logs)
 
 
-def read_export(request: logs_service_pb2.ExportLogsServiceRequest,
-                now: int | None = None) -> Batch:
-    """Entries for the valid records; an error per invalid one, ``index`` counting all records."""
-    now = time.time_ns() if now is None else now
-    batch = Batch()
-    index = 0
+def _records(request: logs_service_pb2.ExportLogsServiceRequest
+             ) -> Iterator[Fields | EntryProblem]:
+    """Each log record's fields, or what is wrong with it, in order."""
     for resource_logs in request.resource_logs:
         service, others = "unknown", []
         for pair in resource_logs.resource.attributes:
@@ -209,15 +239,18 @@ def read_export(request: logs_service_pb2.ExportLogsServiceRequest,
             try:
                 shared = metadata_json(members)[1:-1] if members else None
             except EntryProblem as exc:
-                problem = f"the resource or scope attributes: {exc}"
+                problem = EntryProblem(f"the resource or scope attributes: {exc}")
                 for _ in scope_logs.log_records:
-                    batch.errors.append(Rejected(index, problem))
-                    index += 1
+                    yield problem
                 continue
             for record in scope_logs.log_records:
                 try:
-                    batch.entries.append(_entry(record, service, shared, now))
+                    yield _fields(record, service, shared)
                 except EntryProblem as exc:
-                    batch.errors.append(Rejected(index, str(exc)))
-                index += 1
-    return batch
+                    yield exc
+
+
+def read_export(request: logs_service_pb2.ExportLogsServiceRequest,
+                now: int | None = None) -> Batch:
+    """Entries for the valid records; an error per invalid one, ``index`` counting all records."""
+    return validate(_records(request), now)
