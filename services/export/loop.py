@@ -2,8 +2,8 @@
 
 Per destination, while this replica holds its lease: log entries are read
 after the stored position (oldest first), sent in batches bounded by count,
-bytes and time, and the position moves only once a batch is acknowledged, so
-delivery is at least once and a restart resumes where the last acknowledged
+bytes and time, two at a time, and the position moves only past batches that
+are acknowledged, in order, so delivery is at least once and a restart resumes where the last acknowledged
 send ended. Entries older than ``max_age`` are skipped and counted. A failed
 send is retried with exponential backoff and jitter (longer when the
 destination says so); per-item failures resend only those items. The metric
@@ -17,8 +17,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 
@@ -34,6 +35,9 @@ log = logging.getLogger("botmon.export.loop")
 
 #: Longest ``Retry-After`` honoured as given, in seconds.
 MAX_RETRY_AFTER = 3600.0
+#: Batches of one destination being delivered at once: the next is encoded and sent
+#: while the destination answers the last (positions are still saved in order).
+IN_FLIGHT = 2
 
 
 class LeaseLost(Exception):
@@ -62,6 +66,16 @@ def _chunks(records: Sequence[LogRecord], cutoff_ns: int, max_records: int,
         yield batch, upto, expired
 
 
+class _InFlight(NamedTuple):
+    """A batch being delivered, and what its acknowledgement moves the position to."""
+
+    task: asyncio.Task | None  # None: every entry of the chunk had expired
+    last_ns: int | None
+    upto: int
+    expired: int
+    high: int
+
+
 class Destination:
     """One sink's delivery: its lease, its logs task and its metrics task."""
 
@@ -77,6 +91,7 @@ class Destination:
         self.state = State(self.name)
         self.leading = False
         self._workers: list[asyncio.Task] = []
+        self._in_flight: deque[_InFlight] = deque()
 
     # ------------------------------------------------------------ lease
 
@@ -133,17 +148,22 @@ class Destination:
     async def _logs(self) -> None:
         waiting_since: float | None = None
         page = min(self.settings.read_page, 10_000)
+        # Where the next read starts: after the last page handed to _ship, which may be
+        # ahead of the saved position while its batches are in flight.
+        shipped = self.state.position
         # A full page means more is stored: the next one is read while this one is sent.
         ahead: asyncio.Task | None = None
         try:
             while True:
-                read, ahead = ahead or self.source.logs_after(self.state.position, page), None
+                read, ahead = ahead or self.source.logs_after(shipped, page), None
                 try:
                     records, high = await read
                 except grpc.aio.AioRpcError as exc:
                     log.debug("logs unreadable", extra={"code": exc.code().name})
                     await asyncio.sleep(self.settings.poll * 4)
                     continue
+                if len(records) < page:
+                    await self._settle(0)  # caught up: what is in flight lands first
                 if not records:
                     if self.state.backlog or self.state.lag:
                         self.state.backlog, self.state.lag = 0, 0.0
@@ -159,26 +179,41 @@ class Destination:
                                             self.settings.linger - (now - waiting_since)))
                     continue
                 waiting_since = None
+                shipped = records[-1].position
                 if len(records) == page:
-                    ahead = asyncio.ensure_future(
-                        self.source.logs_after(records[-1].position, page))
+                    ahead = asyncio.ensure_future(self.source.logs_after(shipped, page))
                 await self._ship(records, high)
         finally:
-            if ahead is not None:
-                ahead.cancel()
-                await asyncio.gather(ahead, return_exceptions=True)
+            pending = [t for t in (ahead, *(f.task for f in self._in_flight)) if t is not None]
+            self._in_flight.clear()
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def _ship(self, records: list[LogRecord], high: int) -> None:
-        """Deliver one page in bounded batches, saving the position after each."""
+        """Start delivering one page in bounded batches; return once at most
+        ``IN_FLIGHT - 1`` of this destination's batches are still in flight."""
         cutoff = int((time.time() - self.settings.max_age) * 1e9)
         for batch, upto, expired in _chunks(records, cutoff, self.sink.max_records,
                                             self.sink.max_bytes):
-            self.state.skipped += expired
-            if batch:
-                await self._deliver(batch)
-                self.state.lag = max(0.0, time.time() - batch[-1].timestamp_ns / 1e9)
-            self.state.position = upto
-            self.state.backlog = max(0, high - upto)
+            task = asyncio.ensure_future(self._deliver(batch)) if batch else None
+            self._in_flight.append(_InFlight(task, batch[-1].timestamp_ns if batch else None,
+                                             upto, expired, high))
+            await self._settle(IN_FLIGHT - 1)
+
+    async def _settle(self, keep: int) -> None:
+        """Wait for the oldest batches in flight until ``keep`` are left, saving the
+        position after each in order: it moves only past acknowledged batches."""
+        while len(self._in_flight) > keep:
+            done = self._in_flight[0]
+            if done.task is not None:
+                await done.task
+            self._in_flight.popleft()
+            self.state.skipped += done.expired
+            if done.last_ns is not None:
+                self.state.lag = max(0.0, time.time() - done.last_ns / 1e9)
+            self.state.position = done.upto
+            self.state.backlog = max(0, done.high - done.upto)
             if not self.state.backlog:
                 self.state.lag = 0.0
             await self._save()
