@@ -10,6 +10,7 @@ import cramjam
 import pytest
 
 from botmon.loki.v1 import push_pb2
+from services.logs.ingest import MAX_PUSH_LINES
 from tests.ingest.support import read, stored
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
@@ -169,3 +170,17 @@ def test_only_operators_push(suite, http):
     assert response.status_code == 403
     assert http.post(f"{suite.url}/loki/api/v1/push", content=body,
                      headers=PROTOBUF).status_code == 401
+
+
+def test_a_push_over_the_line_cap_is_refused_whole(suite, http):
+    """The cap counts the whole push, here two streams each under it."""
+    job = _job()
+    t = time.time_ns()
+    lines = [(t, "x", {})] * (MAX_PUSH_LINES // 2 + 1)
+    body = _snappy(_push([(f'{{job="{job}"}}', lines), (f'{{job="{job}", b="1"}}', lines)]))
+    before = stored(http, suite)
+    response = _send(http, suite, body)
+    assert response.status_code == 400, response.text
+    assert (f"the request has {MAX_PUSH_LINES + 2} entries; send at most {MAX_PUSH_LINES}"
+            in response.json()["error"]["message"])
+    assert stored(http, suite) == before

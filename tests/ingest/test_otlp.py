@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import time
 import uuid
@@ -26,6 +27,8 @@ from opentelemetry.sdk._logs.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
+from gateway.shippers import MAX_INFLATED_BYTES
+from services.logs.ingest import MAX_MESSAGE_BYTES, MAX_PUSH_LINES
 from tests.conftest import suite_channel
 from tests.ingest.support import read, seconds, stored
 from tests.waiting import wait_until
@@ -98,6 +101,35 @@ def test_an_app_configured_only_by_environment_gets_its_lines_read_back(suite, h
     assert len(by_host) == 3
     by_status = read(http, suite, service=service, **{"metadata[http.status_code]": "402"})
     assert [e["message"] for e in by_status] == ["card declined for order-7"]
+
+
+def test_endpoint_and_token_alone_read_back_within_the_batch_delay(suite, http, monkeypatch):
+    """Tried as a new user would: nothing but OTEL_EXPORTER_OTLP_ENDPOINT and the token in
+    OTEL_EXPORTER_OTLP_HEADERS, the SDK's default batching. The SDK holds a batch that is not
+    full for its schedule delay; within that and a second more the line is in GET /logs."""
+    for name in ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+                 "OTEL_EXPORTER_OTLP_LOGS_HEADERS", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", suite.url)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS",
+                       f"Authorization=Bearer%20{suite.tokens['operator']}")
+    # OTEL_BLRP_SCHEDULE_DELAY, or the SDK's default (1 s) when unset, as here.
+    delay = BatchLogRecordProcessor._default_schedule_delay_millis() / 1000
+    provider = LoggerProvider()
+    provider.add_log_record_processor(BatchLogRecordProcessor(HttpExporter()))
+    logger = _logger(provider)
+    # What the SDK names an app that names nothing ("unknown_service:python").
+    service = Resource.create().attributes["service.name"]
+    line = f"order {uuid.uuid4().hex[:8]} shipped"
+    try:
+        logger.info(line)
+        (entry,) = wait_until(
+            lambda: [e for e in read(http, suite, service=service, order="desc", limit=100)
+                     if e["message"] == line],
+            "the line in GET /logs", timeout=delay + 1)
+    finally:
+        provider.shutdown()
+    assert entry["level"] == "info"
 
 
 def test_the_grpc_exporter_writes_to_the_logs_service(suite, http):
@@ -173,17 +205,23 @@ def _record(message: str, **fields) -> dict:
     return {"body": {"stringValue": message}, **fields}
 
 
+def _document(service: str, *records: dict) -> dict:
+    """An OTLP/JSON request of ``records`` from ``service``."""
+    return {"resourceLogs": [{
+        "resource": {"attributes": [_attribute("service.name", {"stringValue": service})]},
+        "scopeLogs": [{"logRecords": list(records)}]}]}
+
+
 def test_partial_success_the_otlp_way(suite, http):
     service = _service()
-    document = {"resourceLogs": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
-        "scopeLogs": [{"logRecords": [
-            _record("kept", severityNumber=13),
-            {"severityText": "INFO"},  # no body: nothing to store as the message
-            _record("x" * 40_000),  # over the 32 KiB message limit of WriteLogs
-            _record("kept too", severityText="FATAL", timeUnixNano="1"),  # 1970: refused
-            _record("also kept", severityText="LOUD"),
-        ]}]}]}
+    document = _document(
+        service,
+        _record("kept", severityNumber=13),
+        {"severityText": "INFO"},  # no body: nothing to store as the message
+        _record("x" * 40_000),  # over the 32 KiB message limit of WriteLogs
+        _record("kept too", severityText="FATAL", timeUnixNano="1"),  # 1970: refused
+        _record("also kept", severityText="LOUD"),
+    )
     response = http.post(f"{suite.url}/v1/logs", json=document,
                          headers=suite.headers("operator"))
     assert response.status_code == 200, response.text
@@ -314,3 +352,75 @@ def test_attribute_keys_never_overwrite_each_other(suite, http):
         "resource": {"host": {"name": "h"}},
         "scope": {"name": "lib", "version": "1.2", "attributes": {"x": {"y": "z"}}},
     }
+
+
+def test_a_body_that_is_not_a_string_is_stored_as_json(suite, http):
+    service = _service()
+    kvlist = {"kvlistValue": {"values": [
+        _attribute("event", {"stringValue": "checkout"}),
+        _attribute("cart", {"arrayValue": {"values": [{"intValue": "3"}, {"doubleValue": 2.5}]}}),
+        _attribute("paid", {"boolValue": True})]}}
+    array = {"arrayValue": {"values": [
+        {"stringValue": "a"}, {"intValue": "2"},
+        {"kvlistValue": {"values": [_attribute("k", {"stringValue": "v"})]}}]}}
+    response = http.post(f"{suite.url}/v1/logs", headers=suite.headers("operator"),
+                         json=_document(service, {"body": kvlist}, {"body": array}))
+    assert response.status_code == 200 and response.json() == {}, response.text
+    entries = read(http, suite, service=service)
+    assert [json.loads(e["message"]) for e in entries] == [
+        {"event": "checkout", "cart": [3, 2.5], "paid": True}, ["a", 2, {"k": "v"}]]
+
+
+def test_observed_time_stands_in_for_a_missing_time(suite, http):
+    service = _service()
+    an_hour_ago = time.time_ns() // 10**9 - 3600
+    observed = an_hour_ago * 10**9 + 123_456_789
+    response = http.post(f"{suite.url}/v1/logs", headers=suite.headers("operator"), json=_document(
+        service,
+        _record("observed only", observedTimeUnixNano=str(observed)),
+        _record("both", timeUnixNano=str(observed - 10**9), observedTimeUnixNano=str(observed))))
+    assert response.status_code == 200 and response.json() == {}, response.text
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(an_hour_ago))
+    entries = read(http, suite, service=service)
+    assert [(e["message"], e["timestamp"]) for e in entries] == [
+        ("both", time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(an_hour_ago - 1))
+         + ".123456789Z"),
+        ("observed only", f"{stamp}.123456789Z")]
+
+
+def test_a_gzip_body_over_the_inflation_cap_is_413_and_stores_nothing(suite, http):
+    """Valid records, so only the cap stops them: more than MAX_INFLATED_BYTES once inflated,
+    a few KiB as sent."""
+    request = otlp.ExportLogsServiceRequest()
+    resource = request.resource_logs.add()
+    resource.resource.attributes.add(key="service.name").value.string_value = _service()
+    records = resource.scope_logs.add().log_records
+    line = "x" * (MAX_MESSAGE_BYTES // 2)
+    for _ in range(MAX_INFLATED_BYTES // len(line) + 1):
+        records.add(severity_number=9).body.string_value = line
+    body = gzip.compress(request.SerializeToString())
+    before = stored(http, suite)
+    response = http.post(f"{suite.url}/v1/logs", content=body, headers={
+        **suite.headers("operator"), **PROTOBUF, "Content-Encoding": "gzip"})
+    assert response.status_code == 413, response.text
+    assert f"larger than {MAX_INFLATED_BYTES} bytes once decompressed" in _status(response).message
+    assert stored(http, suite) == before
+
+
+def test_a_request_over_the_line_cap_is_refused_whole(suite, http):
+    """The cap counts the whole request, here two resources each under it."""
+    request = otlp.ExportLogsServiceRequest()
+    service = _service()
+    for _ in range(2):
+        resource = request.resource_logs.add()
+        resource.resource.attributes.add(key="service.name").value.string_value = service
+        records = resource.scope_logs.add().log_records
+        for _ in range(MAX_PUSH_LINES // 2 + 1):
+            records.add().body.string_value = "x"
+    before = stored(http, suite)
+    response = http.post(f"{suite.url}/v1/logs", content=request.SerializeToString(),
+                         headers={**suite.headers("operator"), **PROTOBUF})
+    assert response.status_code == 400, response.text
+    assert (f"the request has {MAX_PUSH_LINES + 2} log records; send at most {MAX_PUSH_LINES}"
+            in _status(response).message)
+    assert stored(http, suite) == before

@@ -1,4 +1,5 @@
-"""An acknowledged batch survives ``kill -9`` of the service process right after the ack."""
+"""An acknowledged batch survives ``kill -9`` of the service process right after the ack,
+whichever way it came in: ``WriteLogs``, ``IngestLogs``, an OTLP Export or a Loki protobuf push."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import signal
 import sys
 
 import pytest
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as otlp
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc as otlp_grpc
 
 from botmon.logs.v1 import logs_service_pb2 as pb
 from botmon.logs.v1 import logs_service_pb2_grpc
+from botmon.loki.v1 import push_pb2, push_service_pb2_grpc
 from botmon.runtime.channels import open_channel
 from tests.conftest import free_port
 from tests.logs.support import entry
@@ -82,6 +86,48 @@ async def test_acknowledged_batches_survive_kill_9(env):
                 break
         assert page.total == len(acknowledged)
         assert sorted(stored) == sorted(acknowledged)
+    finally:
+        if process.proc and process.proc.returncode is None:
+            await process.kill()
+
+
+async def _messages(stub: logs_service_pb2_grpc.LogsServiceStub, service: str) -> list[str]:
+    page = await stub.ListLogs(pb.ListLogsRequest(service=service, limit=1000, order="asc"),
+                               timeout=30)
+    return [e.message for e in page.logs]
+
+
+async def test_acknowledged_shipper_pushes_survive_kill_9(env):
+    """The OTLP Export and the Loki push (what ``POST /v1/logs`` and a snappy
+    ``POST /loki/api/v1/push`` forward) share the logs service's committer and its promise."""
+    process = Process(env)
+    otlp_lines = [f"otlp line {i}" for i in range(1000)]
+    loki_lines = [f"loki line {i}" for i in range(1000)]
+    try:
+        await process.start()
+        export = otlp.ExportLogsServiceRequest()
+        resource = export.resource_logs.add()
+        resource.resource.attributes.add(key="service.name").value.string_value = "otlp-app"
+        records = resource.scope_logs.add().log_records
+        for line in otlp_lines:
+            records.add(severity_number=9).body.string_value = line
+        reply = await otlp_grpc.LogsServiceStub(process.channel).Export(export, timeout=30)
+        await process.kill()
+        assert not reply.HasField("partial_success")
+
+        await process.start()
+        push = push_pb2.PushRequest()
+        stream = push.streams.add(labels='{job="loki-app", env="prod"}')
+        for line in loki_lines:
+            stream.entries.add(line=line).timestamp.GetCurrentTime()
+        reply = await push_service_pb2_grpc.PushServiceStub(process.channel).Push(push,
+                                                                                 timeout=30)
+        await process.kill()
+        assert (reply.accepted, list(reply.errors)) == (1000, [])
+
+        stub = await process.start()
+        assert await _messages(stub, "otlp-app") == otlp_lines
+        assert await _messages(stub, "loki-app") == loki_lines
     finally:
         if process.proc and process.proc.returncode is None:
             await process.kill()
