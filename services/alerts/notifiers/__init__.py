@@ -103,11 +103,12 @@ class Notifiers:
             return Outcome.failure("BOTMON_SMS_GATEWAY_URL is not set", retryable=False)
         try:
             body = self._body(channel, target, payload)
-        except (ValueError, TypeError, KeyError) as exc:
-            # The notification cannot be built (a value its format refuses, say): no retry
-            # would build it either.
-            return Outcome.failure(f"cannot build the {channel} notification: {exc}",
-                                   retryable=False)
+        except Exception as exc:
+            # The notification cannot be built (a value its format refuses, say): building
+            # does no I/O, so no retry would build it either. Any type: the standard library's
+            # address parser raises AttributeError or IndexError on some addresses.
+            return Outcome.failure(f"cannot build the {channel} notification: "
+                                   f"{type(exc).__name__}: {exc}", retryable=False)
         if channel == "email":
             return await self.smtp.send(body, list(target), self.timeout)
         raw = webhook.encode(body)
