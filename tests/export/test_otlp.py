@@ -66,6 +66,33 @@ async def test_logs_arrive_over_grpc_with_severity_service_and_metadata(
         assert state.sent == 5 and state.failed == 0 and state.status == "running"
 
 
+async def test_records_arrive_exact_whatever_their_length_and_script(
+        make_settings, grpc_receiver):
+    # Records are written in the wire format by hand: lengths of one, two and three varint
+    # bytes, text beyond ASCII, values that are not strings, and services interleaved.
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    lines = [{"timestamp": now, "level": level, "service": f"svc-{i % 3}",
+              "message": f"{i} " + "ünïcødé ✓ 日本 " * size,
+              "metadata": {"k" * (1 + size % 200): "v" * size, "n": i, "f": 2.5,
+                           "ok": i % 2 == 0, "list": [1, "two"], "obj": {"deep": "é"}}}
+             for i, (level, size) in enumerate([("info", 0), ("warn", 9), ("error", 130),
+                                                ("debug", 700), ("info", 1300)])]
+    async with export_suite(make_settings(), {"otlp": otlp.Settings(
+            endpoint=grpc_receiver.endpoint)}) as suite:
+        await _post_logs(suite, lines)
+        received = grpc_receiver.received
+        await eventually(lambda: len(received.logs) >= len(lines), within=15)
+        by_body = {r["body"]: r for r in received.logs}
+        for line in lines:
+            got = by_body[line["message"]]
+            assert got["resource"]["service.name"] == line["service"]
+            assert got["severity_text"] == line["level"].upper()
+            assert got["attributes"] == line["metadata"]
+            assert got["time_unix_nano"] == time.mktime(time.strptime(
+                now, "%Y-%m-%dT%H:%M:%SZ")) * 10**9 - time.timezone * 10**9
+        assert len(received.logs) == len(lines)
+
+
 async def test_metrics_arrive_with_their_types_and_values(make_settings, grpc_receiver):
     sinks = {"otlp": otlp.Settings(endpoint=grpc_receiver.endpoint, service_name="botmon-test")}
     async with export_suite(make_settings(), sinks) as suite:

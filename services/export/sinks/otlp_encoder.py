@@ -7,14 +7,14 @@ monotonic sums, gauges gauges, histograms explicit-bucket histograms.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
-from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope, KeyValue
 from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
@@ -62,6 +62,66 @@ def attributes(pairs: Mapping[str, Any]) -> list[dict]:
              else any_value(value)} for key, value in pairs.items()]
 
 
+# Log records are written straight in the protobuf wire format: building upb messages
+# field by field cost 1.6 times as much for the common record (string attributes). Tags
+# are (field number << 3) | wire type, per opentelemetry-proto's logs.proto and
+# common.proto; a value that is not a string is encoded by upb.
+
+#: Resources encoded once per service; a store with more services starts over.
+MAX_CACHED_RESOURCES = 1024
+_BYTE = [bytes((i,)) for i in range(128)]
+_TIMES = struct.Struct("<BQBQ").pack  # time_unix_nano (1) and observed_time_unix_nano (11)
+
+
+def _varint(n: int) -> bytes:
+    if n < 128:
+        return _BYTE[n]
+    out = bytearray()
+    while n >= 128:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    return tag + _varint(len(payload)) + payload
+
+
+def _utf8(text: str) -> bytes:
+    # A lone surrogate (which JSON can carry) is not UTF-8: replaced, so the record goes out.
+    return text.encode("utf-8", "replace")
+
+
+def _string_value(text: str) -> bytes:
+    """An AnyValue holding ``text`` (string_value, field 1)."""
+    return _field(b"\x0a", _utf8(text))
+
+
+def _severity(level: str) -> bytes:
+    """severity_number (2) and severity_text (3) of a stored level."""
+    number, text = SEVERITIES.get(level, (logs_pb2.SEVERITY_NUMBER_UNSPECIFIED, level.upper()))
+    return (b"\x10" + _varint(number) if number else b"") + _field(b"\x1a", _utf8(text))
+
+
+_SEVERITY = {level: _severity(level) for level in SEVERITIES}
+
+
+def _log_record(record: LogRecord) -> bytes:
+    """One LogRecord: times, severity, body (5) and attributes (6), as ``KeyValue``s."""
+    body = _string_value(record.message)
+    severity = _SEVERITY.get(record.level) or _severity(record.level)
+    parts = [_TIMES(0x09, record.timestamp_ns, 0x59, record.timestamp_ns), severity,
+             b"\x2a", _varint(len(body)), body]
+    for key, value in record.metadata.items():
+        if type(value) is str:
+            pair = _field(b"\x0a", _utf8(key)) + _field(b"\x12", _string_value(value))
+        else:
+            pair = KeyValue(key=key, value=any_value(value)).SerializeToString()
+        parts += (b"\x32", _varint(len(pair)), pair)
+    return b"".join(parts)
+
+
 class Encoder:
     """Builds export requests with the resource attributes of the configuration."""
 
@@ -69,37 +129,44 @@ class Encoder:
         self.service_name = service_name
         self.resource = dict(resource)
         self.scope = InstrumentationScope(name="botmon", version=__version__)
+        #: ScopeLogs' field 1, the scope, encoded.
+        self._scope = _field(b"\x0a", self.scope.SerializeToString())
+        self._resources: dict[str, bytes] = {}
 
     def _resource(self, service: str) -> Resource:
         return Resource(attributes=attributes({**self.resource, "service.name": service}))
 
-    def logs(self, records: Sequence[LogRecord]) -> ExportLogsServiceRequest:
-        """One ResourceLogs per service (``service.name`` is the entry's service)."""
-        request = ExportLogsServiceRequest()
-        by_service: dict[str, Any] = {}
+    def logs(self, records: Sequence[LogRecord]) -> bytes:
+        """An ``ExportLogsServiceRequest``, serialised: one ResourceLogs per service
+        (``service.name`` is the entry's service), each with one ScopeLogs."""
+        by_service: dict[str, list[bytes]] = {}
         for record in records:
-            scope_logs = by_service.get(record.service)
-            if scope_logs is None:
-                resource_logs = request.resource_logs.add(resource=self._resource(record.service))
-                scope_logs = by_service[record.service] = resource_logs.scope_logs.add(
-                    scope=self.scope)
-            number, text = SEVERITIES.get(record.level, (logs_pb2.SEVERITY_NUMBER_UNSPECIFIED,
-                                                         record.level.upper()))
-            log_record = scope_logs.log_records.add(
-                time_unix_nano=record.timestamp_ns, observed_time_unix_nano=record.timestamp_ns,
-                severity_number=number, severity_text=text)
-            # Fields set in place: a quarter cheaper than the same values given as dicts.
-            log_record.body.string_value = record.message
-            put = log_record.attributes.add
-            for key, value in record.metadata.items():
-                if type(value) is str:
-                    put(key=key).value.string_value = value
-                else:
-                    put(key=key, value=any_value(value))
-        return request
+            parts = by_service.get(record.service)
+            if parts is None:
+                parts = by_service[record.service] = [self._scope]
+            encoded = _log_record(record)
+            parts += (b"\x12", _varint(len(encoded)), encoded)
+        request = []
+        for service, parts in by_service.items():
+            scope_logs = b"".join(parts)
+            resource_logs = b"".join((self._resource_field(service), b"\x12",
+                                      _varint(len(scope_logs)), scope_logs))
+            request += (b"\x0a", _varint(len(resource_logs)), resource_logs)
+        return b"".join(request)
 
-    def metrics(self, families: Sequence[MetricFamily]) -> ExportMetricsServiceRequest:
-        """One ResourceMetrics whose ``service.name`` is OTEL_SERVICE_NAME."""
+    def _resource_field(self, service: str) -> bytes:
+        """ResourceLogs' field 1, the Resource of ``service``, encoded once per service."""
+        field = self._resources.get(service)
+        if field is None:
+            if len(self._resources) >= MAX_CACHED_RESOURCES:
+                self._resources.clear()
+            field = self._resources[service] = _field(
+                b"\x0a", self._resource(service).SerializeToString())
+        return field
+
+    def metrics(self, families: Sequence[MetricFamily]) -> bytes:
+        """An ``ExportMetricsServiceRequest``, serialised: one ResourceMetrics whose
+        ``service.name`` is OTEL_SERVICE_NAME."""
         request = ExportMetricsServiceRequest()
         scope_metrics = request.resource_metrics.add(
             resource=self._resource(self.service_name)).scope_metrics.add(scope=self.scope)
@@ -133,4 +200,4 @@ class Encoder:
                 points.add(start_time_unix_nano=family.start_ns,
                            time_unix_nano=family.timestamp_ns, as_double=sample.value,
                            attributes=attributes(sample.labels))
-        return request
+        return request.SerializeToString()

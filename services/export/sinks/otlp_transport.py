@@ -15,8 +15,8 @@ import aiohttp
 import grpc
 from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 
 from services.export.sinks.base import SinkError
 from services.export.sinks.http import retry_after
@@ -33,6 +33,9 @@ RETRYABLE_CODES = frozenset({
 PERMANENT_STATUSES = frozenset({400, 413, 422})
 
 _PATHS = {"logs": "/v1/logs", "metrics": "/v1/metrics"}
+#: The collector services' Export methods, called with serialised requests.
+_METHODS = {"logs": "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+            "metrics": "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"}
 _RESPONSES = {"logs": logs_service_pb2.ExportLogsServiceResponse,
               "metrics": metrics_service_pb2.ExportMetricsServiceResponse}
 
@@ -54,11 +57,11 @@ def rejected_count(response: Message, signal: str) -> int:
 
 
 class Transport:
-    """Sends one encoded export request of a signal ("logs" or "metrics")."""
+    """Sends one serialised export request of a signal ("logs" or "metrics")."""
 
     endpoint: str
 
-    async def send(self, signal: str, request: Message) -> int:
+    async def send(self, signal: str, request: bytes) -> int:
         """Returns the items the receiver rejected (partial success); raises SinkError."""
         raise NotImplementedError
 
@@ -78,9 +81,9 @@ class GrpcTransport(Transport):
         self._metadata = tuple((k.lower(), v) for k, v in headers)
         self._timeout = timeout
         self._channel: grpc.aio.Channel | None = None
-        self._stubs: dict[str, object] = {}
+        self._calls: dict[str, grpc.aio.UnaryUnaryMultiCallable] = {}
 
-    def _stub(self, signal: str):
+    def _call(self, signal: str) -> grpc.aio.UnaryUnaryMultiCallable:
         if self._channel is None:
             options = [("grpc.max_send_message_length", 64 * 1024 * 1024),
                        ("grpc.initial_reconnect_backoff_ms", 100),
@@ -89,15 +92,16 @@ class GrpcTransport(Transport):
             self._channel = (grpc.aio.secure_channel(self._target, grpc.ssl_channel_credentials(),
                                                      options=options) if self._secure
                              else grpc.aio.insecure_channel(self._target, options=options))
-            self._stubs = {
-                "logs": logs_service_pb2_grpc.LogsServiceStub(self._channel),
-                "metrics": metrics_service_pb2_grpc.MetricsServiceStub(self._channel)}
-        return self._stubs[signal]
+            self._calls = {
+                name: self._channel.unary_unary(
+                    method, response_deserializer=_RESPONSES[name].FromString)
+                for name, method in _METHODS.items()}
+        return self._calls[signal]
 
-    async def send(self, signal: str, request: Message) -> int:
+    async def send(self, signal: str, request: bytes) -> int:
         try:
-            response = await self._stub(signal).Export(request, timeout=self._timeout,
-                                                       metadata=self._metadata)
+            response = await self._call(signal)(request, timeout=self._timeout,
+                                                metadata=self._metadata)
         except grpc.aio.AioRpcError as exc:
             raise SinkError(f"{exc.code().name}: {exc.details()}",
                             retryable=exc.code() in RETRYABLE_CODES,
@@ -146,12 +150,10 @@ class HttpTransport(Transport):
         base = base.rstrip("/")
         return cls({s: base + _PATHS[s] for s in signals}, headers, timeout, compress=compress)
 
-    async def send(self, signal: str, request: Message) -> int:
+    async def send(self, signal: str, request: bytes) -> int:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
-        body = request.SerializeToString()
-        if self._compress:
-            body = gzip.compress(body, compresslevel=5)
+        body = gzip.compress(request, compresslevel=5) if self._compress else request
         try:
             async with self._session.post(self.urls[signal], data=body,
                                           headers=self._headers) as reply:
