@@ -69,12 +69,14 @@ async def test_logs_arrive_over_grpc_with_severity_service_and_metadata(
 async def test_records_arrive_exact_whatever_their_length_and_script(
         make_settings, grpc_receiver):
     # Records are written in the wire format by hand: lengths of one, two and three varint
-    # bytes, text beyond ASCII, values that are not strings, and services interleaved.
+    # bytes (and pairs either side of the one-byte fast path), text beyond ASCII, values
+    # that are not strings, and services interleaved.
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     lines = [{"timestamp": now, "level": level, "service": f"svc-{i % 3}",
               "message": f"{i} " + "ünïcødé ✓ 日本 " * size,
               "metadata": {"k" * (1 + size % 200): "v" * size, "n": i, "f": 2.5,
-                           "ok": i % 2 == 0, "list": [1, "two"], "obj": {"deep": "é"}}}
+                           "ok": i % 2 == 0, "list": [1, "two"], "obj": {"deep": "é"},
+                           "edge": "e" * (114 + i)}}
              for i, (level, size) in enumerate([("info", 0), ("warn", 9), ("error", 130),
                                                 ("debug", 700), ("info", 1300)])]
     async with export_suite(make_settings(), {"otlp": otlp.Settings(

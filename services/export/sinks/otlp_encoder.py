@@ -115,7 +115,12 @@ def _log_record(record: LogRecord) -> bytes:
              b"\x2a", _varint(len(body)), body]
     for key, value in record.metadata.items():
         if type(value) is str:
-            pair = _field(b"\x0a", _utf8(key)) + _field(b"\x12", _string_value(value))
+            k, v = _utf8(key), _utf8(value)
+            if len(k) + len(v) < 122:  # the usual short pair: every length is one byte
+                parts += (b"\x32", _BYTE[len(k) + len(v) + 6], b"\x0a", _BYTE[len(k)], k,
+                          b"\x12", _BYTE[len(v) + 2], b"\x0a", _BYTE[len(v)], v)
+                continue
+            pair = _field(b"\x0a", k) + _field(b"\x12", _field(b"\x0a", v))
         else:
             pair = KeyValue(key=key, value=any_value(value)).SerializeToString()
         parts += (b"\x32", _varint(len(pair)), pair)
