@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -143,13 +144,21 @@ FAULT = {
 }
 
 
+def _sqlite(path: str, statement: str) -> list[tuple]:
+    with contextlib.closing(sqlite3.connect(path, timeout=30, isolation_level=None)) as db:
+        # IMMEDIATE: waits for the service's writes, where a deferred transaction that
+        # turns into a write fails at once with "database is locked".
+        db.execute("BEGIN IMMEDIATE")
+        rows = db.execute(statement).fetchall()
+        db.execute("COMMIT")
+        return rows
+
+
 async def _sql(url: str, statement: str) -> list[tuple]:
     """Run one statement on the suite's store, as its operator would, and return the rows."""
     if url.startswith("sqlite"):
-        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db:
-            rows = db.execute(statement).fetchall()
-            db.commit()
-            return rows
+        # In a thread: the service, on this loop, must be free to finish what holds the lock.
+        return await asyncio.to_thread(_sqlite, url.removeprefix("sqlite:///"), statement)
     conn = await asyncpg.connect(url)
     try:
         return [tuple(r) for r in await conn.fetch(statement)]
