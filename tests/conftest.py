@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from google.protobuf import timestamp_pb2
 
 from botmon.runtime.channels import open_channel
-from botmon.runtime.config import Settings
+from botmon.runtime.config import ApiToken, Settings
 from botmon.runtime.credentials import bootstrap_admin_token, internal_token
 
 
@@ -220,10 +220,25 @@ def rsa_keys():
 
 @pytest.fixture
 def make_settings(tmp_path):
-    """Build suite settings for a test: embedded defaults under ``tmp_path`` plus overrides."""
+    """Build suite settings for a test: embedded defaults under ``tmp_path`` plus overrides.
+
+    Credentials are configured, as deployments do, unless the test configures its own:
+    a bootstrapped token would add its audit entry to every test's logs. Pass
+    ``api_tokens=()`` to test the bootstrap.
+    """
+
+    # One pair per test: every settings a test builds (replicas, restarts) share them.
+    internal = f"test-internal-{uuid.uuid4().hex}"
+    admin = ApiToken(f"test-admin-{uuid.uuid4().hex}", "admin", "test-admin")
 
     def make(environ: dict[str, str] | None = None, **overrides) -> Settings:
+        environ = environ or {}
         overrides.setdefault("data_dir", tmp_path)
-        return Settings.from_env(environ or {}, **overrides)
+        if "BOTMON_INTERNAL_TOKEN" not in environ:
+            overrides.setdefault("internal_token", internal)
+        if not ({"BOTMON_API_TOKENS", "BOTMON_JWT_SECRET", "BOTMON_JWT_PUBLIC_KEY"} & set(environ)
+                or {"api_tokens", "jwt_secret", "jwt_public_key"} & set(overrides)):
+            overrides["api_tokens"] = (admin,)
+        return Settings.from_env(environ, **overrides)
 
     return make

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import jwt
 
+from botmon.runtime.audit import DataDirOutbox
 from botmon.runtime.config import ROLES, ApiToken, Settings
 from botmon.runtime.datadir import private_dir
 
@@ -197,17 +198,26 @@ class Credentials:
                                   f"({self.max_lifetime:g} s)", True)
 
 
-def _bootstrap_secret(path: Path) -> tuple[str, bool]:
-    """The secret in ``path``, created (mode 0600) if absent; True when created now."""
+def _bootstrap_secret(path: Path, resource: str) -> tuple[str, bool]:
+    """The secret in ``path``, created (mode 0600) and audited if absent; True when created now.
+
+    The audit record is written first, so no secret exists without one; a crash between
+    the two leaves a record of a secret that the next start then makes.
+    """
     if path.exists():
         return path.read_text().strip(), False
     private_dir(path.parent)
     token = secrets.token_urlsafe(32)
+    # The secret's value is never recorded, not even masked: only where it is kept.
+    record = DataDirOutbox(path.parent).add(
+        subject=INTERNAL_SUBJECT, role="admin", action="token.bootstrapped", resource=resource,
+        changes={"file": str(path.resolve())})
     # O_EXCL: two processes starting at once must not overwrite each other's secret.
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return _bootstrap_secret(path)
+        record.unlink()  # the other process made it, with its own record
+        return _bootstrap_secret(path, resource)
     with os.fdopen(fd, "w") as fh:
         fh.write(token + "\n")
     return token, True
@@ -223,7 +233,7 @@ def bootstrap_admin_token(settings: Settings) -> tuple[ApiToken, ...]:
     if settings.api_tokens or settings.jwt_secret or settings.jwt_public_key:
         return settings.api_tokens
     path = Path(settings.data_dir) / ADMIN_TOKEN_FILE
-    token, created = _bootstrap_secret(path)
+    token, created = _bootstrap_secret(path, "tokens/admin")
     if created:
         print(f"botmon: created an admin token (stored in {path}): {token}", file=sys.stdout,
               flush=True)
@@ -237,7 +247,7 @@ def internal_token(settings: Settings) -> str:
     if settings.internal_token:
         return settings.internal_token
     path = Path(settings.data_dir) / INTERNAL_TOKEN_FILE
-    token, created = _bootstrap_secret(path)
+    token, created = _bootstrap_secret(path, "tokens/internal")
     if created:
         log.info("BOTMON_INTERNAL_TOKEN is unset; created one in %s for the processes "
                  "sharing this data dir", path)

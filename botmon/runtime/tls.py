@@ -94,9 +94,17 @@ def server_credentials(settings: Settings, files: CertificateFiles) -> grpc.Serv
         return grpc.ssl_server_certificate_configuration([(files.key, files.cert)],
                                                           root_certificates=files.ca)
 
+    served = [files.generation]
+
     def fetch() -> grpc.ServerCertificateConfiguration | None:
         # Called by gRPC before each handshake; None keeps the current configuration.
-        return configuration() if files.refresh() else None
+        # Compared by generation, not by what this refresh found: a SIGHUP's forced
+        # refresh has already loaded the new files, and gRPC must still be given them.
+        files.refresh()
+        if files.generation == served[0]:
+            return None
+        served[0] = files.generation
+        return configuration()
 
     return grpc.dynamic_ssl_server_credentials(configuration(), fetch,
                                                require_client_authentication=require)

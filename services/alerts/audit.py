@@ -2,9 +2,9 @@
 
 A record is written in the same transaction as the change it describes (the
 ``alerts_audit`` outbox), so a change without its record cannot exist; the relay
-then stores it as a log entry of service ``botmon.audit`` and deletes it. Every
-replica relays, each claiming a batch for a lease, so a replica that dies mid-send
-leaves its batch to another: records are delivered at least once.
+then stores it as a log entry of service ``botmon.audit`` (botmon.runtime.audit) and
+deletes it. Every replica relays, each claiming a batch for a lease, so a replica that
+dies mid-send leaves its batch to another: records are delivered at least once.
 """
 
 from __future__ import annotations
@@ -18,17 +18,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from google.protobuf import timestamp_pb2
 
 from botmon.logs.v1 import log_entry_pb2, logs_service_pb2
+from botmon.runtime.audit import audit_entry
 from botmon.runtime.context import caller, request_id
 
-__all__ = ["AUDIT_SERVICE", "Actor", "AuditRecord", "AuditRelay", "rule_changes"]
+__all__ = ["Actor", "AuditRecord", "AuditRelay", "rule_changes"]
 
 log = logging.getLogger("botmon.alerts.audit")
 
-#: The log service name of audit entries: GET /logs?service=botmon.audit reads them.
-AUDIT_SERVICE = "botmon.audit"
 #: Rule fields whose values are credentials: an audit record says they changed, never to what.
 _SECRET_NOTIFY = ("slack", "teams", "pagerduty")
 _MASK = "***"
@@ -102,17 +100,9 @@ def rule_changes(before: Mapping[str, Any] | None, after: Mapping[str, Any] | No
 
 
 def _entry(row: Mapping[str, Any]) -> log_entry_pb2.LogEntry:
-    changes = json.loads(row["changes"])
-    entry = log_entry_pb2.LogEntry(
-        level="info", service=AUDIT_SERVICE,
-        message=f"{row['subject']} {row['action']} {row['resource']}",
-        timestamp=timestamp_pb2.Timestamp(seconds=int(row["time"]),
-                                          nanos=int(row["time"] % 1 * 1e9)))
-    entry.metadata.update({
-        "subject": row["subject"], "role": row["role"], "request_id": row["request_id"],
-        "action": row["action"], "resource": row["resource"], "audit_id": f"alerts-{row['id']}",
-        "changes": changes})
-    return entry
+    return audit_entry(audit_id=f"alerts-{row['id']}", time=row["time"], subject=row["subject"],
+                       role=row["role"], request_id=row["request_id"], action=row["action"],
+                       resource=row["resource"], changes=json.loads(row["changes"]))
 
 
 class AuditRelay:

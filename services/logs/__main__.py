@@ -9,10 +9,12 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc as otlp_
 
 from botmon.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from botmon.loki.v1 import push_service_pb2, push_service_pb2_grpc
+from botmon.runtime.audit import DataDirOutbox
 from botmon.runtime.config import Settings
 from botmon.runtime.main import run_service
 from botmon.runtime.pubsub import channel_name
 from botmon.runtime.server import Binding, GrpcServer
+from services.logs.audit_outbox import OutboxDrain
 from services.logs.committer import GroupCommitter
 from services.logs.config import LogsSettings
 from services.logs.fanout import RedisFanout
@@ -74,12 +76,16 @@ async def create_server(settings: Settings, *, address: str | None = None,
         Binding(LOKI_SERVICE_NAME, LokiPushServicer(committer),
                 push_service_pb2_grpc.add_PushServiceServicer_to_server),
     ]
+    # Secrets bootstrapped into the data dir are audited through it (botmon.runtime.audit).
+    audit = OutboxDrain(DataDirOutbox(settings.data_dir), committer)
     committer.start()
+    audit.start()
     retention.start()
     if fanout:
         fanout.start()
 
     async def stop() -> None:
+        await audit.stop()
         await committer.stop()
         await retention.stop()
         if fanout:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import httpx
 import pytest
 
@@ -124,6 +128,62 @@ async def test_a_change_that_fails_leaves_no_audit_entry(suite):
                             headers=op)).status_code == 201
     entries = await _audit(suite, 1)
     assert [e["metadata"]["action"] for e in entries] == ["rule.created"]
+
+
+#: A fault in the database itself: the version bump, every change's last statement and so
+#: after its audit record, fails while a rule named ``doomed_rule`` is being written.
+FAULT = {
+    "sqlite": ["CREATE TRIGGER doom BEFORE UPDATE ON alerts_version WHEN EXISTS (SELECT 1 "
+               "FROM alerts_rules WHERE name = 'doomed_rule') BEGIN "
+               "SELECT RAISE(ABORT, 'injected fault'); END"],
+    "postgresql": ["CREATE FUNCTION doom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                   "IF EXISTS (SELECT 1 FROM alerts_rules WHERE name = 'doomed_rule') THEN "
+                   "RAISE EXCEPTION 'injected fault'; END IF; RETURN NEW; END $$",
+                   "CREATE TRIGGER doom BEFORE UPDATE ON alerts_version FOR EACH ROW "
+                   "EXECUTE FUNCTION doom()"],
+}
+
+
+def _sqlite(path: str, statement: str) -> list[tuple]:
+    with contextlib.closing(sqlite3.connect(path, timeout=30, isolation_level=None)) as db:
+        # IMMEDIATE: waits for the service's writes, where a deferred transaction that
+        # turns into a write fails at once with "database is locked".
+        db.execute("BEGIN IMMEDIATE")
+        rows = db.execute(statement).fetchall()
+        db.execute("COMMIT")
+        return rows
+
+
+async def _sql(url: str, statement: str) -> list[tuple]:
+    """Run one statement on the suite's store, as its operator would, and return the rows."""
+    if url.startswith("sqlite"):
+        # In a thread: the service, on this loop, must be free to finish what holds the lock.
+        return await asyncio.to_thread(_sqlite, url.removeprefix("sqlite:///"), statement)
+    conn = await asyncpg.connect(url)
+    try:
+        return [tuple(r) for r in await conn.fetch(statement)]
+    finally:
+        await conn.close()
+
+
+async def test_a_change_whose_transaction_fails_after_its_record_leaves_neither(suite):
+    http, op, url = suite.http, suite.headers("operator"), suite.settings.store_url
+    for statement in FAULT["sqlite" if url.startswith("sqlite") else "postgresql"]:
+        await _sql(url, statement)
+    r = await http.post(f"{suite.base}/alerts/configure", json={**RULE, "name": "doomed_rule"},
+                        headers=op)
+    assert r.status_code >= 500, r.text
+    # The audit record was inserted before the fault; it went with the rolled-back change.
+    rules = (await http.get(f"{suite.base}/alerts/rules", headers=op)).json()["rules"]
+    assert "doomed_rule" not in [rule["name"] for rule in rules]
+    assert await _sql(url, "SELECT count(*) FROM alerts_audit") == [(0,)]
+    # The next change is audited, and its entry is the only one: none of the failed change
+    # reached the logs either (the relay sends records in the order they were written).
+    assert (await http.post(f"{suite.base}/alerts/configure", json=RULE,
+                            headers=op)).status_code == 201
+    entries = await _audit(suite, 1)
+    assert [(e["metadata"]["action"], e["metadata"]["resource"]) for e in entries] == [
+        ("rule.created", "rules/memory_audited")]
 
 
 async def test_records_wait_for_the_logs_service_and_are_then_relayed(suite):

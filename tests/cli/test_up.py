@@ -87,6 +87,23 @@ def test_up_runs_restarts_and_stops_the_whole_suite(botmon, suite_env):
     run.wait_for(lambda: str(key_file) in run.stdout, "the secret key's path printed")
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert key_file.read_text().strip() not in run.stdout
+    # Both tokens it made are audited: where each is kept, never what it is.
+    data = Path(suite_env["BOTMON_DATA_DIR"])
+
+    def bootstrap_audit() -> list[dict] | None:
+        logs = _get(f"{base}/logs?service=botmon.audit&order=asc", token)[1]["logs"]
+        return logs if len(logs) >= 2 else None
+    entries = run.wait_for(bootstrap_audit, "the token bootstrap's audit entries", timeout=30)
+    assert sorted((e["metadata"]["action"], e["metadata"]["resource"],
+                   e["metadata"]["changes"]["file"]) for e in entries) == [
+        ("token.bootstrapped", "tokens/admin", str(token_file.resolve())),
+        ("token.bootstrapped", "tokens/internal", str((data / "internal-token").resolve()))]
+    for entry in entries:
+        assert (entry["metadata"]["subject"], entry["metadata"]["role"]) == ("botmon", "admin")
+        assert entry["metadata"]["request_id"] and entry["timestamp"].endswith("Z")
+    text = json.dumps(entries)
+    assert token not in text and (data / "internal-token").read_text().strip() not in text
+    assert not list((data / "audit-outbox").iterdir()), "stored records stay in the outbox"
     status, body = _get(f"{base}/health/detailed", token)
     assert status == 200, body
     assert body["components"]["database"]["status"] == "healthy"

@@ -150,7 +150,7 @@ async def test_websocket_token_in_query_or_header(suite):
 
 
 async def test_admin_token_bootstrap(make_settings, tmp_path, capsys, http):
-    settings = make_settings(data_dir=tmp_path / "data")
+    settings = make_settings(data_dir=tmp_path / "data", api_tokens=())
     create_app(settings)
     path = tmp_path / "data" / "admin-token"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600

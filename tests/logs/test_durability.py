@@ -29,6 +29,8 @@ class Process:
         self.port = free_port()
         self.env = {**os.environ, **env, "BOTMON_LOGS_ADDR": f"127.0.0.1:{self.port}",
                     "BOTMON_INTERNAL_TOKEN": INTERNAL_TOKEN,
+                    # Configured, so no token is bootstrapped (and audited among the entries).
+                    "BOTMON_API_TOKENS": "logs-durability-admin-token:admin",
                     "BOTMON_HEALTH_TARGET": "127.0.0.1:9", "BOTMON_LOG_LEVEL": "warning"}
         self.proc: asyncio.subprocess.Process | None = None
 

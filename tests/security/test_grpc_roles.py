@@ -23,7 +23,7 @@ from botmon.runtime.channels import open_channel
 from botmon.runtime.config import ROLES
 from botmon.runtime.credentials import internal_token
 from botmon.runtime.roles import OPEN_SERVICES, RPC_ROLES
-from tests.harness import COMPONENTS, Suite
+from tests.harness import KNOWN, Suite
 
 REFUSED = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
 #: Which component serves each service (DebugService: every one; health's is enough here).
@@ -33,7 +33,8 @@ SERVED_BY = {"botmon.health.v1.HealthService": "health",
              "botmon.logs.v1.LogsService": "logs",
              "botmon.loki.v1.PushService": "logs",
              "opentelemetry.proto.collector.logs.v1.LogsService": "logs",
-             "botmon.debug.v1.DebugService": "logs"}
+             "botmon.debug.v1.DebugService": "logs",
+             "botmon.export.v1.ExportService": "export"}
 
 
 def proto_services() -> dict[str, list]:
@@ -66,10 +67,15 @@ def test_every_rpc_of_the_protos_has_a_role():
     assert all(role in ROLES for methods in RPC_ROLES.values() for role in methods.values())
 
 
+def test_every_service_of_the_protos_is_called_with_every_credential():
+    """A new service must name its component here, or its RPCs go untested."""
+    assert set(SERVED_BY) == set(proto_services())
+
+
 async def test_every_registered_service_has_roles_or_is_open(make_settings):
     """What the running servers register (reflection) is either open or in the table."""
-    async with Suite(make_settings(), gateway=False) as suite:
-        for name in COMPONENTS:
+    async with Suite(make_settings(), components=KNOWN, gateway=False) as suite:
+        for name in KNOWN:
             registered = set(await asyncio.to_thread(_reflected, suite.settings.target(name)))
             unknown = registered - set(RPC_ROLES) - OPEN_SERVICES
             assert not unknown, f"{name} serves {unknown}, which have no roles"

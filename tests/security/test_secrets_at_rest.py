@@ -8,6 +8,7 @@ before encryption existed are sealed on the next start. Webhook signatures
 still verify after a key rotation and a restart; a key that opens nothing
 stops the alerts process with one line naming ``BOTMON_SECRET_KEY``; without
 the variable a key is made in the data dir, mode 0600, and its path printed.
+Failed deliveries to every kind of target log no secret either.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import os
 import sqlite3
 import stat
@@ -27,6 +29,7 @@ import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
+from botmon.runtime.logging import JsonFormatter
 from tests.alerts.conftest import fast
 from tests.alerts.stand_ins import Receiver
 from tests.conftest import free_port
@@ -202,6 +205,37 @@ async def test_signatures_verify_after_key_rotation_and_restart(alerts_suite, ht
                             headers=suite.headers("operator"))
         assert r.status_code == 200 and all(d["success"] for d in r.json()["deliveries"])
     assert _signed_correctly(receiver.at("/hook")[-1])
+
+
+async def test_failed_deliveries_log_no_secret(alerts_suite, http, receiver, caplog):
+    caplog.set_level(logging.DEBUG)
+    for path in ("/hook", f"/slack/{SLACK_TOKEN}", "/pagerduty"):
+        receiver.fail(path, *[500] * 3)
+    # Teams on a closed port: the connection itself fails, with the URL at hand.
+    rule = _rule(receiver)
+    rule["notify"]["teams"] = f"http://127.0.0.1:{free_port()}/teams/{TEAMS_TOKEN}"
+    async with _suite(alerts_suite, receiver, Fernet.generate_key().decode()) as suite:
+        r = await http.post(f"{suite.base}/alerts/configure", json=rule,
+                            headers=suite.headers("operator"))
+        assert r.status_code == 201, r.text
+        suite.metrics.values["memory.usage_percent"] = 80.0
+
+        def failed_channels() -> set[str]:
+            return {getattr(r, "channel", None) for r in caplog.records
+                    if r.getMessage() == "delivery failed"}
+        await eventually(lambda: failed_channels() >= {"webhook", "slack", "teams", "pagerduty"},
+                         within=30)
+        # The retries then succeed: every failure has been logged by the time they arrive.
+        await eventually(lambda: receiver.at("/hook")[3:] and receiver.at("/pagerduty")[3:]
+                         and receiver.at(f"/slack/{SLACK_TOKEN}")[3:], within=30)
+    # Each record as the process writes it (JsonFormatter), extra fields included; all but
+    # those of the stand-in receiver's own HTTP server, which runs in this process too.
+    formatter = JsonFormatter("alerts")
+    logged = [formatter.format(record) for record in caplog.records
+              if not record.name.startswith(("aiohttp.access", "aiohttp.server"))]
+    assert any("delivery failed" in line for line in logged)
+    leaks = [line for line in logged for secret in SECRETS if secret in line]
+    assert not leaks, leaks[:3]
 
 
 def _alerts_process(data_dir: Path, **env: str) -> subprocess.Popen:

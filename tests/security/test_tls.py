@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -20,9 +21,10 @@ from cryptography import x509
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from botmon.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from tests.conftest import free_port
 from tests.harness import Suite
 from tests.security.conftest import make_ca
-from tests.waiting import eventually
+from tests.waiting import eventually, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -148,6 +150,63 @@ async def _healthcheck(target: str, settings: dict[str, str]) -> subprocess.Comp
     return await asyncio.to_thread(
         subprocess.run, [sys.executable, "-m", "botmon.cli", "healthcheck", target], cwd=ROOT,
         env={**env, **settings}, capture_output=True, text=True, timeout=60)
+
+
+#: Size of the certificate files in the SIGHUP test: PEMs padded to it with trailing newlines,
+#: so a rotated one of another length fits in the same number of bytes.
+PADDED = 8192
+
+
+def _padded(pem: bytes) -> bytes:
+    return pem + b"\n" * (PADDED - len(pem))
+
+
+def _rewrite_unnoticed(path: Path, pem: bytes) -> None:
+    """New content for ``path`` with its inode, size and mtime kept: no file watch sees it."""
+    before = path.stat()
+    with open(path, "r+b") as fh:
+        fh.write(_padded(pem))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == \
+        (before.st_ino, before.st_size, before.st_mtime_ns)
+
+
+@pytest.mark.parametrize("component", ["logs", "gateway"])
+def test_sighup_reloads_the_certificate_of_a_running_process(pki, tls_files, tmp_path,
+                                                             component):
+    cert_path, key_path = tls_files
+    for path in tls_files:
+        path.write_bytes(_padded(path.read_bytes()))
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOTMON_")}
+    env.update({"BOTMON_DATA_DIR": str(tmp_path / "data"), "BOTMON_TLS_CERT": str(cert_path),
+                "BOTMON_TLS_KEY": str(key_path), "BOTMON_TLS_CA": str(pki.ca),
+                "BOTMON_INTERNAL_TOKEN": "sighup-test-internal-token-0123456789",
+                "BOTMON_HEALTH_TARGET": f"127.0.0.1:{free_port()}",
+                "BOTMON_HTTP_ADDR" if component == "gateway" else "BOTMON_LOGS_ADDR": address})
+    with open(tmp_path / "stderr", "w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "botmon.cli", "serve", component],
+                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        def presented() -> int:
+            assert proc.poll() is None, (tmp_path / "stderr").read_text()
+            return _presented_serial(port, pki.ca)
+
+        served = wait_until(presented, f"{component} serving TLS", timeout=60)
+        new_cert, new_key = pki.issue(f"sighup-{component}")
+        rotated = x509.load_pem_x509_certificate(new_cert.read_bytes()).serial_number
+        _rewrite_unnoticed(key_path, new_key.read_bytes())
+        _rewrite_unnoticed(cert_path, new_cert.read_bytes())
+        assert presented() == served
+        proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: presented() == rotated, "the rotated certificate presented",
+                   timeout=15)
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(20)
 
 
 async def test_healthcheck_verifies_against_the_configured_ca(make_settings, pki, tls_files):

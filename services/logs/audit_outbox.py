@@ -1,0 +1,59 @@
+"""The data dir's audit records (botmon.runtime.audit), stored as ``botmon.audit`` entries.
+
+Drained when the service starts and every ``poll`` seconds after, since a process
+sharing the data dir may bootstrap a secret later. A record's file is deleted only
+once its entry is durable, so a crash in between stores it twice, never not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from botmon.runtime.audit import DataDirOutbox
+from services.logs.committer import GroupCommitter
+from services.logs.ingest import validate_entries
+
+__all__ = ["OutboxDrain"]
+
+log = logging.getLogger("botmon.logs.audit")
+
+
+class OutboxDrain:
+    """Moves the records of ``outbox`` into the logs through ``committer``."""
+
+    def __init__(self, outbox: DataDirOutbox, committer: GroupCommitter, poll: float = 5.0):
+        self.outbox = outbox
+        self.committer = committer
+        self.poll = poll
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="logs-audit-outbox")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.drain_once()
+            except Exception:
+                log.exception("audit records of the data dir not stored yet; retrying")
+            await asyncio.sleep(self.poll)
+
+    async def drain_once(self) -> int:
+        """Store the waiting records; returns how many."""
+        pending = self.outbox.pending()
+        if not pending:
+            return 0
+        batch = validate_entries([entry for _, entry in pending])
+        if batch.errors:
+            raise ValueError(f"audit records in {self.outbox.path} were refused: "
+                             + "; ".join(e.message for e in batch.errors))
+        await self.committer.submit(batch.entries)
+        for path, _ in pending:
+            path.unlink(missing_ok=True)
+        return len(batch.entries)
