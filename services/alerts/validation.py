@@ -14,13 +14,13 @@ from botmon.runtime.sealing import PREFIX as SEALED_PREFIX
 from botmon.runtime.sealing import Sealer
 from services.alerts.destinations import DestinationPolicy
 from services.alerts.lifecycle import UNREACHABLE_RULE
+from services.alerts.notifiers.email import ADDRESS_FORM, mailbox
 from services.alerts.rule import CONDITIONS, DEFAULT_REPEAT_SECONDS, NO_DATA, SEVERITIES, Rule
 
 __all__ = ["check_metric", "check_rule", "check_rule_name"]
 
 NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 ROUTING_KEY = re.compile(r"^[A-Za-z0-9]{1,64}$")
 PLACEHOLDERS = ("value", "threshold", "metric", "duration")
@@ -152,9 +152,20 @@ def _description_problems(description: str) -> list[str]:
 def _notify_problems(rule: Rule, destinations: DestinationPolicy) -> list[tuple[str, str]]:
     notify = rule.notify
     problems = []
+    # The notifier's own parser, so that what is accepted here is what it can send.
+    unsendable, undotted = [], []
     for address in notify.email:
-        if not EMAIL.match(address):
-            problems.append(("notify.email", f"notify.email {address!r} is not an e-mail address"))
+        try:
+            if "." not in mailbox(address).domain:
+                undotted.append(address)
+        except ValueError:
+            unsendable.append(address)
+    if unsendable:
+        problems.append(("notify.email", f"notify.email {_quoted(unsendable)}: not an e-mail "
+                                         f"address botmon can send to; {ADDRESS_FORM}"))
+    if undotted:
+        problems.append(("notify.email", f"notify.email {_quoted(undotted)}: the domain needs "
+                                         "a dot, such as example.com"))
     for channel in ("webhook", "slack", "teams"):
         value = getattr(notify, channel)
         if value and not _http_url(value):
@@ -175,6 +186,13 @@ def _notify_problems(rule: Rule, destinations: DestinationPolicy) -> list[tuple[
         problems.append(("secret",
                          "secret signs webhook payloads; set notify.webhook or remove the secret"))
     return problems
+
+
+def _quoted(values: list[str]) -> str:
+    """``values`` for a message, each cut to 64 characters and at most five: an error's text
+    travels in gRPC trailers, which hold 16 KiB."""
+    shown = ", ".join(repr(v if len(v) <= 64 else v[:63] + "…") for v in values[:5])
+    return shown + (f" and {len(values) - 5} more" if len(values) > 5 else "")
 
 
 def _http_url(value: str) -> bool:

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 from datetime import datetime
+from email.utils import getaddresses
 
 import grpc
 import pytest
@@ -213,6 +214,24 @@ async def test_sms_one_post_per_number_and_email(alert_settings, metrics, receiv
         assert mailbox.messages[1][1]["Subject"].startswith("[RESOLVED] cpu_hot")
         await eventually(lambda: len(receiver.at("/sms")) == 4)
         assert {r.json["status"] for r in receiver.at("/sms")[2:]} == {"resolved"}
+
+
+#: Every form the validator accepts, at its edges; each must reach the relay as written.
+SENDABLE = ["o'brien+alerts@example.com", "First.Last@Mail.Example-Host.COM",
+            "!#$%&'*+-/?=^_`{|}~@example.com", "a?=b@example.com", "ops@xn--bcher-kva.example",
+            "x" * 64 + "@" + ".".join(["a" * 63] * 2) + ".example.com", "1@2.3"]
+
+
+async def test_every_accepted_address_is_delivered_as_written(alert_settings, mailbox):
+    async with serve(alert_settings(smtp_from="alerts+botmon@example.com")) as svc:
+        await svc.configure(**CPU, notify={"email": SENDABLE})
+        tested = await svc.stub.TestAlertRule(pb.TestAlertRuleRequest(name="cpu_hot"),
+                                              timeout=10)
+        assert [(d.channel, d.success) for d in tested.deliveries] == [("email", True)], tested
+        [(recipients, message)] = mailbox.messages
+        assert recipients == SENDABLE
+        assert [address for _, address in getaddresses([message["To"]])] == SENDABLE
+        assert message["From"] == "alerts+botmon@example.com"
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")

@@ -77,6 +77,30 @@ async def test_bad_rule_bodies_are_400_saying_what_to_fix(suite, body, message):
     assert message in error["message"]
 
 
+@pytest.mark.parametrize(("addresses", "named"), [
+    (["oncall@[example.com"], "'oncall@[example.com'"),
+    (["oncall\x7f@example.com"], "'oncall\\x7f@example.com'"),
+    # As many as a rule may list, each as long as an address may be: the first few are named.
+    ([f"{i:02}" + "x" * 240 + "@[example.com" for i in range(49)],
+     "'00" + "x" * 61 + "…', '01" + "x" * 61 + "…'"),
+], ids=["bracket", "DEL", "fifty-long"])
+async def test_an_address_that_cannot_be_sent_to_is_400_naming_it(suite, addresses, named):
+    http, op = suite.http, suite.headers("operator")
+    body = {**DOC_RULE, "notify": {"email": ["team@example.net", *addresses]}}
+    response = await http.post(f"{suite.base}/alerts/configure", json=body, headers=op)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["status"] == "INVALID_ARGUMENT"
+    [violation] = error["details"][0]["field_violations"]
+    assert violation["field"] == "notify.email"
+    assert violation["description"].startswith(f"notify.email {named}")
+    assert (f"and {len(addresses) - 5} more:" in violation["description"]) == (len(addresses) > 5)
+    assert "team@" not in violation["description"]
+    assert violation["description"] in error["message"]
+    listed = (await http.get(f"{suite.base}/alerts/rules", headers=suite.headers())).json()
+    assert listed["rules"] == []
+
+
 async def test_malformed_json_is_400(suite):
     response = await suite.http.post(f"{suite.base}/alerts/configure", content=b"{not json",
                                      headers={**suite.headers("operator"),

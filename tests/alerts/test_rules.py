@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2, status_pb2
 
 from botmon.alerts.v1 import alert_pb2
 from botmon.alerts.v1 import alerts_service_pb2 as pb
@@ -70,7 +71,7 @@ BAD = [
     ({"labels": {"alertname": "x"}}, "label 'alertname' is set by botmon"),
     ({"description": "{value} and {nope}"}, "unknown placeholder(s) {nope}"),
     ({"description": "{unclosed"}, "description is not a valid template"),
-    ({"notify": {"email": ["not-an-address"]}}, "is not an e-mail address"),
+    ({"notify": {"email": ["not-an-address"]}}, "not an e-mail address botmon can send to"),
     ({"notify": {"webhook": "ftp://example.com"}}, "notify.webhook must be an http"),
     ({"notify": {"slack": "hooks.slack.com/x"}}, "notify.slack must be an http"),
     ({"notify": {"teams": "http://"}}, "notify.teams must be an http"),
@@ -93,6 +94,64 @@ async def test_bad_rule_is_invalid_argument_saying_what_to_fix(alert_settings, c
             await svc.stub.ConfigureAlertRule(pb.ConfigureAlertRuleRequest(rule=rule), timeout=10)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert message in err.value.details()
+
+
+#: Addresses the notifier could not put into a message or an SMTP command, and why.
+UNSENDABLE = [
+    "oncall@[example.com",  # the standard library's address parser raises AttributeError
+    "oncall\x7f@example.com",  # aiosmtplib refuses the control character in RCPT
+    "=?utf-8?q?ops?=@example.com",  # the To header would decode it to ops@example.com
+    "opération@example.com",  # needs SMTPUTF8, which the relay may not offer
+    "oncall@bücher.example",  # the same, unless written in its xn-- form
+    "on call@example.com",
+    "oncall.@example.com",
+    "on..call@example.com",
+    "\"on call\"@example.com",  # a quoted local part
+    "Ops <oncall@example.com>",
+    "oncall@example.com, ops@example.com",
+    "oncall@-example.com",
+    "oncall@example_mail.com",
+    "oncall@example.com.",
+    "oncall@[192.0.2.1]",
+    "x" * 65 + "@example.com",
+    "x@" + "a" * 64 + ".example.com",
+    "x@" + ".".join(["a" * 60] * 5) + ".com",
+]
+
+
+def _violations(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
+    raw = dict(error.trailing_metadata())["grpc-status-details-bin"]
+    bad = error_details_pb2.BadRequest()
+    assert status_pb2.Status.FromString(raw).details[0].Unpack(bad)
+    return [(v.field, v.description) for v in bad.field_violations]
+
+
+@pytest.mark.parametrize("address", UNSENDABLE)
+async def test_an_address_that_cannot_be_sent_to_is_refused_and_changes_nothing(alert_settings,
+                                                                                address):
+    async with serve(alert_settings()) as svc:
+        good = await svc.configure(**RULE, notify={"email": ["oncall@example.com"]})
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await svc.configure(**RULE, notify={"email": ["team@example.net", address]})
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        [(field, description)] = _violations(err.value)
+        # Named by its beginning: a long address is cut short.
+        assert field == "notify.email" and description.startswith(f"notify.email {address[:60]!r}"[:-1])
+        assert "team@" not in description and "write it as name@example.com" in description
+        assert description in err.value.details()
+        [rule] = (await svc.stub.ListAlertRules(pb.ListAlertRulesRequest(), timeout=10)).rules
+        assert rule == good.rule
+
+
+async def test_an_address_without_a_dot_in_its_domain_is_refused(alert_settings):
+    async with serve(alert_settings()) as svc:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await svc.configure(**RULE, notify={"email": ["root@localhost", "ops@mailhost"]})
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert _violations(err.value) == [
+            ("notify.email", "notify.email 'root@localhost', 'ops@mailhost': the domain needs "
+                             "a dot, such as example.com")]
+        assert not (await svc.stub.ListAlertRules(pb.ListAlertRulesRequest(), timeout=10)).rules
 
 
 async def test_missing_rule_and_several_problems_at_once(alert_settings):

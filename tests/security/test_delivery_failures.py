@@ -4,12 +4,14 @@ A notification that cannot be built is given up at once, recorded once. A notifi
 raises is a failed attempt like any other, retried with the configured backoff. An attempt
 that cannot be recorded is held for the backoff before the row is tried again.
 
-The first two are driven by rule addresses the API accepts: ``a@[b.c`` breaks the standard
-library's address parser while the e-mail is built (AttributeError), and a DEL in an address
-makes aiosmtplib refuse the RCPT command while it is sent (ValueError). No API input makes the
-history write fail, so the third adds a trigger to the service's own SQLite file that refuses
-delivery entries: the write fails inside the store, as a full disk or a constraint would,
-and nothing in the service is patched.
+The API refuses every address the notifier could not send to, so the first two are driven
+by the alerts service's own settings, as an operator could get them wrong (neither is checked
+at start): a BOTMON_SMTP_FROM that is no address cannot be put in the From header, and a
+BOTMON_SMTP_HOST with an empty label makes the resolver raise UnicodeError (not an OSError,
+so aiosmtplib lets it through) on every attempt. No API input makes the history write fail, so
+the third adds a trigger to the service's own SQLite file that refuses delivery entries: the
+write fails inside the store, as a full disk or a constraint would, and nothing in the
+service is patched.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ from tests.waiting import eventually
 
 RULE = {"name": "mem_high", "metric": "memory.usage_percent", "condition": "greater_than",
         "threshold": 50, "duration_seconds": 0}
-#: Accepted by validation; ``email.message`` fails on it with AttributeError.
-UNBUILDABLE = "oncall@[example.com"
-#: Accepted by validation and built; aiosmtplib raises ValueError on the control character.
-UNSENDABLE = "oncall\x7f@example.com"
+RECIPIENT = "oncall@example.com"
+#: Not an address: the From header cannot be made of it.
+UNBUILDABLE_SENDER = "botmon@[example.com"
+#: A double dot: ``socket.getaddrinfo`` raises UnicodeError before any lookup.
+UNRESOLVABLE_HOST = "mail..example.com"
 
 
 @pytest.fixture
@@ -78,13 +81,15 @@ async def _evaluations(suite, cycles: int) -> None:
 
 async def test_a_notification_that_cannot_be_built_is_given_up_at_once(alerts_suite, http,
                                                                      mailbox):
-    async with alerts_suite(smtp_host="127.0.0.1", smtp_port=mailbox.port) as suite:
-        await _configure(http, suite, email=[UNBUILDABLE])
+    async with alerts_suite(smtp_host="127.0.0.1", smtp_port=mailbox.port,
+                            smtp_from=UNBUILDABLE_SENDER) as suite:
+        await _configure(http, suite, email=[RECIPIENT])
         r = await http.post(f"{suite.base}/alerts/rules/{RULE['name']}/test",
                             headers=suite.headers("operator"))
         assert r.status_code == 200, r.text
         [tried] = r.json()["deliveries"]
         assert not tried["success"] and "cannot build the email notification" in tried["error"]
+        assert repr(UNBUILDABLE_SENDER) in tried["error"], tried
 
         suite.metrics.values["memory.usage_percent"] = 80.0
         [delivery] = await eventually(lambda: _deliveries(http, suite))
@@ -97,26 +102,25 @@ async def test_a_notification_that_cannot_be_built_is_given_up_at_once(alerts_su
     assert mailbox.messages == []
 
 
-async def test_a_notifier_that_raises_is_retried_with_the_backoff(alerts_suite, http, mailbox):
+async def test_a_notifier_that_raises_is_retried_with_the_backoff(alerts_suite, http):
     initial, attempts = 0.4, 4
     alerts = fast(notify_attempts=attempts, retry_initial=initial, retry_max=60.0)
-    async with alerts_suite(alerts, smtp_host="127.0.0.1", smtp_port=mailbox.port) as suite:
-        await _configure(http, suite, email=[UNSENDABLE])
+    async with alerts_suite(alerts, smtp_host=UNRESOLVABLE_HOST) as suite:
+        await _configure(http, suite, email=[RECIPIENT])
         r = await http.post(f"{suite.base}/alerts/rules/{RULE['name']}/test",
                             headers=suite.headers("operator"))
         assert r.status_code == 200, r.text
         [tried] = r.json()["deliveries"]
-        assert not tried["success"] and tried["error"] == "unexpected error (ValueError)", tried
+        assert not tried["success"] and tried["error"] == "unexpected error (UnicodeError)", tried
 
         suite.metrics.values["memory.usage_percent"] = 80.0
         deliveries = await eventually(lambda: _given_up(http, suite, attempts), within=30)
     assert [d["attempt"] for d in deliveries] == list(range(1, attempts + 1))
-    assert all(d["error"] == "unexpected error (ValueError)" for d in deliveries), deliveries
+    assert all(d["error"] == "unexpected error (UnicodeError)" for d in deliveries), deliveries
     times = [_time(d["time"]) for d in deliveries]
     for attempt, (before, after) in enumerate(zip(times, times[1:], strict=False), start=1):
         # Equal jitter: never sooner than half the step of that attempt.
         assert after - before >= initial * 2 ** (attempt - 1) / 2, (attempt, times)
-    assert mailbox.messages == []
 
 
 async def _given_up(http, suite, attempts: int) -> list[dict] | None:

@@ -41,7 +41,10 @@ class Notify(_message.Message):
     """PagerDuty Events API v2 routing key."""
     @_builtins.property
     def email(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """E-mail addresses, sent over SMTP."""
+        """E-mail addresses, sent over SMTP; at most 50. Each a plain ASCII address such as
+        oncall@example.com (an internationalised domain in its xn-- form), with a dot in
+        its domain.
+        """
 
     @_builtins.property
     def sms(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:

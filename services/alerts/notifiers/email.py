@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
@@ -12,7 +14,17 @@ from services.alerts.notifiers.outcome import Outcome
 from services.alerts.notifiers.text import Context, headline, value_text
 from services.alerts.rfc3339 import rfc3339
 
-__all__ = ["Smtp", "build", "one_line"]
+__all__ = ["ADDRESS_FORM", "Smtp", "build", "mailbox", "one_line"]
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"  # RFC 5322 atext
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"  # RFC 1123 host name label
+_ADDR_SPEC = re.compile(rf"(?P<local>{_ATOM}(?:\.{_ATOM})*)@(?P<domain>{_LABEL}(?:\.{_LABEL})*)")
+
+#: What :func:`mailbox` accepts, in words for whoever has to fix an address.
+ADDRESS_FORM = ("write it as name@example.com: before the @, ASCII letters, digits and "
+                "!#$%&'*+-/?=^_`{|}~ in parts separated by single dots (at most 64 characters, "
+                "no '=?'); after it, labels of letters, digits and inner hyphens separated by "
+                "dots (an internationalised domain in its xn-- form); at most 254 characters")
 
 
 def one_line(value: str) -> str:
@@ -21,11 +33,24 @@ def one_line(value: str) -> str:
     return " ".join(str(value).splitlines())
 
 
+def mailbox(text: str) -> Address:
+    """``text`` as the address written in the headers and the SMTP commands, or ValueError.
+
+    Only a plain ASCII addr-spec: the standard library's header parser raises on some other
+    forms and decodes an encoded word ('=?') in a local part into another address, aiosmtplib
+    refuses control characters, and non-ASCII needs SMTPUTF8, which a relay may lack.
+    """
+    match = _ADDR_SPEC.fullmatch(text) if len(text) <= 254 else None
+    if match is None or len(match["local"]) > 64 or "=?" in match["local"]:
+        raise ValueError(f"{text!r}: not an e-mail address botmon can send to; {ADDRESS_FORM}")
+    return Address(username=match["local"], domain=match["domain"])
+
+
 def build(payload: dict[str, Any], sender: str, recipients: list[str], ctx: Context) -> EmailMessage:
     message = EmailMessage()
     message["Subject"] = one_line(f"{headline(payload)}: {payload['message']}")[:200]
-    message["From"] = one_line(sender)
-    message["To"] = ", ".join(one_line(r) for r in recipients)
+    message["From"] = mailbox(sender)
+    message["To"] = [mailbox(r) for r in recipients]
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = make_msgid(domain="botmon")
     message["X-Botmon-Alert-Id"] = one_line(payload["alert_id"])
