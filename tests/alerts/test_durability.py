@@ -73,6 +73,8 @@ def _env(settings, **extra: str) -> dict[str, str]:
     }
     if settings.redis_url:
         env["BOTMON_REDIS_URL"] = settings.redis_url
+    if settings.internal_token:  # the in-process health service's credential, for heartbeats
+        env["BOTMON_INTERNAL_TOKEN"] = settings.internal_token
     return {**env, **extra}
 
 
