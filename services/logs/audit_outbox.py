@@ -7,10 +7,10 @@ once its entry is durable, so a crash in between stores it twice, never not at a
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from botmon.runtime.audit import DataDirOutbox
+from botmon.runtime.periodic import Periodic
 from services.logs.committer import GroupCommitter
 from services.logs.ingest import validate_entries
 
@@ -19,32 +19,18 @@ __all__ = ["OutboxDrain"]
 log = logging.getLogger("botmon.logs.audit")
 
 
-class OutboxDrain:
+class OutboxDrain(Periodic):
     """Moves the records of ``outbox`` into the logs through ``committer``."""
 
     def __init__(self, outbox: DataDirOutbox, committer: GroupCommitter, poll: float = 5.0):
+        super().__init__("logs-audit-outbox", poll)
         self.outbox = outbox
         self.committer = committer
-        self.poll = poll
-        self._task: asyncio.Task | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="logs-audit-outbox")
+    def failed(self, exc: Exception) -> None:
+        log.error("audit records of the data dir not stored yet; retrying", exc_info=exc)
 
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.drain_once()
-            except Exception:
-                log.exception("audit records of the data dir not stored yet; retrying")
-            await asyncio.sleep(self.poll)
-
-    async def drain_once(self) -> int:
+    async def run_once(self) -> int:
         """Store the waiting records; returns how many."""
         pending = self.outbox.pending()
         if not pending:

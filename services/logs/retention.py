@@ -15,6 +15,7 @@ import math
 import time
 from typing import Any
 
+from botmon.runtime.periodic import Periodic
 from services.logs.config import LogsSettings
 from services.logs.levels import LEVELS
 from services.logs.store import LogStore
@@ -26,34 +27,21 @@ log = logging.getLogger("botmon.logs.retention")
 _DAY_NS = 86_400 * 10**9
 
 
-class Retention:
+class Retention(Periodic):
     """Enforces the age and size limits of ``settings`` on ``store``."""
 
     def __init__(self, store: LogStore, settings: LogsSettings):
+        super().__init__("logs-retention", settings.retention_interval)
         self.store = store
         self.settings = settings
         self.max_age_days = settings.max_age_days()
         self.last_run: dict[str, Any] = {}
         self.stored_entries = 0
         self.stored_bytes = 0
-        self._task: asyncio.Task | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="logs-retention")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception as exc:
-                log.exception("retention run failed")
-                self.last_run = {**self.last_run, "error": str(exc)}
-            await asyncio.sleep(self.settings.retention_interval)
+    def failed(self, exc: Exception) -> None:
+        log.error("retention run failed", exc_info=exc)
+        self.last_run = {**self.last_run, "error": str(exc)}
 
     async def run_once(self, now: int | None = None) -> dict[str, Any]:
         """Enforce both limits once; returns the run's figures."""
