@@ -1,4 +1,5 @@
-"""Fixtures of the security tests: an HTTP client, and a test PKI made with ``cryptography``."""
+"""Fixtures of the security tests: an HTTP client, loopback SMTP and HTTP receivers, and a
+test PKI made with ``cryptography``."""
 
 from __future__ import annotations
 
@@ -17,9 +18,27 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from services.alerts.config import AlertsSettings
 from tests.alerts.conftest import fast
-from tests.alerts.stand_ins import MetricsStandIn
+from tests.alerts.stand_ins import Mailbox, MetricsStandIn, Receiver
 from tests.conftest import free_port
 from tests.harness import Suite
+
+
+@pytest.fixture
+def mailbox():
+    """An SMTP server on loopback that keeps what it is sent."""
+    box = Mailbox()
+    box.start()
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+async def receiver():
+    """An HTTP server on loopback that records each request (webhook, Slack, Teams, …)."""
+    recv = Receiver()
+    await recv.start()
+    yield recv
+    await recv.stop()
 
 
 @pytest.fixture

@@ -21,11 +21,8 @@ import contextlib
 import sqlite3
 from datetime import datetime
 
-import pytest
-
 from botmon.runtime.store import StoreLocation
 from tests.alerts.conftest import fast
-from tests.alerts.stand_ins import Mailbox, Receiver
 from tests.waiting import eventually
 
 RULE = {"name": "mem_high", "metric": "memory.usage_percent", "condition": "greater_than",
@@ -35,22 +32,6 @@ RECIPIENT = "oncall@example.com"
 UNBUILDABLE_SENDER = "botmon@[example.com"
 #: A double dot: ``socket.getaddrinfo`` raises UnicodeError before any lookup.
 UNRESOLVABLE_HOST = "mail..example.com"
-
-
-@pytest.fixture
-def mailbox():
-    box = Mailbox()
-    box.start()
-    yield box
-    box.stop()
-
-
-@pytest.fixture
-async def receiver():
-    recv = Receiver()
-    await recv.start()
-    yield recv
-    await recv.stop()
 
 
 def _time(text: str) -> float:

@@ -10,23 +10,12 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
-from tests.alerts.stand_ins import Mailbox
 from tests.waiting import eventually
 
 DESCRIPTION = "memory at {value}\r\nBcc: attacker@example.com\nX-Injected: yes"
 RULE = {"name": "multiline", "metric": "memory.usage_percent", "condition": "greater_than",
         "threshold": 50, "duration_seconds": 0, "description": DESCRIPTION,
         "notify": {"email": ["oncall@example.com"]}}
-
-
-@pytest.fixture
-def mailbox():
-    box = Mailbox()
-    box.start()
-    yield box
-    box.stop()
 
 
 async def test_test_notification_with_line_breaks_is_sent_as_one_header_line(

@@ -26,7 +26,6 @@ import sys
 from pathlib import Path
 
 import asyncpg
-import pytest
 from cryptography.fernet import Fernet
 
 from botmon.runtime.logging import JsonFormatter
@@ -49,14 +48,6 @@ def _rule(receiver: Receiver) -> dict:
                        "slack": receiver.url(f"/slack/{SLACK_TOKEN}"),
                        "teams": receiver.url(f"/teams/{TEAMS_TOKEN}"),
                        "pagerduty": ROUTING_KEY}}
-
-
-@pytest.fixture
-async def receiver():
-    recv = Receiver()
-    await recv.start()
-    yield recv
-    await recv.stop()
 
 
 def _suite(alerts_suite, receiver: Receiver, *keys: str, **overrides):

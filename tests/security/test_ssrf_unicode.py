@@ -22,7 +22,6 @@ import pytest
 from botmon.runtime.store import write_transaction
 from services.alerts.destinations import DestinationPolicy
 from tests.alerts.conftest import fast
-from tests.alerts.stand_ins import Receiver
 
 UNICODE_LOOPBACK = ("１２７.0.0.1", "127。0。0。1", "⑫⑦.0.0.1")
 METADATA = ("１６９.２５４.１６９.２５４", "169。254。169。254")
@@ -33,19 +32,11 @@ def rule(name: str, **notify) -> dict:
             "threshold": 99.9, "duration_seconds": 60, "notify": notify}
 
 
-@pytest.fixture
-async def listener():
-    receiver = Receiver()
-    await receiver.start()
-    yield receiver
-    await receiver.stop()
-
-
 @pytest.mark.parametrize("channel", ["webhook", "slack", "teams"])
-async def test_unicode_hosts_are_refused_at_configure(alerts_suite, http, listener, channel):
+async def test_unicode_hosts_are_refused_at_configure(alerts_suite, http, receiver, channel):
     async with alerts_suite(fast(webhook_allow=DestinationPolicy())) as suite:
         for host in (*UNICODE_LOOPBACK, *METADATA):
-            url = f"http://{host}:{listener.port}/x"
+            url = f"http://{host}:{receiver.port}/x"
             r = await http.post(f"{suite.base}/alerts/configure",
                                 json=rule("unicode_probe", **{channel: url}),
                                 headers=suite.headers("operator"))
@@ -53,24 +44,24 @@ async def test_unicode_hosts_are_refused_at_configure(alerts_suite, http, listen
             assert f"notify.{channel}" in r.json()["error"]["message"], host
         rules = (await http.get(f"{suite.base}/alerts/rules", headers=suite.headers())).json()
         assert "unicode_probe" not in [x["name"] for x in rules["rules"]]
-    assert listener.requests == []
+    assert receiver.requests == []
 
 
 async def test_unicode_hosts_are_refused_even_where_loopback_is_allowed(alerts_suite, http,
-                                                                        listener):
+                                                                        receiver):
     """Allowing 127.0.0.0/8 allows the ASCII literal, never a spelling yarl rewrites."""
     async with alerts_suite(fast(webhook_allow=DestinationPolicy.parse("127.0.0.0/8"))) as suite:
         for host in UNICODE_LOOPBACK:
             r = await http.post(f"{suite.base}/alerts/configure",
                                 json=rule("unicode_probe", webhook=f"http://{host}:"
-                                                                   f"{listener.port}/x"),
+                                                                   f"{receiver.port}/x"),
                                 headers=suite.headers("operator"))
             assert r.status_code == 400, (host, r.text[:300])
             assert "ASCII" in r.json()["error"]["message"]
-    assert listener.requests == []
+    assert receiver.requests == []
 
 
-async def test_a_stored_unicode_webhook_is_refused_at_delivery(alerts_suite, http, listener,
+async def test_a_stored_unicode_webhook_is_refused_at_delivery(alerts_suite, http, receiver,
                                                                tmp_path):
     """A rule stored before the check existed is judged again when it is sent."""
     async with alerts_suite(fast(webhook_allow=DestinationPolicy())) as suite:
@@ -91,7 +82,7 @@ async def test_a_stored_unicode_webhook_is_refused_at_delivery(alerts_suite, htt
             with write_transaction(db):
                 db.execute("UPDATE alerts_rules SET spec = ? WHERE name = 'stored_probe'",
                            (spec.replace("https://93.184.215.14/hook",
-                                         f"http://{host}:{listener.port}/x"),))
+                                         f"http://{host}:{receiver.port}/x"),))
 
         for host in UNICODE_LOOPBACK:
             await asyncio.to_thread(store, host)
@@ -101,13 +92,13 @@ async def test_a_stored_unicode_webhook_is_refused_at_delivery(alerts_suite, htt
             [delivery] = r.json()["deliveries"]
             assert not delivery["success"] and "ASCII" in delivery["error"], (host, delivery)
         db.close()
-    assert listener.requests == []
+    assert receiver.requests == []
 
 
-async def test_gateway_urls_from_settings_are_judged_the_same_way(alerts_suite, http, listener):
+async def test_gateway_urls_from_settings_are_judged_the_same_way(alerts_suite, http, receiver):
     """PagerDuty's and the SMS gateway's URLs pass through the same check before each send."""
-    pagerduty = f"http://１２７.0.0.1:{listener.port}/pagerduty"
-    sms = f"http://169.254.169.254:{listener.port}/sms"
+    pagerduty = f"http://１２７.0.0.1:{receiver.port}/pagerduty"
+    sms = f"http://169.254.169.254:{receiver.port}/sms"
     async with alerts_suite(fast(webhook_allow=DestinationPolicy()), pagerduty_url=pagerduty,
                             sms_gateway_url=sms) as suite:
         r = await http.post(f"{suite.base}/alerts/configure",
@@ -123,15 +114,15 @@ async def test_gateway_urls_from_settings_are_judged_the_same_way(alerts_suite, 
         assert "ASCII" in deliveries["pagerduty"]["error"]
         assert not deliveries["sms"]["success"]
         assert "internal address" in deliveries["sms"]["error"]
-    assert listener.requests == []
+    assert receiver.requests == []
 
 
-async def test_a_failed_delivery_records_the_status_code_only(alerts_suite, http, listener):
+async def test_a_failed_delivery_records_the_status_code_only(alerts_suite, http, receiver):
     """An internal service's error page must not come back to viewers through history."""
-    listener.fail("/hook", 500)  # answered with the body "receiver error"
+    receiver.fail("/hook", 500)  # answered with the body "receiver error"
     async with alerts_suite(fast(webhook_allow=DestinationPolicy.parse("127.0.0.0/8"))) as suite:
         r = await http.post(f"{suite.base}/alerts/configure",
-                            json=rule("leak_probe", webhook=listener.url("/hook")),
+                            json=rule("leak_probe", webhook=receiver.url("/hook")),
                             headers=suite.headers("operator"))
         assert r.status_code == 201, r.text
         r = await http.post(f"{suite.base}/alerts/rules/leak_probe/test",
@@ -142,7 +133,7 @@ async def test_a_failed_delivery_records_the_status_code_only(alerts_suite, http
                                  headers=suite.headers("viewer"))
         assert history.status_code == 200
         assert "receiver error" not in history.text and "HTTP 500" in history.text
-    assert len(listener.at("/hook")) == 1
+    assert len(receiver.at("/hook")) == 1
 
 
 @pytest.mark.parametrize("variable", ["BOTMON_SMS_GATEWAY_URL", "BOTMON_PROBE_LLM_URL"])
