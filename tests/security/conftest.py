@@ -17,28 +17,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from services.alerts.config import AlertsSettings
-from tests.alerts.conftest import fast
-from tests.alerts.stand_ins import Mailbox, MetricsStandIn, Receiver
+from tests.alerts.conftest import fast, mailbox, receiver  # noqa: F401 (fixtures shared)
+from tests.alerts.stand_ins import MetricsStandIn
 from tests.conftest import free_port
 from tests.harness import Suite
-
-
-@pytest.fixture
-def mailbox():
-    """An SMTP server on loopback that keeps what it is sent."""
-    box = Mailbox()
-    box.start()
-    yield box
-    box.stop()
-
-
-@pytest.fixture
-async def receiver():
-    """An HTTP server on loopback that records each request (webhook, Slack, Teams, …)."""
-    recv = Receiver()
-    await recv.start()
-    yield recv
-    await recv.stop()
 
 
 @pytest.fixture
