@@ -8,6 +8,8 @@ from a holder of the internal credential.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import logging
 from urllib.parse import unquote
@@ -166,6 +168,13 @@ def _unary(behavior, rid: str, principal: Principal | None, method: str):
     return wrapper
 
 
+def _restore(var: contextvars.ContextVar, token: contextvars.Token) -> None:
+    # A response stream abandoned by its caller is closed later by the event loop's
+    # async-generator finaliser, in another context: there is nothing to restore there.
+    with contextlib.suppress(ValueError):
+        var.reset(token)
+
+
 def _streaming(behavior, rid: str, principal: Principal | None, method: str):
     if not inspect.isasyncgenfunction(behavior):
         return _unary(behavior, rid, principal, method)
@@ -181,6 +190,6 @@ def _streaming(behavior, rid: str, principal: Principal | None, method: str):
                 raise
             await _fail(context, exc, method)
         finally:
-            caller.reset(who)
-            request_id.reset(token)
+            _restore(caller, who)
+            _restore(request_id, token)
     return wrapper
