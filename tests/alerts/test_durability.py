@@ -279,9 +279,12 @@ def _holder(settings) -> Callable[[], Awaitable[object]]:
         async def backend() -> object:
             conn = await asyncpg.connect(settings.store_url, timeout=5)
             try:
+                # Advisory locks of this store's database only: pg_locks lists the whole
+                # server's, and another database's holder would hide the handover.
                 return await conn.fetchval(
-                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted",
-                    timeout=5)
+                    "SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+                    "WHERE l.locktype = 'advisory' AND l.granted "
+                    "AND d.datname = current_database()", timeout=5)
             finally:
                 await conn.close(timeout=5)
         return backend

@@ -14,11 +14,13 @@ Failed deliveries to every kind of target log no secret either.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import os
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -229,6 +231,12 @@ async def test_failed_deliveries_log_no_secret(alerts_suite, http, receiver, cap
     assert not leaks, leaks[:3]
 
 
+def _serving(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+    return False
+
+
 def _alerts_process(data_dir: Path, **env: str) -> subprocess.Popen:
     environ = {k: v for k, v in os.environ.items() if k != "BOTMON_SECRET_KEY"}
     environ.update({"BOTMON_DATA_DIR": str(data_dir),
@@ -255,10 +263,14 @@ async def test_a_wrong_key_stops_the_alerts_process_with_one_line(alerts_suite, 
 
 def test_without_a_key_one_is_made_in_the_data_dir(tmp_path):
     data = tmp_path / "data"
-    proc = _alerts_process(data)
+    port = free_port()
+    proc = _alerts_process(data, BOTMON_ALERTS_ADDR=f"127.0.0.1:{port}")
     try:
         key_file = data / "secret-key"
-        wait_until(lambda: key_file.exists() or proc.poll() is not None, "the key file", 30)
+        # Serving comes after the key is written and announced; the file alone may still
+        # be empty, and stopping then would cut the announcement short.
+        wait_until(lambda: _serving(port) or proc.poll() is not None,
+                   "the alerts service serving", 30)
         assert proc.poll() is None, proc.communicate()[1][-2000:]
     finally:
         proc.terminate()
