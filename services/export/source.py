@@ -32,6 +32,13 @@ def _metadata(text: str):
         return json.loads(text)
 
 
+def _entries(data: bytes) -> list:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)  # as in _metadata
+
+
 def _ns(stamp) -> int:
     return stamp.seconds * 10**9 + stamp.nanos
 
@@ -74,11 +81,16 @@ class Source:
 
     async def _read(self, after: int, limit: int) -> tuple[list[LogRecord], int]:
         reply = await self.backends.stub("logs").ReadLogsAfter(
-            logs_service_pb2.ReadLogsAfterRequest(after_id=after, page_size=limit),
-            timeout=self.timeout)
-        records = [LogRecord(e.id, e.time_unix_nano, e.level, e.service, e.message,
-                             _metadata(e.metadata_json)) for e in reply.entries]
-        return records, reply.high_id
+            logs_service_pb2.ReadLogsAfterRequest(
+                after_id=after, page_size=limit,
+                format=logs_service_pb2.STORED_ENTRIES_FORMAT_JSON), timeout=self.timeout)
+        if reply.entries:
+            # A logs service of an earlier version (a rolling upgrade) sent messages.
+            return [LogRecord(e.id, e.time_unix_nano, e.level, e.service, e.message,
+                              _metadata(e.metadata_json)) for e in reply.entries], reply.high_id
+        return [LogRecord(i, ts, level, service, message, metadata or NO_METADATA)
+                for i, ts, level, service, message, metadata in _entries(reply.entries_json)
+                ], reply.high_id
 
     async def metric_families(self) -> list[MetricFamily]:
         reply = await self.backends.stub("metrics").ListMetricFamilies(

@@ -43,8 +43,8 @@ class Retention(Periodic):
         log.error("retention run failed", exc_info=exc)
         self.last_run = {**self.last_run, "error": str(exc)}
 
-    async def run_once(self, now: int | None = None) -> dict[str, Any]:
-        """Enforce both limits once; returns the run's figures."""
+    async def run_once(self, now: int | None = None) -> None:
+        """Enforce both limits once; the run's figures are kept in ``last_run``."""
         started = time.monotonic()
         now = time.time_ns() if now is None else now
         batch = self.settings.retention_batch
@@ -83,7 +83,6 @@ class Retention(Periodic):
         }
         if dropped or any(expired.values()):
             log.info("retention deleted entries", extra=self.last_run)
-        return self.last_run
 
     def added(self, entries: int, size: int) -> None:
         """Count entries this replica committed since the last run into the stored figures."""

@@ -180,17 +180,20 @@ class LogsServicer(logs_service_pb2_grpc.LogsServiceServicer):
             start=_ns(request.start_time) if request.HasField("start_time") else None,
             end=_ns(request.end_time) if request.HasField("end_time") else None,
             order=request.order, limit=request.limit, cursor=request.cursor)
+        if request.page_format == logs_service_pb2.LOG_PAGE_FORMAT_JSON:
+            rendered = await self.store.list_json(query)
+            next_cursor = "" if rendered.last is None else query.cursor(
+                Position(*rendered.last, rendered.high_id))
+            body = render_page(rendered.entries, rendered.total, log_filter, query,
+                               request.metadata, next_cursor)
+            return logs_service_pb2.ListLogsResponse(
+                body=httpbody_pb2.HttpBody(content_type=CONTENT_TYPE, data=body))
         page = await self.store.list(query)
         rows = page.rows[:query.limit]
         next_cursor = ""
         if len(page.rows) > query.limit:
             last = rows[-1]
             next_cursor = query.cursor(Position(last.ts, last.id, page.high_id))
-        if request.page_format == logs_service_pb2.LOG_PAGE_FORMAT_JSON:
-            body = render_page(rows, page.total, log_filter, query, request.metadata,
-                               next_cursor)
-            return logs_service_pb2.ListLogsResponse(
-                body=httpbody_pb2.HttpBody(content_type=CONTENT_TYPE, data=body))
         echo = log_entry_pb2.LogQuery(level=log_filter.level_name, limit=query.limit,
                                       service=log_filter.service, q=log_filter.q,
                                       order=query.order, metadata=dict(request.metadata))
@@ -218,7 +221,11 @@ class LogsServicer(logs_service_pb2_grpc.LogsServiceServicer):
             raise InvalidArgument("after_id must be 0 or more", field="after_id")
         if not 0 <= request.page_size <= MAX_READ_PAGE:
             raise InvalidArgument(f"page_size must be 1 to {MAX_READ_PAGE}", field="page_size")
-        rows, high = await self.store.read_after(request.after_id, request.page_size or READ_PAGE)
+        size = request.page_size or READ_PAGE
+        if request.format == logs_service_pb2.STORED_ENTRIES_FORMAT_JSON:
+            entries, high = await self.store.read_after_json(request.after_id, size)
+            return logs_service_pb2.ReadLogsAfterResponse(high_id=high, entries_json=entries)
+        rows, high = await self.store.read_after(request.after_id, size)
         reply = logs_service_pb2.ReadLogsAfterResponse(high_id=high)
         # Added in place: half the cost of building each entry and then the list of them.
         add = reply.entries.add

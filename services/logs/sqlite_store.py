@@ -13,19 +13,22 @@ Full-text indexing follows the commits instead of being part of them; see
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import sqlite3
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from botmon.runtime.store import SqliteDatabase, write_transaction
-from services.logs import entry_counts, error_rollups, sqlite_fts, sqlite_search
+from services.logs import entry_counts, error_rollups, sqlite_fts, sqlite_json, sqlite_search
+from services.logs.json_page import struct_numbers
 from services.logs.levels import ERROR
 from services.logs.query import LogQuery, Matcher
 from services.logs.row import NewEntry, Row
-from services.logs.sql import COLUMNS, list_sql, oldest_sql, stored_total_sql
-from services.logs.store import ErrorCount, Freed, LogStore, Page, usage_shard
+from services.logs.sql import COLUMNS, ListSql, list_sql, oldest_sql, stored_total_sql
+from services.logs.store import ErrorCount, Freed, JsonPage, LogStore, Page, usage_shard
 
 __all__ = ["SqliteLogStore"]
 
@@ -102,6 +105,64 @@ class SqliteDialect:
 
 def _row(r: sqlite3.Row) -> Row:
     return Row(r[0], r[1], r[2], r[3], r[4], r[5])
+
+
+_HIGH_ID = "SELECT coalesce(max(id), 0) FROM logs_entries"
+_AFTER = f"SELECT {COLUMNS} FROM logs_entries WHERE id > ? ORDER BY id LIMIT ?"
+#: The entries of ``_AFTER`` as one JSON array (:mod:`services.logs.sqlite_json`), a BLOB so
+#: that it arrives as the bytes the reply carries.
+_AFTER_JSON = (f"SELECT CAST('[' || coalesce(group_concat({sqlite_json.ENTRY_ARRAY}, ','), '')"
+               f" || ']' AS BLOB) FROM ({_AFTER})")
+
+
+#: Between the entries of a page as SQLite joins them: a byte that JSON text never holds
+#: raw (control characters in strings are escaped), so it marks where each entry ends.
+_APART = b"\x01"
+
+
+def _json_page_sql(page: str) -> str:
+    """The rows of ``page`` (``limit + 1`` at most) as JSON ``LogEntry`` objects joined by
+    ``_APART``, their number, their positions (``ts id`` pairs joined by spaces), and
+    whether their metadata may hold numbers."""
+    return (f"SELECT CAST(group_concat({sqlite_json.ENTRY_OBJECT}, char(1)) AS BLOB), count(*), "
+            f"group_concat(ts || ' ' || id, ' '), max({sqlite_json.NUMBERS}) FROM ({page})")
+
+
+def _json_page(row: tuple, limit: int) -> tuple[bytes, tuple[int, int] | None]:
+    """What :func:`_json_page_sql` read: the first ``limit`` entries as a JSON array, and the
+    position of the last of them when another page follows."""
+    entries, count, positions, numbers = row
+    last = None
+    if count > limit:
+        entries = entries[:entries.rindex(_APART)]
+        ts, last_id = positions.rsplit(" ", 4)[-4:-2]
+        last = (int(ts), int(last_id))
+    entries = b"[" + entries.replace(_APART, b",") + b"]" if count else b"[]"
+    return struct_numbers(entries) if numbers else entries, last
+
+
+@contextlib.contextmanager
+def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """One read transaction: every statement inside sees the same entries."""
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")
+
+
+def _high_id(conn: sqlite3.Connection, query: LogQuery) -> int:
+    """The highest id ``query`` may return in this snapshot."""
+    if query.after is not None:
+        # A search's first page capped it at indexed_id: later pages need nothing newer
+        # from the full-text index.
+        return query.after.high_id
+    high_id = conn.execute(_HIGH_ID).fetchone()[0]
+    if query.filter.terms:
+        # Entries committed since the catch-up are not indexed yet: the snapshot ends
+        # before them (they arrived after the search began).
+        high_id = min(high_id, sqlite_fts.indexed_id(conn))
+    return high_id
 
 
 class SqliteLogStore(LogStore):
@@ -189,43 +250,49 @@ class SqliteLogStore(LogStore):
             await self._index_all()
 
         def read(conn: sqlite3.Connection) -> Page:
-            conn.execute("BEGIN")  # one snapshot for the total and the page
-            try:
-                if query.after is not None:
-                    # A search's first page capped it at indexed_id: later pages need
-                    # nothing newer from the full-text index.
-                    high_id = query.after.high_id
-                else:
-                    high_id = conn.execute("SELECT coalesce(max(id), 0) FROM logs_entries"
-                                           ).fetchone()[0]
-                    if query.filter.terms:
-                        # Entries committed since the catch-up are not indexed yet: the
-                        # snapshot ends before them (they arrived after the search began).
-                        high_id = min(high_id, sqlite_fts.indexed_id(conn))
+            with _snapshot(conn):
+                high_id = _high_id(conn, query)
                 if query.filter.terms:
                     rows, total = sqlite_search.search(conn, query, high_id, self._dialect)
                     return Page(rows, total, high_id)
-                sql = list_sql(query, high_id, self._dialect, "logs_entries")
-                total_sql, total_params = (stored_total_sql(query, high_id, self._dialect)
-                                           or (sql.count, sql.count_params))
-                total = conn.execute(total_sql, total_params).fetchone()[0]
-                rows = [_row(r) for r in conn.execute(sql.page, sql.page_params)]
-            finally:
-                conn.execute("COMMIT")
-            return Page(rows, total, high_id)
+                sql, total = self._counted(conn, query, high_id)
+                return Page([_row(r) for r in conn.execute(sql.page, sql.page_params)], total,
+                            high_id)
         return await self._read(read)
+
+    async def list_json(self, query: LogQuery) -> JsonPage:
+        if query.filter.terms:
+            # A search's rows come from the full-text index's own statements.
+            return await super().list_json(query)
+
+        def read(conn: sqlite3.Connection) -> JsonPage:
+            with _snapshot(conn):
+                high_id = _high_id(conn, query)
+                sql, total = self._counted(conn, query, high_id)
+                row = conn.execute(_json_page_sql(sql.page), sql.page_params).fetchone()
+            return JsonPage(*_json_page(row, query.limit), total, high_id)
+        return await self._read(read)
+
+    def _counted(self, conn: sqlite3.Connection, query: LogQuery, high_id: int
+                 ) -> tuple[ListSql, int]:
+        """The statements of a page without text search, and its exact total."""
+        sql = list_sql(query, high_id, self._dialect, "logs_entries")
+        total_sql, total_params = (stored_total_sql(query, high_id, self._dialect)
+                                   or (sql.count, sql.count_params))
+        return sql, conn.execute(total_sql, total_params).fetchone()[0]
 
     async def read_after(self, after_id: int, limit: int) -> tuple[list[Row], int]:
         def read(conn: sqlite3.Connection) -> tuple[list[Row], int]:
-            conn.execute("BEGIN")
-            try:
-                rows = [_row(r) for r in conn.execute(
-                    f"SELECT {COLUMNS} FROM logs_entries "
-                    "WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))]
-                high = conn.execute("SELECT coalesce(max(id), 0) FROM logs_entries").fetchone()[0]
-            finally:
-                conn.execute("COMMIT")
-            return rows, high
+            with _snapshot(conn):
+                rows = [_row(r) for r in conn.execute(_AFTER, (after_id, limit))]
+                return rows, conn.execute(_HIGH_ID).fetchone()[0]
+        return await self._read(read)
+
+    async def read_after_json(self, after_id: int, limit: int) -> tuple[bytes, int]:
+        def read(conn: sqlite3.Connection) -> tuple[bytes, int]:
+            with _snapshot(conn):
+                entries = conn.execute(_AFTER_JSON, (after_id, limit)).fetchone()[0]
+                return entries, conn.execute(_HIGH_ID).fetchone()[0]
         return await self._read(read)
 
     async def error_counts(self, since: int) -> list[ErrorCount]:

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from botmon.runtime.config import Settings
 from botmon.runtime.store import StoreLocation
 from services.logs.config import LogsSettings
+from services.logs.json_page import entry_arrays, entry_objects
 from services.logs.query import LogQuery
 from services.logs.row import NewEntry, Row
 
-__all__ = ["USAGE_SHARDS", "ErrorCount", "Freed", "LogStore", "Page", "open_store", "usage_shard"]
+__all__ = ["USAGE_SHARDS", "ErrorCount", "Freed", "JsonPage", "LogStore", "Page", "open_store",
+           "usage_shard"]
 
 USAGE_SHARDS = 16
 
@@ -36,6 +38,18 @@ class Page:
     """Up to ``limit + 1`` entries of a query, all its matches, and the snapshot's highest id."""
 
     rows: list[Row]
+    total: int
+    high_id: int
+
+
+@dataclass
+class JsonPage:
+    """A page of a query as :mod:`services.logs.json_page` renders it: up to ``limit``
+    entries as a JSON array of ``LogEntry`` objects, the (ts, id) of the last of them when
+    another page follows, all the matches, and the snapshot's highest id."""
+
+    entries: bytes
+    last: tuple[int, int] | None
     total: int
     high_id: int
 
@@ -86,6 +100,14 @@ class LogStore(ABC):
     async def list(self, query: LogQuery) -> Page:
         """One page of ``query`` with its exact total, as of the cursor's snapshot."""
 
+    async def list_json(self, query: LogQuery) -> JsonPage:
+        """:meth:`list` with the entries rendered as JSON; a store that renders them
+        itself overrides it."""
+        page = await self.list(query)
+        rows = page.rows[:query.limit]
+        last = (rows[-1].ts, rows[-1].id) if len(page.rows) > query.limit else None
+        return JsonPage(entry_objects(rows), last, page.total, page.high_id)
+
     @abstractmethod
     async def read_after(self, after_id: int, limit: int) -> tuple[list[Row], int]:
         """Up to ``limit`` entries with ids above ``after_id`` by id, and the highest id stored.
@@ -93,6 +115,12 @@ class LogStore(ABC):
         Ids commit in increasing order (one writer at a time), so a reader that
         resumes after the last id it saw misses nothing.
         """
+
+    async def read_after_json(self, after_id: int, limit: int) -> tuple[bytes, int]:
+        """:meth:`read_after` with the entries as ``ReadLogsAfterResponse.entries_json``;
+        a store that renders them itself overrides it."""
+        rows, high = await self.read_after(after_id, limit)
+        return entry_arrays(rows), high
 
     @abstractmethod
     async def error_counts(self, since: int) -> list[ErrorCount]:

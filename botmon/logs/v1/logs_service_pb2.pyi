@@ -53,6 +53,34 @@ service from the stored entries without a message per entry.
 """
 Global___LogPageFormat: _TypeAlias = LogPageFormat  # noqa: Y015
 
+class _StoredEntriesFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StoredEntriesFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StoredEntriesFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STORED_ENTRIES_FORMAT_UNSPECIFIED: _StoredEntriesFormat.ValueType  # 0
+    """Unspecified: STORED_ENTRIES_FORMAT_MESSAGES."""
+    STORED_ENTRIES_FORMAT_MESSAGES: _StoredEntriesFormat.ValueType  # 1
+    """The entries as `entries`, one StoredEntry each."""
+    STORED_ENTRIES_FORMAT_JSON: _StoredEntriesFormat.ValueType  # 2
+    """The entries as one JSON array in `entries_json`, rendered by the store
+    itself, without a message or an object per entry on either side.
+    """
+
+class StoredEntriesFormat(_StoredEntriesFormat, metaclass=_StoredEntriesFormatEnumTypeWrapper):
+    """The forms of a ReadLogsAfter reply."""
+
+STORED_ENTRIES_FORMAT_UNSPECIFIED: StoredEntriesFormat.ValueType  # 0
+"""Unspecified: STORED_ENTRIES_FORMAT_MESSAGES."""
+STORED_ENTRIES_FORMAT_MESSAGES: StoredEntriesFormat.ValueType  # 1
+"""The entries as `entries`, one StoredEntry each."""
+STORED_ENTRIES_FORMAT_JSON: StoredEntriesFormat.ValueType  # 2
+"""The entries as one JSON array in `entries_json`, rendered by the store
+itself, without a message or an object per entry on either side.
+"""
+Global___StoredEntriesFormat: _TypeAlias = StoredEntriesFormat  # noqa: Y015
+
 @_typing.final
 class ListLogsRequest(_message.Message):
     """Request of ListLogs."""
@@ -664,19 +692,23 @@ class ReadLogsAfterRequest(_message.Message):
 
     AFTER_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
     after_id: _builtins.int
     """Optional. Entries with an id greater than this; 0 for the first entry."""
     page_size: _builtins.int
     """Optional. Maximum entries, 1 to 10000; default 1000."""
+    format: Global___StoredEntriesFormat.ValueType
+    """Optional. The form of the reply; messages when unspecified."""
     def __init__(
         self,
         *,
         after_id: _builtins.int = ...,
         page_size: _builtins.int = ...,
+        format: Global___StoredEntriesFormat.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_id", b"after_id", "page_size", b"page_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_id", b"after_id", "format", b"format", "page_size", b"page_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -735,8 +767,14 @@ class ReadLogsAfterResponse(_message.Message):
 
     ENTRIES_FIELD_NUMBER: _builtins.int
     HIGH_ID_FIELD_NUMBER: _builtins.int
+    ENTRIES_JSON_FIELD_NUMBER: _builtins.int
     high_id: _builtins.int
     """Output only. The highest id stored when the page was read."""
+    entries_json: _builtins.bytes
+    """Output only. With STORED_ENTRIES_FORMAT_JSON: the entries by increasing
+    id as a JSON array of arrays `[id, time_unix_nano, level, service,
+    message, metadata]`, metadata a JSON object or null; `entries` is empty.
+    """
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___StoredEntry]:
         """Output only. Entries by increasing id; fewer than `page_size` when no
@@ -748,10 +786,11 @@ class ReadLogsAfterResponse(_message.Message):
         *,
         entries: _abc.Iterable[Global___StoredEntry] | None = ...,
         high_id: _builtins.int = ...,
+        entries_json: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "high_id", b"high_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "entries_json", b"entries_json", "high_id", b"high_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

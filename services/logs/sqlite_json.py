@@ -1,0 +1,53 @@
+"""Log entries written as JSON by SQLite itself, in the one step of the statement that reads them.
+
+Python's ``sqlite3`` gives up the GIL for every step of a statement, that is for every
+row, and takes it back to build the row's objects. A reader thread fetching a page
+row by row therefore waits for the event loop's thread once per row, and the loop's
+thread is forced off the GIL as often (every ``sys.getswitchinterval()``), which on a
+busy service costs more CPU than the query. Aggregated by SQLite into one text
+value, a page is one step: the reader takes the GIL a handful of times a read, and
+no Python object is built per entry on either side.
+
+The text is what :mod:`services.logs.json_page` and the export's reader expect:
+times as :func:`botmon.runtime.json_form.rfc3339` writes them (3, 6 or 9 digits of
+fraction, none when whole), levels by name, strings as JSON strings, and metadata as
+the JSON text validation stored (``null`` when there is none).
+"""
+
+from __future__ import annotations
+
+from services.logs.levels import NAMES
+
+__all__ = ["ENTRY_ARRAY", "ENTRY_OBJECT", "LEVEL", "METADATA", "NUMBERS", "TIME"]
+
+_FRACTION = ("CASE WHEN ts % 1000000000 = 0 THEN '' "
+             "WHEN ts % 1000000 = 0 THEN printf('.%03d', ts % 1000000000 / 1000000) "
+             "WHEN ts % 1000 = 0 THEN printf('.%06d', ts % 1000000000 / 1000) "
+             "ELSE printf('.%09d', ts % 1000000000) END")
+
+#: ``ts`` as RFC 3339 UTC text, quoted (stored times are after 2000, so the division
+#: and remainder of a negative number never arise).
+TIME = (f"'\"' || strftime('%Y-%m-%dT%H:%M:%S', ts / 1000000000, 'unixepoch') || {_FRACTION}"
+        " || 'Z\"'")
+
+#: ``level`` by name, quoted.
+LEVEL = "CASE level " + " ".join(f"WHEN {number} THEN '\"{name}\"'"
+                                 for number, name in enumerate(NAMES)) + " END"
+
+#: The stored metadata text, ``null`` when there is none (an empty object is never stored).
+METADATA = "coalesce(metadata, 'null')"
+
+#: Whether the stored metadata may hold a number. Numbers are stored as sent (OTLP's
+#: integers exactly), not always as a Struct holds them; in compact JSON text every
+#: number follows ``:``, ``,`` or ``[`` (a string's text can too, which only costs a
+#: needless look).
+NUMBERS = "metadata GLOB '*[:,[][-0-9]*'"
+
+#: One entry as the API's ``LogEntry`` object.
+ENTRY_OBJECT = (f"""'{{"timestamp":' || {TIME} || ',"level":' || {LEVEL}"""
+                """ || ',"service":' || json_quote(service) || ',"message":' || json_quote(message)"""
+                f""" || ',"metadata":' || {METADATA} || ',"id":' || id || '}}'""")
+
+#: One entry as ``[id, time_unix_nano, level, service, message, metadata]``.
+ENTRY_ARRAY = (f"'[' || id || ',' || ts || ',' || {LEVEL} || ',' || json_quote(service)"
+               f" || ',' || json_quote(message) || ',' || {METADATA} || ']'")
