@@ -222,8 +222,9 @@ def _start_standins(procs: Processes, tmp: Path, env: dict[str, str]) -> dict:
 
 
 async def _run(tmp: Path) -> None:
+    # Logging at make run's level (info), like every figure; the rate limits lifted.
     env = {**os.environ, "BOTMON_DATA_DIR": str(tmp), "BOTMON_API_TOKENS": f"{TOKEN}:operator",
-           "BOTMON_HTTP_ADDR": f"127.0.0.1:{free_port()}", "BOTMON_LOG_LEVEL": "warning",
+           "BOTMON_HTTP_ADDR": f"127.0.0.1:{free_port()}", "BOTMON_LOG_LEVEL": "info",
            "BOTMON_INTERNAL_TOKEN": INTERNAL_TOKEN,
            "BOTMON_RATE_LIMITS": "ingest=unlimited,logs=unlimited,default=unlimited"}
     for name in ("health", "metrics", "alerts", "logs", "export"):

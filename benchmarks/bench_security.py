@@ -55,10 +55,11 @@ JWT_SECRET = "bench-jwt-secret-" + "0123456789abcdef" * 2
 
 
 def _environment(data_dir: str) -> dict[str, str]:
+    # Logging at make run's level (info), like every figure.
     return {**{k: v for k, v in os.environ.items() if not k.startswith("BOTMON_")},
             "BOTMON_DATA_DIR": data_dir, "BOTMON_API_TOKENS": f"{VIEWER}:viewer:bench",
             "BOTMON_JWT_SECRET": JWT_SECRET, "BOTMON_INTERNAL_TOKEN": INTERNAL_TOKEN,
-            "BOTMON_LOG_LEVEL": "warning", "BOTMON_PROBE_INTERVAL": "30",
+            "BOTMON_LOG_LEVEL": "info", "BOTMON_PROBE_INTERVAL": "30",
             "BOTMON_RATE_LIMITS": "default=unlimited,health=unlimited",
             "PYTHONUNBUFFERED": "1"}
 

@@ -162,10 +162,11 @@ def _suite(tmp: Path, name: str, procs: Processes) -> tuple[int, int, list[int]]
     and process ids."""
     logs, http = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOTMON_")}
+    # Logging at make run's level (info), like every figure.
     env.update({
         "BOTMON_DATA_DIR": str(tmp / name), "BOTMON_LOGS_ADDR": f"127.0.0.1:{logs}",
         "BOTMON_HTTP_ADDR": f"127.0.0.1:{http}", "BOTMON_API_TOKENS": f"{TOKEN}:operator:bench",
-        "BOTMON_RATE_LIMITS": "ingest=unlimited", "BOTMON_LOG_LEVEL": "warning",
+        "BOTMON_RATE_LIMITS": "ingest=unlimited", "BOTMON_LOG_LEVEL": "info",
         "BOTMON_LOG_RETENTION": "default=3650d", "BOTMON_LOG_RETENTION_INTERVAL": "3600",
         "PYTHONUNBUFFERED": "1"})
     for other in ("health", "metrics", "alerts"):  # not started: nothing listens there

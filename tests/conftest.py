@@ -27,6 +27,7 @@ import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.protobuf import timestamp_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from botmon.runtime.channels import open_channel
 from botmon.runtime.config import ApiToken, Settings
@@ -72,6 +73,17 @@ def timestamp_message(stamp: str | float | int) -> timestamp_pb2.Timestamp:
         seconds = math.floor(float(stamp))
         message.seconds, message.nanos = seconds, round((float(stamp) - seconds) * 1e9)
     return message
+
+
+def grpc_serving(address: str, timeout: float = 2.0) -> bool:
+    """Whether the gRPC server at ``address`` answers ``grpc.health.v1`` Check with SERVING."""
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
+                                                              timeout=timeout)
+        except grpc.RpcError:
+            return False
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
 def suite_channel(target: str, settings: Settings) -> grpc.aio.Channel:

@@ -19,7 +19,7 @@ class Periodic:
         self.period = period
         self._task: asyncio.Task | None = None
 
-    async def run_once(self) -> object:
+    async def run_once(self) -> None:
         raise NotImplementedError
 
     def failed(self, exc: Exception) -> None:

@@ -73,7 +73,6 @@ class _InFlight(NamedTuple):
     last_ns: int | None
     upto: int
     expired: int
-    high: int
 
 
 class Destination:
@@ -92,6 +91,9 @@ class Destination:
         self.leading = False
         self._workers: list[asyncio.Task] = []
         self._in_flight: deque[_InFlight] = deque()
+        #: The highest position stored as of the last read: a settled batch's backlog is
+        #: counted against it.
+        self._high = 0
 
     # ------------------------------------------------------------ lease
 
@@ -157,7 +159,7 @@ class Destination:
             while True:
                 read, ahead = ahead or self.source.logs_after(shipped, page), None
                 try:
-                    records, high = await read
+                    records, self._high = await read
                 except grpc.aio.AioRpcError as exc:
                     log.debug("logs unreadable", extra={"code": exc.code().name})
                     await asyncio.sleep(self.settings.poll * 4)
@@ -182,7 +184,7 @@ class Destination:
                 shipped = records[-1].position
                 if len(records) == page:
                     ahead = asyncio.ensure_future(self.source.logs_after(shipped, page))
-                await self._ship(records, high)
+                await self._ship(records)
         finally:
             pending = [t for t in (ahead, *(f.task for f in self._in_flight)) if t is not None]
             self._in_flight.clear()
@@ -190,7 +192,7 @@ class Destination:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _ship(self, records: list[LogRecord], high: int) -> None:
+    async def _ship(self, records: list[LogRecord]) -> None:
         """Start delivering one page in bounded batches; return once at most
         ``IN_FLIGHT - 1`` of this destination's batches are still in flight."""
         cutoff = int((time.time() - self.settings.max_age) * 1e9)
@@ -198,7 +200,7 @@ class Destination:
                                             self.sink.max_bytes):
             task = asyncio.ensure_future(self._deliver(batch)) if batch else None
             self._in_flight.append(_InFlight(task, batch[-1].timestamp_ns if batch else None,
-                                             upto, expired, high))
+                                             upto, expired))
             await self._settle(IN_FLIGHT - 1)
 
     async def _settle(self, keep: int) -> None:
@@ -213,7 +215,7 @@ class Destination:
             if done.last_ns is not None:
                 self.state.lag = max(0.0, time.time() - done.last_ns / 1e9)
             self.state.position = done.upto
-            self.state.backlog = max(0, done.high - done.upto)
+            self.state.backlog = max(0, self._high - done.upto)
             if not self.state.backlog:
                 self.state.lag = 0.0
             await self._save()

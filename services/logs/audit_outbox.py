@@ -1,8 +1,11 @@
 """The data dir's audit records (botmon.runtime.audit), stored as ``botmon.audit`` entries.
 
-Drained when the service starts and every ``poll`` seconds after, since a process
-sharing the data dir may bootstrap a secret later. A record's file is deleted only
-once its entry is durable, so a crash in between stores it twice, never not at all.
+Drained when the service starts and every ``poll`` seconds (a minute) after. Records
+arrive only when a process sharing the data dir bootstraps a secret, at that process's
+start, which may come after this service's: a minute bounds how late such an entry is
+stored (its timestamp is the bootstrap's) without every replica globbing the folder every
+few seconds for its whole life. A record's file is deleted only once its entry is
+durable, so a crash in between stores it twice, never not at all.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ log = logging.getLogger("botmon.logs.audit")
 class OutboxDrain(Periodic):
     """Moves the records of ``outbox`` into the logs through ``committer``."""
 
-    def __init__(self, outbox: DataDirOutbox, committer: GroupCommitter, poll: float = 5.0):
+    def __init__(self, outbox: DataDirOutbox, committer: GroupCommitter, poll: float = 60.0):
         super().__init__("logs-audit-outbox", poll)
         self.outbox = outbox
         self.committer = committer
@@ -30,11 +33,11 @@ class OutboxDrain(Periodic):
     def failed(self, exc: Exception) -> None:
         log.error("audit records of the data dir not stored yet; retrying", exc_info=exc)
 
-    async def run_once(self) -> int:
-        """Store the waiting records; returns how many."""
+    async def run_once(self) -> None:
+        """Store the waiting records."""
         pending = self.outbox.pending()
         if not pending:
-            return 0
+            return
         batch = validate_entries([entry for _, entry in pending])
         if batch.errors:
             raise ValueError(f"audit records in {self.outbox.path} were refused: "
@@ -42,4 +45,3 @@ class OutboxDrain(Periodic):
         await self.committer.submit(batch.entries)
         for path, _ in pending:
             path.unlink(missing_ok=True)
-        return len(batch.entries)

@@ -15,9 +15,9 @@ import urllib.request
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from botmon.health.v1 import health_service_pb2, health_service_pb2_grpc
+from tests.conftest import grpc_serving
 
 VIEWER = "status-test-viewer-token"
 
@@ -46,13 +46,6 @@ def _by_rest(env: dict[str, str]) -> list[dict]:
 
 def _states(services: list[dict], names: tuple[str, ...]) -> dict[str, list[str]]:
     return {name: [s["status"] for s in services if s["name"] == name] for name in names}
-
-
-def _serving(address: str) -> bool:
-    with grpc.insecure_channel(address) as channel:
-        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
-                                                          timeout=1)
-    return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
 def _ready_pids(run, names: tuple[str, ...], start: int = 0) -> dict[str, int]:
@@ -84,7 +77,7 @@ def _listed(run, env: dict[str, str], expected: dict[str, list[str]],
 
 def _up_health(botmon, env: dict[str, str]) -> None:
     """``botmon up health``, once it serves."""
-    botmon("up", "health", env=env).wait_for(lambda: _serving(env["BOTMON_HEALTH_ADDR"]),
+    botmon("up", "health", env=env).wait_for(lambda: grpc_serving(env["BOTMON_HEALTH_ADDR"]),
                                              "health to serve", timeout=120)
 
 

@@ -14,19 +14,12 @@ from pathlib import Path
 
 import grpc
 import psutil
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from botmon import __version__
 from botmon.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from tests.conftest import grpc_serving
 
 COMPONENTS = ("health", "metrics", "alerts", "logs", "export", "gateway")
-
-
-def _serving(address: str) -> bool:
-    with grpc.insecure_channel(address) as channel:
-        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
-                                                          timeout=2)
-    return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
 def _list_logs(address: str, token: str | None) -> grpc.StatusCode:
@@ -125,7 +118,7 @@ def test_up_runs_restarts_and_stops_the_whole_suite(botmon, suite_env):
     match = run.wait_line(r"^botmon: logs ready on \S+ \(pid (\d+)\)", timeout=30, start=offset)
     new_pid = int(match.group(1))
     assert new_pid != pids["logs"]
-    assert _serving(suite_env["BOTMON_LOGS_ADDR"])
+    assert grpc_serving(suite_env["BOTMON_LOGS_ADDR"])
     pids["logs"] = new_pid
 
     # SIGTERM stops every child within the grace period and leaves none behind.

@@ -29,10 +29,9 @@ from pathlib import Path
 import grpc
 import httpx
 from cryptography.fernet import Fernet
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from botmon.runtime.channels import open_channel
-from tests.conftest import free_port
+from tests.conftest import free_port, grpc_serving
 from tests.waiting import wait_until
 
 __all__ = ["SERVICES", "Cluster", "free_port"]
@@ -232,7 +231,7 @@ class Cluster:
                                      f"log:\n{self.tail(replica)}")
             if component == "gateway":
                 return httpx.get(f"{self.base(index)}/health/ready", timeout=2).status_code == 200
-            return _grpc_serving(self.address(component, index))
+            return grpc_serving(self.address(component, index))
 
         wait_until(serving, f"{replica.name} serving", timeout, interval=0.2)
 
@@ -263,10 +262,3 @@ INTERNAL_TOKEN = f"e2e-internal-{secrets.token_hex(16)}"
 def internal_channel(address: str) -> grpc.aio.Channel:
     """A channel to one replica carrying the cluster's internal credential."""
     return open_channel(address, token=INTERNAL_TOKEN)
-
-
-def _grpc_serving(address: str) -> bool:
-    with grpc.insecure_channel(address) as channel:
-        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
-                                                          timeout=1)
-    return reply.status == health_pb2.HealthCheckResponse.SERVING

@@ -11,7 +11,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from botmon.debug.v1 import debug_service_pb2, debug_service_pb2_grpc
-from botmon.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from botmon.logs.v1 import log_entry_pb2, logs_service_pb2, logs_service_pb2_grpc
 from botmon.runtime import errors
 from botmon.runtime.context import REQUEST_ID_HEADER, request_id
 from botmon.runtime.server import Binding, GrpcServer
@@ -32,7 +32,8 @@ ERRORS = {
 
 
 class Servicer(logs_service_pb2_grpc.LogsServiceServicer):
-    """ListLogs echoes the request id; `service` picks a domain error; `q=slow` sleeps."""
+    """ListLogs echoes the request id; `service` picks a domain error; `q=slow` sleeps.
+    TailLogs breaks after one response, or with `q=endless` streams until the caller goes."""
 
     async def ListLogs(self, request, context):
         if request.service in ERRORS:
@@ -46,6 +47,11 @@ class Servicer(logs_service_pb2_grpc.LogsServiceServicer):
         return logs_service_pb2.ListLogsResponse(next_cursor=request_id.get())
 
     async def TailLogs(self, request, context):
+        if request.q == "endless":
+            # Large responses: the caller's flow-control window fills after a few.
+            entry = log_entry_pb2.LogEntry(message="x" * 100_000)
+            while True:
+                yield logs_service_pb2.TailLogsResponse(logs=[entry])
         yield logs_service_pb2.TailLogsResponse(dropped=1)
         raise errors.InvalidArgument("stream broke")
 
@@ -95,6 +101,30 @@ async def test_streaming_errors_are_mapped_after_partial_output(channel):
             received.append(item)
     assert [r.dropped for r in received] == [1]
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_stream_abandoned_by_its_caller_is_closed_without_errors(channel):
+    # The handler is cancelled while it waits to send (the caller reads no more), with the
+    # response generators suspended at a yield: the event loop's async-generator finaliser
+    # closes them later, in another context, where the call's caller and request id (context
+    # variables set in the handler's) cannot be reset.
+    loop = asyncio.get_running_loop()
+    reported: list[dict] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+        stub = logs_service_pb2_grpc.LogsServiceStub(channel)
+        call = stub.TailLogs(logs_service_pb2.TailLogsRequest(q="endless"), timeout=10)
+        assert (await call.read()).logs
+        call.cancel()
+        for _ in range(20):  # the cancellation reaches the server; the generators are freed
+            await asyncio.sleep(0.05)
+            gc.collect()
+    finally:
+        loop.set_exception_handler(previous)
+    assert not reported, [(c["message"], c.get("exception")) for c in reported]
+    reply = await stub.ListLogs(logs_service_pb2.ListLogsRequest(), timeout=5)
+    assert reply.next_cursor
 
 
 async def test_request_id_travels_in_metadata(channel):

@@ -14,13 +14,11 @@ Failed deliveries to every kind of target log no secret either.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import os
-import socket
 import sqlite3
 import stat
 import subprocess
@@ -33,7 +31,7 @@ from cryptography.fernet import Fernet
 from botmon.runtime.logging import JsonFormatter
 from tests.alerts.conftest import fast
 from tests.alerts.stand_ins import Receiver
-from tests.conftest import free_port
+from tests.conftest import free_port, grpc_serving
 from tests.waiting import eventually, wait_until
 
 SECRET = "hmac-secret-at-rest-5b1e9c"
@@ -231,12 +229,6 @@ async def test_failed_deliveries_log_no_secret(alerts_suite, http, receiver, cap
     assert not leaks, leaks[:3]
 
 
-def _serving(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-        return True
-    return False
-
-
 def _alerts_process(data_dir: Path, **env: str) -> subprocess.Popen:
     environ = {k: v for k, v in os.environ.items() if k != "BOTMON_SECRET_KEY"}
     environ.update({"BOTMON_DATA_DIR": str(data_dir),
@@ -269,7 +261,7 @@ def test_without_a_key_one_is_made_in_the_data_dir(tmp_path):
         key_file = data / "secret-key"
         # Serving comes after the key is written and announced; the file alone may still
         # be empty, and stopping then would cut the announcement short.
-        wait_until(lambda: _serving(port) or proc.poll() is not None,
+        wait_until(lambda: grpc_serving(f"127.0.0.1:{port}") or proc.poll() is not None,
                    "the alerts service serving", 30)
         assert proc.poll() is None, proc.communicate()[1][-2000:]
     finally:
