@@ -55,7 +55,7 @@ def _chunks(records: Sequence[LogRecord], cutoff_ns: int, max_records: int,
             expired += 1
             upto = record.position
             continue
-        cost = record.size()
+        cost = record.size
         if batch and (len(batch) >= max_records or size + cost > max_bytes):
             yield batch, upto, expired
             batch, size, expired = [], 0, 0

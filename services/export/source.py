@@ -5,13 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
 from botmon.logs.v1 import logs_service_pb2
 from botmon.metrics.v1 import metrics_service_pb2
 from botmon.runtime.channels import Backends
-from services.export.sinks.base import NO_METADATA, Bucket, LogRecord, MetricFamily, MetricSample
+from services.export.sinks.base import (
+    NO_METADATA,
+    Bucket,
+    LogRecord,
+    MetricFamily,
+    MetricSample,
+    estimated_size,
+)
 from services.export.window import Window
 
 __all__ = ["WINDOW", "Source"]
@@ -37,6 +46,13 @@ def _entries(data: bytes) -> list:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return json.loads(data)  # as in _metadata
+
+
+def _record(position: int, ts: int, level: str, service: str, message: str,
+            metadata: Mapping[str, Any]) -> LogRecord:
+    # The size is estimated here, once per entry read, rather than by each destination.
+    return LogRecord(position, ts, level, service, message, metadata,
+                     estimated_size(service, message, metadata))
 
 
 def _ns(stamp) -> int:
@@ -86,9 +102,9 @@ class Source:
                 format=logs_service_pb2.STORED_ENTRIES_FORMAT_JSON), timeout=self.timeout)
         if reply.entries:
             # A logs service of an earlier version (a rolling upgrade) sent messages.
-            return [LogRecord(e.id, e.time_unix_nano, e.level, e.service, e.message,
-                              _metadata(e.metadata_json)) for e in reply.entries], reply.high_id
-        return [LogRecord(i, ts, level, service, message, metadata or NO_METADATA)
+            return [_record(e.id, e.time_unix_nano, e.level, e.service, e.message,
+                            _metadata(e.metadata_json)) for e in reply.entries], reply.high_id
+        return [_record(i, ts, level, service, message, metadata or NO_METADATA)
                 for i, ts, level, service, message, metadata in _entries(reply.entries_json)
                 ], reply.high_id
 

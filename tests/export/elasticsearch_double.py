@@ -69,6 +69,8 @@ class ElasticsearchDouble:
     #: Every (index, id, document) a bulk request carried, accepted or not.
     received: list[tuple[str, str | None, dict[str, Any]]] = field(default_factory=list)
     bulk_requests: int = 0
+    #: The Content-Encoding of each bulk request ("" when sent uncompressed).
+    bulk_encodings: list[str] = field(default_factory=list)
     _item_faults: list[tuple[Any, list[int]]] = field(default_factory=list)
     _request_faults: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     url: str = ""
@@ -211,7 +213,8 @@ class ElasticsearchDouble:
 
     async def _bulk(self, request: web.Request) -> web.Response:
         self.bulk_requests += 1
-        raw = await request.read()
+        self.bulk_encodings.append(request.headers.get("Content-Encoding", ""))
+        raw = await request.read()  # aiohttp inflates a gzip body itself
         if self._request_faults:
             status, headers = self._request_faults.pop(0)
             refusal = Refusal(status, _ITEM_ERRORS.get(status, "status_exception"), "scripted")

@@ -46,6 +46,8 @@ class Received:
     metric_requests: list = field(default_factory=list)
     #: Request metadata (gRPC) or headers (HTTP), lower-cased, of each request.
     headers: list[dict[str, str]] = field(default_factory=list)
+    #: The size of each logs request's protobuf payload (decompressed), in bytes.
+    log_payload_bytes: list[int] = field(default_factory=list)
 
     def add_logs(self, request: logs_service_pb2.ExportLogsServiceRequest) -> None:
         for resource_logs in request.resource_logs:
@@ -82,6 +84,7 @@ class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
         if self.receiver.fail_logs:
             code = self.receiver.fail_logs.pop(0)
             await context.abort(code, "refused by the test")
+        self.receiver.received.log_payload_bytes.append(request.ByteSize())
         self.receiver.received.add_logs(request)
         return logs_service_pb2.ExportLogsServiceResponse()
 
@@ -152,8 +155,9 @@ class HttpReceiver:
             status, retry_after = self.fail_logs.pop(0)
             return web.Response(status=status,
                                 headers={"Retry-After": retry_after} if retry_after else {})
-        self.received.add_logs(
-            logs_service_pb2.ExportLogsServiceRequest.FromString(await self._body(request)))
+        payload = await self._body(request)
+        self.received.log_payload_bytes.append(len(payload))
+        self.received.add_logs(logs_service_pb2.ExportLogsServiceRequest.FromString(payload))
         return web.Response(body=logs_service_pb2.ExportLogsServiceResponse().SerializeToString(),
                             content_type="application/x-protobuf")
 

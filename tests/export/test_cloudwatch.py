@@ -153,6 +153,25 @@ async def test_events_cloudwatch_refuses_are_rejected_not_resent(moto_url, sink)
         cloudwatch.event_message(batch[0])]
 
 
+async def test_what_botocore_validated_holds_without_it(moto_url, sink):
+    # The sink sends with botocore's parameter validation off: stream names, messages and
+    # dimensions are made valid here, and what orjson cannot write is written as before.
+    now = time.time_ns()
+    odd = LogRecord(1, now - 10**9, "info", "api:v2*", "a stream name needs no : or *")
+    wide = LogRecord(2, now - 10**9, "info", "wide", "an integer orjson refuses",
+                     {"n": 2**70, "f": 2.0, "e": 1.5e-7})
+    assert await sink.send_logs([odd, wide]) == cloudwatch.SendResult()
+    assert [e["message"] for e in stream_events(moto_url, "api_v2_")] == [
+        cloudwatch.event_message(odd)]
+    (event,) = stream_events(moto_url, "wide")
+    assert json.loads(event["message"])["metadata"] == {"n": 2**70, "f": 2, "e": 1.5e-7}
+    family = MetricFamily("botmon_queue_depth", "gauge", "Depth.", "", now, 0, [
+        MetricSample({"queue": "q1", "empty": "", "": "no name"}, value=3.0)])
+    await sink.send_metrics([family])
+    (metric,) = aws(moto_url, "cloudwatch").list_metrics(Namespace="BotServer")["Metrics"]
+    assert metric["Dimensions"] == [{"Name": "queue", "Value": "q1"}]
+
+
 async def test_a_deleted_group_is_created_again(moto_url, sink):
     await sink.send_logs(records(2))
     aws(moto_url, "logs").delete_log_group(logGroupName=GROUP)

@@ -128,6 +128,17 @@ async def test_logs_arrive_as_ecs_documents_in_their_data_stream(double, sink):
                                  "attempt": json.dumps(record.metadata["attempt"]),
                                  "ok": json.dumps(record.metadata["ok"])}
         assert doc["data_stream"] == {"type": "logs", "dataset": "botmon", "namespace": "default"}
+    assert double.bulk_encodings == ["gzip"]
+
+
+async def test_a_large_batch_arrives_whole_and_compressed(double, sink):
+    # Over 64 KiB of NDJSON: compressed beside the event loop, the same documents arrive.
+    batch = records(400)
+    assert await sink.send_logs(batch) == es_sink.SendResult()
+    docs = double.documents("logs-botmon-default")
+    assert [(d["event"]["sequence"], d["message"]) for d in docs] == \
+        [(r.position, r.message) for r in batch]
+    assert double.bulk_encodings == ["gzip"]
 
 
 async def test_metrics_arrive_with_their_types_and_values(double, sink):

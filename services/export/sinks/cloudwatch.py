@@ -4,6 +4,9 @@
 Uses aiobotocore: botocore's own request signing, credential chain and service models,
 on the event loop the export already runs (boto3 would need a thread per call).
 botocore's retries are off: the export loop retries, with its backoff and counters.
+botocore's parameter validation is off too: what it checks (required members, types, the
+models' minimum lengths and list sizes) holds by construction here, as ``_put_log_events``
+and ``metric_data`` say, and it took a fifth of this destination's CPU per entry.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import botocore.exceptions
+import orjson
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 
@@ -96,9 +100,12 @@ def stream_name(service: str) -> str:
 
 def event_message(record: LogRecord) -> str:
     """One JSON object per event, so CloudWatch Logs Insights discovers every field."""
-    return json.dumps({"level": record.level, "service": record.service,
-                       "message": record.message, "metadata": jsonable(dict(record.metadata))},
-                      ensure_ascii=False, separators=(",", ":"), default=str)
+    document = {"level": record.level, "service": record.service, "message": record.message,
+                "metadata": jsonable(dict(record.metadata))}
+    try:
+        return orjson.dumps(document, default=str).decode()
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits: as the stdlib writes it
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def log_batches(events: Sequence[tuple[int, int, str]]) -> Iterator[list[tuple[int, int, str]]]:
@@ -118,15 +125,21 @@ def log_batches(events: Sequence[tuple[int, int, str]]) -> Iterator[list[tuple[i
 
 
 def _dimensions(labels: dict[str, str]) -> list[dict[str, str]]:
-    # CloudWatch refuses empty dimension values; at most 30 dimensions.
-    return [{"Name": k[:255], "Value": v[:1024]} for k, v in sorted(labels.items()) if v
+    # CloudWatch refuses empty dimension names and values; at most 30 dimensions.
+    return [{"Name": k[:255], "Value": v[:1024]} for k, v in sorted(labels.items()) if k and v
             ][:MAX_DIMENSIONS]
 
 
 def metric_data(families: Sequence[MetricFamily], deltas: Deltas
                 ) -> Iterator[tuple[dict[str, Any], Delta | None]]:
-    """(MetricDatum, the delta it carries) of every sample worth sending now."""
+    """(MetricDatum, the delta it carries) of every sample worth sending now.
+
+    Each datum has a non-empty MetricName, a datetime Timestamp, float values and the
+    non-empty string dimensions of :func:`_dimensions`: what botocore's validation checked.
+    """
     for family in families:
+        if not family.name:
+            continue
         when = datetime.datetime.fromtimestamp(family.timestamp_ns / 1e9, datetime.UTC)
         unit = _UNITS.get(family.unit)
         for sample in family.samples:
@@ -206,7 +219,7 @@ class CloudWatchSink:
 
     async def _open(self) -> None:
         s = self._settings
-        config = AioConfig(connect_timeout=10, read_timeout=30,
+        config = AioConfig(connect_timeout=10, read_timeout=30, parameter_validation=False,
                            retries={"max_attempts": 1, "mode": "standard"})
         options = {"region_name": s.region, "endpoint_url": s.endpoint_url, "config": config}
         stack = contextlib.AsyncExitStack()
@@ -236,6 +249,11 @@ class CloudWatchSink:
         return SendResult(rejected=tuple(sorted(rejected)))
 
     async def _put_log_events(self, stream: str, batch: list[tuple[int, int, str]]) -> dict:
+        # What botocore's validation checked holds by construction: the group and stream
+        # names are non-empty strings (the group's setting is checked at start, a stream is
+        # named after a stored entry's service, never empty), a batch has 1 to MAX_EVENTS
+        # events, timestamps are whole milliseconds since 2000 at least (the logs service
+        # refuses older ones), messages are non-empty JSON text.
         events = [{"timestamp": ms, "message": message} for ms, _, message in batch]
         for attempt in (1, 2):
             await self._ensure_stream(stream)
