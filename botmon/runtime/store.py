@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -67,14 +68,22 @@ async def close_pool(pool: asyncpg.Pool, grace: float = POOL_CLOSE_TIMEOUT) -> N
         pool.terminate()
 
 
+def _lower_priority(niceness: int) -> None:
+    """Give the calling thread ``niceness`` (Linux schedules each thread on its own)."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+
+
 class SqliteDatabase:
     """One SQLite connection in WAL mode, used from a single worker thread.
 
     ``await db.run(fn)`` calls ``fn(connection)`` on that thread, so every
-    statement of the process is serialised without blocking the event loop.
+    statement of the process is serialised without blocking the event loop. A
+    ``niceness`` above 0 runs the thread at that lower priority: work for background
+    readers that must not take CPU from the rest of the process when it is short.
     """
 
-    def __init__(self, path: Path, *, synchronous: str = "NORMAL"):
+    def __init__(self, path: Path, *, synchronous: str = "NORMAL", niceness: int = 0):
         # The file is made 0600 before SQLite opens it: SQLite gives its WAL and shared-memory
         # files the database file's mode, so they are private too, whatever the umask.
         private_file(path)
@@ -83,7 +92,10 @@ class SqliteDatabase:
             if extra.exists():
                 private_file(extra)
         self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{path.name}")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"sqlite-{path.name}",
+            initializer=_lower_priority if niceness else None,
+            initargs=(niceness,) if niceness else ())
         self._local = threading.local()
         self._synchronous = synchronous
         self._connections: list[sqlite3.Connection] = []

@@ -107,6 +107,9 @@ def _row(r: sqlite3.Row) -> Row:
     return Row(r[0], r[1], r[2], r[3], r[4], r[5])
 
 
+#: Niceness of the thread that serves exporters' reads.
+BACKGROUND_NICENESS = 10
+
 _HIGH_ID = "SELECT coalesce(max(id), 0) FROM logs_entries"
 _AFTER = f"SELECT {COLUMNS} FROM logs_entries WHERE id > ? ORDER BY id LIMIT ?"
 #: The entries of ``_AFTER`` as one JSON array (:mod:`services.logs.sqlite_json`), a BLOB so
@@ -175,6 +178,11 @@ class SqliteLogStore(LogStore):
         self._writer = SqliteDatabase(path, synchronous="FULL")
         self._readers = [SqliteDatabase(path) for _ in range(readers)]
         self._next_reader = itertools.cycle(self._readers)
+        #: Reads for exporters (``read_after``): at a lower priority, so that on a busy
+        #: machine the export's catching up gives way to ingest and queries, which share
+        #: this process's CPU. The work of such a read is SQLite's, done without the GIL,
+        #: so the thread seldom holds what the others wait for while it waits for a CPU.
+        self._background = SqliteDatabase(path, niceness=BACKGROUND_NICENESS)
         self._dialect = SqliteDialect()
         #: ``logs_fts_state.indexed_id`` as the writer last saw it (only the writer thread
         #: touches it); it decides when a commit indexes its backlog itself.
@@ -195,11 +203,12 @@ class SqliteLogStore(LogStore):
                                      "WHERE level = ?", (ERROR,))), 0))
             self._indexed = sqlite_fts.indexed_id(conn)
         await self._writer.run(create)
-        for reader in self._readers:
+        for reader in (*self._readers, self._background):
             await reader.run(lambda conn: conn.execute("PRAGMA cache_size=-32768"))
 
     async def close(self) -> None:
-        await asyncio.gather(self._writer.close(), *(r.close() for r in self._readers))
+        await asyncio.gather(self._writer.close(), self._background.close(),
+                             *(r.close() for r in self._readers))
 
     def _read(self, fn):
         return next(self._next_reader).run(fn)
@@ -286,14 +295,14 @@ class SqliteLogStore(LogStore):
             with _snapshot(conn):
                 rows = [_row(r) for r in conn.execute(_AFTER, (after_id, limit))]
                 return rows, conn.execute(_HIGH_ID).fetchone()[0]
-        return await self._read(read)
+        return await self._background.run(read)
 
     async def read_after_json(self, after_id: int, limit: int) -> tuple[bytes, int]:
         def read(conn: sqlite3.Connection) -> tuple[bytes, int]:
             with _snapshot(conn):
                 entries = conn.execute(_AFTER_JSON, (after_id, limit)).fetchone()[0]
                 return entries, conn.execute(_HIGH_ID).fetchone()[0]
-        return await self._read(read)
+        return await self._background.run(read)
 
     async def error_counts(self, since: int) -> list[ErrorCount]:
         minute = error_rollups.first_whole_minute(since)
