@@ -26,7 +26,8 @@ Elasticsearch (the tests' bulk-API stand-in; no Elasticsearch installs here).
   the rates and of the pairs' ratios (0.9 or more: at most a 10 % drop). Beside it, the
   CPU per ingested line of each process, and of the ingest path (client, gateway, logs
   service) with the export running against paused: what serving the export's reads
-  costs the logs service, which runs at normal priority, shows there.
+  costs the logs service shows there (its process runs at normal priority; on SQLite
+  the reads themselves run on a reader thread at niceness 10).
 
 ``BOTMON_BENCH_EXPORT_LINES`` sets the stored entries (default 100 000).
 """
