@@ -104,9 +104,10 @@ class Source:
             # A logs service of an earlier version (a rolling upgrade) sent messages.
             return [_record(e.id, e.time_unix_nano, e.level, e.service, e.message,
                             _metadata(e.metadata_json)) for e in reply.entries], reply.high_id
-        return [_record(i, ts, level, service, message, metadata or NO_METADATA)
-                for i, ts, level, service, message, metadata in _entries(reply.entries_json)
-                ], reply.high_id
+        # The size the logs service counted (its texts and a row's overhead) bounds batches.
+        return [LogRecord(i, ts, level, service, message, metadata or NO_METADATA, size)
+                for i, ts, level, service, message, metadata, size
+                in _entries(reply.entries_json)], reply.high_id
 
     async def metric_families(self) -> list[MetricFamily]:
         reply = await self.backends.stub("metrics").ListMetricFamilies(

@@ -48,6 +48,6 @@ ENTRY_OBJECT = (f"""'{{"timestamp":' || {TIME} || ',"level":' || {LEVEL}"""
                 """ || ',"service":' || json_quote(service) || ',"message":' || json_quote(message)"""
                 f""" || ',"metadata":' || {METADATA} || ',"id":' || id || '}}'""")
 
-#: One entry as ``[id, time_unix_nano, level, service, message, metadata]``.
+#: One entry as ``[id, time_unix_nano, level, service, message, metadata, size]``.
 ENTRY_ARRAY = (f"'[' || id || ',' || ts || ',' || {LEVEL} || ',' || json_quote(service)"
-               f" || ',' || json_quote(message) || ',' || {METADATA} || ']'")
+               f" || ',' || json_quote(message) || ',' || {METADATA} || ',' || size || ']'")

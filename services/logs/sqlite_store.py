@@ -112,10 +112,11 @@ BACKGROUND_NICENESS = 10
 
 _HIGH_ID = "SELECT coalesce(max(id), 0) FROM logs_entries"
 _AFTER = f"SELECT {COLUMNS} FROM logs_entries WHERE id > ? ORDER BY id LIMIT ?"
-#: The entries of ``_AFTER`` as one JSON array (:mod:`services.logs.sqlite_json`), a BLOB so
-#: that it arrives as the bytes the reply carries.
+#: The entries of ``_AFTER``, with their sizes, as one JSON array
+#: (:mod:`services.logs.sqlite_json`), a BLOB so that it arrives as the bytes the reply carries.
 _AFTER_JSON = (f"SELECT CAST('[' || coalesce(group_concat({sqlite_json.ENTRY_ARRAY}, ','), '')"
-               f" || ']' AS BLOB) FROM ({_AFTER})")
+               f" || ']' AS BLOB) FROM (SELECT {COLUMNS}, size FROM logs_entries "
+               "WHERE id > ? ORDER BY id LIMIT ?)")
 
 
 #: Between the entries of a page as SQLite joins them: a byte that JSON text never holds

@@ -14,6 +14,7 @@ from google.protobuf import json_format
 from botmon.logs.v1 import logs_service_pb2 as pb
 from botmon.logs.v1 import logs_service_pb2_grpc
 from services.logs.__main__ import create_server
+from services.logs.row import ROW_OVERHEAD
 from tests.conftest import suite_channel
 from tests.harness import Suite
 from tests.logs.conftest import QUIET
@@ -140,6 +141,9 @@ async def test_json_reads_hold_what_the_messages_hold(logs):
                                want.message]
             # The stored text itself, exact numbers and all: what the export ships.
             assert got[5] == (json.loads(want.metadata_json) if want.metadata_json else None)
+            # The bytes it counts towards the store's limit: its texts and a row's overhead.
+            assert got[6] == ROW_OVERHEAD + len(want.service) + len(want.message.encode()) + len(
+                want.metadata_json), got
         if not arrays:
             assert after >= messages.high_id
             return

@@ -773,7 +773,8 @@ class ReadLogsAfterResponse(_message.Message):
     entries_json: _builtins.bytes
     """Output only. With STORED_ENTRIES_FORMAT_JSON: the entries by increasing
     id as a JSON array of arrays `[id, time_unix_nano, level, service,
-    message, metadata]`, metadata a JSON object or null; `entries` is empty.
+    message, metadata, size]`, metadata a JSON object or null and size the
+    bytes the entry counts towards BOTMON_LOG_MAX_BYTES; `entries` is empty.
     """
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___StoredEntry]:

@@ -40,9 +40,11 @@ class LogRecord(NamedTuple):
     """One stored log entry, as stored, with its position in the logs store.
 
     Immutable (a tuple: cheap to build for every entry read); destinations share
-    records, so none changes ``metadata``. ``size`` is :func:`estimated_size`, worked
-    out once where entries are read (every destination's batches count it); a record
-    made without it, as a test or a single test entry does, counts no bytes.
+    records, so none changes ``metadata``. ``size`` bounds batches by bytes: the size the
+    logs service counts the entry as (its texts and a row's overhead), or
+    :func:`estimated_size` of an entry read in the messages form; worked out once where
+    entries are read. A record made without it, as a test or a single test entry does,
+    counts no bytes.
     """
 
     position: int
