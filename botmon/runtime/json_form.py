@@ -17,15 +17,16 @@ import functools
 import time
 from typing import Any
 
-__all__ = ["as_struct", "rfc3339", "struct_number"]
+__all__ = ["as_struct", "rfc3339", "struct_number", "utc_second"]
 
 #: Doubles at or beyond this magnitude are not all whole numbers' exact values.
 _EXACT = 2**53
 
 
 @functools.lru_cache(maxsize=4096)
-def _second(seconds: int) -> str:
-    # Values of one reply mostly share their seconds (a page of logs, a series' points).
+def utc_second(seconds: int) -> str:
+    """``seconds`` since the Unix epoch as ``YYYY-MM-DDTHH:MM:SS`` in UTC; cached, since the
+    values of one reply or batch mostly share their seconds."""
     t = time.gmtime(seconds)
     return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
             f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}")
@@ -33,7 +34,7 @@ def _second(seconds: int) -> str:
 
 def rfc3339(seconds: int, nanos: int = 0) -> str:
     """``seconds`` since the Unix epoch plus ``nanos`` as RFC 3339 UTC text."""
-    when = _second(seconds)
+    when = utc_second(seconds)
     if nanos:
         digits = f"{nanos:09d}"
         digits = digits[:3] if digits[3:] == "000000" else digits[:6] if digits[6:] == "000" \

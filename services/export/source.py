@@ -30,9 +30,7 @@ __all__ = ["WINDOW", "Source"]
 WINDOW = 100_000
 
 
-def _metadata(text: str):
-    if not text:
-        return NO_METADATA
+def _loads(text: str | bytes):
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -41,11 +39,8 @@ def _metadata(text: str):
         return json.loads(text)
 
 
-def _entries(data: bytes) -> list:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return json.loads(data)  # as in _metadata
+def _metadata(text: str):
+    return _loads(text) if text else NO_METADATA
 
 
 def _record(position: int, ts: int, level: str, service: str, message: str,
@@ -107,7 +102,7 @@ class Source:
         # The size the logs service counted (its texts and a row's overhead) bounds batches.
         return [LogRecord(i, ts, level, service, message, metadata or NO_METADATA, size)
                 for i, ts, level, service, message, metadata, size
-                in _entries(reply.entries_json)], reply.high_id
+                in _loads(reply.entries_json)], reply.high_id
 
     async def metric_families(self) -> list[MetricFamily]:
         reply = await self.backends.stub("metrics").ListMetricFamilies(

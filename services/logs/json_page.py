@@ -25,7 +25,7 @@ import orjson
 from botmon.runtime.json_form import as_struct, rfc3339
 from services.logs.levels import NAMES
 from services.logs.query import LogFilter, LogQuery
-from services.logs.row import ROW_OVERHEAD, Row
+from services.logs.row import Row, stored_size
 
 __all__ = ["CONTENT_TYPE", "entry_arrays", "entry_objects", "render_page", "struct_numbers"]
 
@@ -57,11 +57,10 @@ def entry_objects(rows: Sequence[Row]) -> bytes:
 def entry_arrays(rows: Sequence[Row]) -> bytes:
     """``rows`` as a JSON array of ``[id, time_unix_nano, level, service, message, metadata,
     size]``, metadata the stored text itself (exact numbers are what an export ships) and
-    size as validation counts it (:data:`~services.logs.row.ROW_OVERHEAD` and the texts)."""
+    size as validation counts it (:func:`~services.logs.row.stored_size`)."""
     return orjson.dumps([[r.id, r.ts, NAMES[r.level], r.service, r.message,
                           orjson.Fragment(r.metadata) if r.metadata else None,
-                          ROW_OVERHEAD + len(r.service) + len(r.message.encode())
-                          + len(r.metadata or "")] for r in rows])
+                          stored_size(r.service, r.message, r.metadata)] for r in rows])
 
 
 def struct_numbers(entries: bytes) -> bytes:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ROW_OVERHEAD", "NewEntry", "Row", "stored_rows"]
+__all__ = ["ROW_OVERHEAD", "NewEntry", "Row", "stored_rows", "stored_size"]
 
 #: Bytes counted per entry beyond its text, for its row and index entries, so
 #: that ``BOTMON_LOG_MAX_BYTES`` approximates the space entries take.
@@ -37,6 +37,12 @@ class Row:
 
     def metadata_object(self) -> dict[str, Any]:
         return json.loads(self.metadata) if self.metadata else {}
+
+
+def stored_size(service: str, message: str, metadata: str | None) -> int:
+    """The bytes an entry counts towards ``BOTMON_LOG_MAX_BYTES``, as validation counts them
+    (which writes the sum inline, per entry of a batch)."""
+    return ROW_OVERHEAD + len(service) + len(message.encode()) + len(metadata or "")
 
 
 def stored_rows(entries: Sequence[NewEntry], ids: Sequence[int]) -> list[Row]:

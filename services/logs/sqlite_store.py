@@ -128,7 +128,8 @@ def _json_page_sql(page: str) -> str:
     """The rows of ``page`` (``limit + 1`` at most) as JSON ``LogEntry`` objects joined by
     ``_APART``, their number, their positions (``ts id`` pairs joined by spaces), and
     whether their metadata may hold numbers."""
-    return (f"SELECT CAST(group_concat({sqlite_json.ENTRY_OBJECT}, char(1)) AS BLOB), count(*), "
+    return (f"SELECT CAST(group_concat({sqlite_json.ENTRY_OBJECT}, char({_APART[0]})) AS BLOB), "
+            "count(*), "
             f"group_concat(ts || ' ' || id, ' '), max({sqlite_json.NUMBERS}) FROM ({page})")
 
 

@@ -12,7 +12,6 @@ bucketed histogram cannot honestly provide.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import re
@@ -26,6 +25,7 @@ import aiohttp
 import orjson
 
 from botmon.runtime.config import ConfigError, EnvSettings, setting, url
+from botmon.runtime.json_form import utc_second
 from services.export.sinks.base import LogRecord, MetricFamily, SendResult, SinkError
 from services.export.sinks.compression import gzipped
 from services.export.sinks.cumulative import Delta, Deltas
@@ -94,12 +94,6 @@ def _tag(key: str, value: Any) -> str:
     return f"{key}:{text(value)}".replace(",", "_")[:200]
 
 
-@functools.lru_cache(maxsize=4096)
-def _utc_second(seconds: int) -> str:
-    # Entries of a batch mostly share their second: formatted once, not per entry.
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-
-
 def log_item(record: LogRecord, hostname: str) -> dict[str, str]:
     """One HTTPLogItem; its extra attributes are strings, as the v2 schema requires."""
     seconds, nanos = divmod(record.timestamp_ns, 1_000_000_000)
@@ -109,7 +103,7 @@ def log_item(record: LogRecord, hostname: str) -> dict[str, str]:
         "hostname": hostname,
         "status": STATUSES.get(record.level, record.level),
         "message": record.message,
-        "timestamp": f"{_utc_second(seconds)}.{nanos // 1_000_000:03d}Z",
+        "timestamp": f"{utc_second(seconds)}.{nanos // 1_000_000:03d}Z",
         "ddtags": "",
     }
     if record.metadata:

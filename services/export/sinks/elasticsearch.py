@@ -10,12 +10,10 @@ with it; request bodies are gzipped at ``GZIP_LEVEL`` by :class:`_Node`.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
 import math
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -28,6 +26,7 @@ from elasticsearch import ApiError, AsyncElasticsearch
 from elasticsearch.serializer import OrjsonSerializer
 
 from botmon.runtime.config import ConfigError, EnvSettings, setting, url
+from botmon.runtime.json_form import utc_second
 from services.export.sinks.base import LogRecord, MetricFamily, SendResult, SinkError
 from services.export.sinks.compression import gzipped
 from services.export.sinks.elasticsearch_templates import (
@@ -93,15 +92,9 @@ class Settings(EnvSettings):
         return self
 
 
-@functools.lru_cache(maxsize=4096)
-def _utc_second(seconds: int) -> str:
-    # Entries of a batch mostly share their second: formatted once, not per entry.
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-
-
 def rfc3339_nanos(ns: int) -> str:
     seconds, nanos = divmod(ns, 1_000_000_000)
-    return f"{_utc_second(seconds)}.{nanos:09d}Z"
+    return f"{utc_second(seconds)}.{nanos:09d}Z"
 
 
 def labels(values: dict[str, Any] | Any) -> dict[str, str]:
