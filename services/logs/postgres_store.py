@@ -83,6 +83,12 @@ class PostgresDialect:
     def placeholder(self, index: int) -> str:
         return f"${index}"
 
+    def merged(self, arms: list[str], order: str, n: int) -> str:
+        # Limited arms under an ordered, limited union: a Merge Append of backward index
+        # scans that stops after n rows (an unlimited union would be sorted whole).
+        limited = [f"SELECT * FROM ({arm} {order} LIMIT {n}) AS l{i}" for i, arm in enumerate(arms)]
+        return f"{' UNION ALL '.join(limited)} {order} LIMIT {n}"
+
     def text_search(self, terms, add, id_span) -> str:
         # PostgreSQL's planner combines the GIN and btree indexes itself (bitmap AND).
         return (f"to_tsvector('simple', message) @@ "

@@ -10,10 +10,10 @@ ranges, one per level:
 - otherwise (minimum level) + time → ``(level, ts)``.
 
 ``total`` is a ``COUNT(*)`` over those ranges, which the index covers, so it
-never reads the table. A page is one ``ORDER BY ts, id LIMIT n`` subquery per
-level merged by a ``UNION ALL`` (each walks its index range in order and stops
-after ``n`` rows) instead of a sort of every match; the subqueries read positions
-(``ts``, id) that the index covers, and the table is read for the ``n`` entries
+never reads the table. A page merges the levels' ranges by ``ts, id`` (each
+walked in order, the merge stopping after ``n`` rows: SQLite's ``MERGE (UNION
+ALL)``, PostgreSQL's ``Merge Append``) instead of sorting every match; the ranges
+give positions (``ts``, id) that the index covers, and the table is read for the ``n`` entries
 of the page only (not ``n`` per level); a text search (``q``) is
 driven from the full-text index instead. The same per-level merge finds the
 oldest entries for retention, so no index on ``ts`` alone is needed (one index
@@ -50,6 +50,10 @@ class Dialect(Protocol):
 
     def metadata(self, matcher: Matcher, add: Callable[[Any], str]) -> str:
         """A condition matching entries whose metadata satisfies ``matcher``."""
+
+    def merged(self, arms: list[str], order: str, n: int) -> str:
+        """The first ``n`` rows in ``order`` of the ``arms`` (SELECTs of one index range
+        each), merged in the order each range is read, never sorted as a whole."""
 
 
 @dataclass
@@ -155,13 +159,16 @@ def list_sql(query: LogQuery, high_id: int, dialect: Dialect, table: str,
                 f"{_conditions(query, high_id, page_params, dialect, levels, True, id_span)} "
                 f"{order} LIMIT {n}")
     else:
-        # Each level's range yields its first n positions from the index alone; only the
-        # n entries of the page are read from the table, not n per level.
-        parts = [f"SELECT * FROM (SELECT ts, id FROM {table} WHERE "
-                 f"{_conditions(query, high_id, page_params, dialect, (level,), keyset=True)} "
-                 f"{order} LIMIT {n}) AS l{level}" for level in levels]
-        page = (f"SELECT {COLUMNS} FROM {table} WHERE id IN (SELECT id FROM ("
-                f"{' UNION ALL '.join(parts)}) AS merged {order} LIMIT {n}) {order}")
+        # Each level's range yields its positions in order from the index alone, merged
+        # (not sorted) into the first n; only the n entries of the page are read from
+        # the table, not n per level.
+        arms = [f"SELECT ts, id FROM {table} WHERE "
+                f"{_conditions(query, high_id, page_params, dialect, (level,), keyset=True)}"
+                for level in levels]
+        merged = dialect.merged(arms, order, n)
+        columns = ", ".join(f"e.{column}" for column in COLUMNS.split(", "))
+        page = (f"SELECT {columns} FROM ({merged}) AS m JOIN {table} AS e ON e.id = m.id "
+                f"ORDER BY m.ts {direction}, m.id {direction}")
     return ListSql(count, count_params.values, page, page_params.values)
 
 

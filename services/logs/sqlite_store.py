@@ -84,6 +84,11 @@ class SqliteDialect:
     def placeholder(self, index: int) -> str:
         return f"?{index}"  # numbered, so a parameter can be used twice
 
+    def merged(self, arms: list[str], order: str, n: int) -> str:
+        # A compound ordered as a whole: SQLite merges its arms, each in index order
+        # (limited or wrapped arms would each be sorted into a temporary b-tree first).
+        return f"{' UNION ALL '.join(arms)} {order} LIMIT {n}"
+
     def text_search(self, terms, add, id_span) -> str:
         match = " ".join(f'"{term}"' for term in terms)
         span = f" AND rowid BETWEEN {add(id_span[0])} AND {add(id_span[1])}" if id_span else ""
