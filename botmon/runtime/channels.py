@@ -17,7 +17,7 @@ from botmon.runtime.context import REQUEST_ID_HEADER, request_id
 from botmon.runtime.credentials import internal_token
 from botmon.runtime.tls import channel_credentials, uses_tls
 
-__all__ = ["API_SERVICES", "SERVICES", "Backends", "bearer_interceptors", "call_metadata",
+__all__ = ["API_SERVICES", "SERVICES", "Backends", "BearerChannel", "call_metadata",
            "open_channel"]
 
 #: The suite's gRPC services: component name -> (full service name, stub class).
@@ -73,53 +73,66 @@ _OPTIONS = [
 ]
 
 
-class _Bearer:
-    """Adds ``authorization: Bearer <token>`` to the calls it intercepts."""
+class _WithBearer:
+    """A multicallable whose calls carry ``pair`` after the caller's own metadata."""
 
-    def __init__(self, token: str):
-        self.pair = ("authorization", f"Bearer {token}")
+    __slots__ = ("_call", "_pair")
 
-    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-        return details._replace(metadata=(*(details.metadata or ()), self.pair))
+    def __init__(self, call, pair: tuple[str, str]):
+        self._call = call
+        self._pair = pair
 
-
-class _UnaryUnary(_Bearer, grpc.aio.UnaryUnaryClientInterceptor):
-    async def intercept_unary_unary(self, continuation, details, request):
-        return await continuation(self._details(details), request)
+    def __call__(self, *args, metadata=None, **kwargs):
+        return self._call(*args, metadata=(*(metadata or ()), self._pair), **kwargs)
 
 
-class _UnaryStream(_Bearer, grpc.aio.UnaryStreamClientInterceptor):
-    async def intercept_unary_stream(self, continuation, details, request):
-        return await continuation(self._details(details), request)
+class BearerChannel:
+    """A ``grpc.aio.Channel`` whose every call carries ``authorization: Bearer <token>``.
 
+    The multicallables it makes add the pair to each call's metadata. A client interceptor
+    would do the same at the cost of an extra task per call (about 100 µs of CPU a unary
+    call, a third more than the call itself).
+    """
 
-class _StreamUnary(_Bearer, grpc.aio.StreamUnaryClientInterceptor):
-    async def intercept_stream_unary(self, continuation, details, request_iterator):
-        return await continuation(self._details(details), request_iterator)
+    def __init__(self, channel: grpc.aio.Channel, token: str):
+        self._channel = channel
+        self._pair = ("authorization", f"Bearer {token}")
 
+    def unary_unary(self, *args, **kwargs) -> _WithBearer:
+        return _WithBearer(self._channel.unary_unary(*args, **kwargs), self._pair)
 
-class _StreamStream(_Bearer, grpc.aio.StreamStreamClientInterceptor):
-    async def intercept_stream_stream(self, continuation, details, request_iterator):
-        return await continuation(self._details(details), request_iterator)
+    def unary_stream(self, *args, **kwargs) -> _WithBearer:
+        return _WithBearer(self._channel.unary_stream(*args, **kwargs), self._pair)
 
+    def stream_unary(self, *args, **kwargs) -> _WithBearer:
+        return _WithBearer(self._channel.stream_unary(*args, **kwargs), self._pair)
 
-def bearer_interceptors(token: str) -> list[_Bearer]:
-    """Interceptors that send ``token`` on every kind of call (gRPC files each kind apart)."""
-    return [kind(token) for kind in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)]
+    def stream_stream(self, *args, **kwargs) -> _WithBearer:
+        return _WithBearer(self._channel.stream_stream(*args, **kwargs), self._pair)
+
+    def __getattr__(self, name: str):
+        # close, get_state, channel_ready, wait_for_state_change: the channel's own.
+        return getattr(self._channel, name)
+
+    async def __aenter__(self) -> BearerChannel:
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self._channel.close()
 
 
 def open_channel(target: str, settings: Settings | None = None, *,
-                 token: str | None = None) -> grpc.aio.Channel:
+                 token: str | None = None) -> grpc.aio.Channel | BearerChannel:
     """A channel to ``target`` (``host:port`` or ``dns:///host:port``).
 
     With ``settings`` it speaks TLS when the suite does (verifying ``BOTMON_TLS_CA``);
     with ``token`` every call carries it as a bearer credential.
     """
-    interceptors = bearer_interceptors(token) if token else None
     if settings is not None and uses_tls(settings):
-        return grpc.aio.secure_channel(target, channel_credentials(settings), options=_OPTIONS,
-                                       interceptors=interceptors)
-    return grpc.aio.insecure_channel(target, options=_OPTIONS, interceptors=interceptors)
+        channel = grpc.aio.secure_channel(target, channel_credentials(settings), options=_OPTIONS)
+    else:
+        channel = grpc.aio.insecure_channel(target, options=_OPTIONS)
+    return BearerChannel(channel, token) if token else channel
 
 
 def call_metadata() -> tuple[tuple[str, str], ...]:
@@ -139,10 +152,10 @@ class Backends:
         self.deadline = settings.grpc_deadline
         # Every call between the suite's processes carries the internal credential.
         self.token = internal_token(settings)
-        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._channels: dict[str, grpc.aio.Channel | BearerChannel] = {}
         self._stubs: dict[str, object] = {}
 
-    def channel(self, service: str) -> grpc.aio.Channel:
+    def channel(self, service: str) -> grpc.aio.Channel | BearerChannel:
         if service not in self._channels:
             self._channels[service] = open_channel(self.settings.target(service), self.settings,
                                                    token=self.token)

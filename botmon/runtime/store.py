@@ -117,6 +117,12 @@ class SqliteDatabase:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: fn(self._connection()))
 
+    def run_here(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(connection)`` on the calling thread, over that thread's own connection: for a
+        read of a few index pages, which costs less than the hop to the worker thread and
+        back (a thread wakeup each way, about 0.3 ms of CPU on a busy 2-core machine)."""
+        return fn(self._connection())
+
     async def close(self) -> None:
         def _close(_conn):
             for conn in self._connections:

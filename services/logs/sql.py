@@ -31,7 +31,7 @@ from services.logs.levels import NAMES
 from services.logs.query import LogQuery, Matcher
 from services.logs.row import Row
 
-__all__ = ["COLUMNS", "Dialect", "ListSql", "bounded", "list_sql", "oldest_sql",
+__all__ = ["COLUMNS", "Dialect", "ListSql", "bounded", "counted", "list_sql", "oldest_sql",
            "search_conditions", "seed_sql", "span_sql", "stored_total_sql"]
 
 #: Columns read back, in the order ``Row`` is built from.
@@ -120,13 +120,20 @@ def search_conditions(query: LogQuery, high_id: int, dialect: Dialect, values: l
                        keyset)
 
 
+def counted(query: LogQuery) -> bool:
+    """Whether ``query`` filters by service and level only, so that ``logs_counts`` gives
+    its exact total."""
+    f = query.filter
+    return not (f.terms or f.matchers or query.start is not None or query.end is not None)
+
+
 def stored_total_sql(query: LogQuery, high_id: int,
                      dialect: Dialect) -> tuple[str, list[Any]] | None:
     """The exact total from ``logs_counts`` of a query filtering by service and level only
     (None for any other query): the counted entries less those after ``high_id``."""
-    f = query.filter
-    if f.terms or f.matchers or query.start is not None or query.end is not None:
+    if not counted(query):
         return None
+    f = query.filter
     params = _Params(dialect)
     stored = entry_counts.count_sql(f.service, f.levels, params.add)
     # level + 0 and service || '' keep the planner on the id range (the entries
