@@ -14,6 +14,7 @@ from typing import NamedTuple
 from urllib.parse import quote
 
 import grpc
+import orjson
 from google.protobuf.message import Message
 from sanic import Request
 from sanic.response import HTTPResponse, json, raw
@@ -26,6 +27,7 @@ from gateway.clients import Clients
 from gateway.debuginfo import gather_debug_info
 from gateway.errors import from_rpc_error
 from gateway.health_json import CONTENT_TYPE, health_json, http_status, wants_health_json
+from gateway.snapshot import HealthView
 from gateway.transcoding import Route, http_body, render
 
 __all__ = ["GENERIC", "SPECIAL", "Special", "caller_pairs", "live", "ready", "rpc_handler"]
@@ -132,16 +134,22 @@ def rpc_handler(route: Route, special: Special = GENERIC
 
 # ---------------------------------------------------------------- special routes
 
-async def health(request: Request, **_: str) -> HTTPResponse:
-    """``GET /health`` from the snapshot: no gRPC hop, never stale, never hanging."""
-    view = request.app.ctx.clients.snapshot.view()
-    stamp = _now()
+def _health_body(view: HealthView) -> tuple[bytes, int]:
     if view.health is not None and view.health.HasField("timestamp") and not view.reason:
         stamp = view.health.timestamp.ToJsonString()
+    else:
+        stamp = _now()
     body = {"status": view.status, "timestamp": stamp, "version": __version__}
     if view.reason:
         body["reason"] = view.reason
-    return json(body, status=503 if view.status == "unhealthy" else 200)
+    return orjson.dumps(body), 503 if view.status == "unhealthy" else 200
+
+
+async def health(request: Request, **_: str) -> HTTPResponse:
+    """``GET /health`` from the snapshot: no gRPC hop, never stale, never hanging; its
+    body rendered once per update of the snapshot."""
+    body, status = request.app.ctx.clients.snapshot.rendered(_health_body)
+    return raw(body, status=status, content_type="application/json")
 
 
 def _status(request: Request, route: Route) -> HTTPResponse | None:

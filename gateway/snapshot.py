@@ -13,7 +13,9 @@ import abc
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -25,6 +27,8 @@ from gateway.transcoding import Route, render
 __all__ = ["HealthSnapshot", "HealthView", "StatusSnapshot"]
 
 log = logging.getLogger("botmon.gateway.health")
+
+T = TypeVar("T")
 
 
 class Follower(abc.ABC):
@@ -127,12 +131,24 @@ class HealthSnapshot(Follower):
     def _unpack(self, update: Message) -> Message:
         return update.health
 
+    _rendered: tuple[Message, T] | None = None
+
     def view(self) -> HealthView:
         """The current status; unhealthy with a reason when the snapshot is missing or old."""
         problem = self.problem()
         if problem:
             return HealthView("unhealthy", problem, self.latest)
         return HealthView(self.latest.status or "unhealthy", "", self.latest)
+
+    def rendered(self, render: Callable[[HealthView], T]) -> T:
+        """``render(self.view())``, rendered once per update while the snapshot is trusted;
+        a view with a reason is rendered each time (it tells of now)."""
+        view = self.view()
+        if view.reason:
+            return render(view)
+        if self._rendered is None or self._rendered[0] is not self.latest:
+            self._rendered = (self.latest, render(view))
+        return self._rendered[1]
 
 
 class StatusSnapshot(Follower):
