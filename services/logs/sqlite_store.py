@@ -131,22 +131,20 @@ _APART = b"\x01"
 
 def _json_page_sql(page: str) -> str:
     """The rows of ``page`` (``limit + 1`` at most) as JSON ``LogEntry`` objects joined by
-    ``_APART``, their number, their positions (``ts id`` pairs joined by spaces), and
-    whether their metadata may hold numbers."""
+    ``_APART``, their number, and whether their metadata may hold numbers (one match
+    over all of it: a pattern matched per row costs more than the rest of the row)."""
     return (f"SELECT CAST(group_concat({sqlite_json.ENTRY_OBJECT}, char({_APART[0]})) AS BLOB), "
-            "count(*), "
-            f"group_concat(ts || ' ' || id, ' '), max({sqlite_json.NUMBERS}) FROM ({page})")
+            f"count(*), group_concat(metadata) GLOB '{sqlite_json.NUMBERS}' FROM ({page})")
 
 
 def _json_page(row: tuple, limit: int) -> tuple[bytes, tuple[int, int] | None]:
     """What :func:`_json_page_sql` read: the first ``limit`` entries as a JSON array, and the
     position of the last of them when another page follows."""
-    entries, count, positions, numbers = row
+    entries, count, numbers = row
     last = None
     if count > limit:
         entries = entries[:entries.rindex(_APART)]
-        ts, last_id = positions.rsplit(" ", 4)[-4:-2]
-        last = (int(ts), int(last_id))
+        last = sqlite_json.position(entries[entries.rfind(_APART) + 1:])
     entries = b"[" + entries.replace(_APART, b",") + b"]" if count else b"[]"
     return struct_numbers(entries) if numbers else entries, last
 
