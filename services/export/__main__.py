@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ from services.export.source import WINDOW, Source
 SERVICE_NAME = export_service_pb2.DESCRIPTOR.services_by_name["ExportService"].full_name
 #: Scheduling priority of the export process, relative to the rest of the suite.
 NICENESS = 10
+#: The garbage collector's thresholds in the export process (generation 0 at 10 000
+#: allocations, not 700).
+GC_THRESHOLDS = (10_000, 10, 10)
 
 
 @dataclass
@@ -77,4 +81,10 @@ if __name__ == "__main__":
     # Below the services that answer requests: on a busy host, ingestion and the API get
     # the CPU first and the export catches up in what is left (its lag grows, never theirs).
     os.nice(NICENESS)
+    # Every page read builds tens of thousands of containers that live until shipped; with
+    # the default threshold (700) the collector ran through them and the process's own
+    # modules over and over: 1.5–2.5 µs of CPU per entry shipped. What exists now is
+    # never garbage, and collections wait for more allocations.
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     run_service("export", create_server)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import orjson
@@ -48,6 +49,9 @@ def _record(position: int, ts: int, level: str, service: str, message: str,
     # The size is estimated here, once per entry read, rather than by each destination.
     return LogRecord(position, ts, level, service, message, metadata,
                      estimated_size(service, message, metadata))
+
+
+_as_record = partial(tuple.__new__, LogRecord)
 
 
 def _ns(stamp) -> int:
@@ -99,10 +103,15 @@ class Source:
             # A logs service of an earlier version (a rolling upgrade) sent messages.
             return [_record(e.id, e.time_unix_nano, e.level, e.service, e.message,
                             _metadata(e.metadata_json)) for e in reply.entries], reply.high_id
-        # The size the logs service counted (its texts and a row's overhead) bounds batches.
-        return [LogRecord(i, ts, level, service, message, metadata or NO_METADATA, size)
-                for i, ts, level, service, message, metadata, size
-                in _loads(reply.entries_json)], reply.high_id
+        # Each row is a record's fields in order, the size the logs service counted (its
+        # texts and a row's overhead) last, which bounds batches. Made records in C alone:
+        # parsing a page and making its records took a sixth more CPU with a call to the
+        # records' constructor per entry.
+        rows = _loads(reply.entries_json)
+        for row in rows:
+            if row[5] is None:
+                row[5] = NO_METADATA
+        return list(map(_as_record, rows)), reply.high_id
 
     async def metric_families(self) -> list[MetricFamily]:
         reply = await self.backends.stub("metrics").ListMetricFamilies(
