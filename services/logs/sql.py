@@ -130,12 +130,17 @@ def counted(query: LogQuery) -> bool:
 def stored_total_sql(query: LogQuery, high_id: int,
                      dialect: Dialect) -> tuple[str, list[Any]] | None:
     """The exact total from ``logs_counts`` of a query filtering by service and level only
-    (None for any other query): the counted entries less those after ``high_id``."""
+    (None for any other query): the counted entries less those after ``high_id``, which a
+    first page's ``high_id`` (its snapshot's newest id) leaves none of."""
     if not counted(query):
         return None
     f = query.filter
     params = _Params(dialect)
     stored = entry_counts.count_sql(f.service, f.levels, params.add)
+    if query.after is None:
+        # Not even asked: PostgreSQL, before its first ANALYZE of a filled table, scans the
+        # whole table for the id range.
+        return f"SELECT CAST(({stored}) AS BIGINT)", params.values
     # level + 0 and service || '' keep the planner on the id range (the entries
     # committed after the snapshot, usually none) instead of the level indexes.
     newer = (f"SELECT count(*) FROM logs_entries WHERE id > {params.add(high_id)} "

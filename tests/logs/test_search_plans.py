@@ -12,12 +12,13 @@ import asyncio
 import random
 import re
 import sqlite3
+from dataclasses import replace
 
 import pytest
 
 from services.logs import sqlite_search
 from services.logs.config import LogsSettings, parse_retention
-from services.logs.query import build_filter, build_query
+from services.logs.query import Position, build_filter, build_query
 from services.logs.sql import stored_total_sql
 from services.logs.sqlite_store import SqliteDialect, SqliteLogStore
 from tests.logs.support import entry, now
@@ -107,19 +108,31 @@ async def test_a_common_word_in_one_service_and_hour_walks_their_index_range(mil
 
 
 async def test_unfiltered_and_level_totals_read_the_counts_not_the_entries(million_like):
+    """A first page's total is the counts alone; a later page's takes away the entries
+    after its snapshot by their id range, never a walk of the level indexes."""
     path, _ = million_like
     conn = sqlite3.connect(path)
     for query, want in ((_query(), N), (_query(level="warn"), N * 4 // 20),
                         (_query(service="svc7", level="info"),
                          sum(1 for i in range(N) if i // 7 % 20 == 7 and LEVELS[i % 20] >= 1))):
-        sql, params = stored_total_sql(query, N, SqliteDialect())
-        lines = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
-        assert conn.execute(sql, params).fetchone()[0] == want
-        assert not _walks_level_index_without_time(lines), lines
-        assert any("logs_counts" in line for line in lines), lines
-        assert any("SEARCH logs_entries USING INTEGER PRIMARY KEY (rowid>?)" in line
-                   for line in lines), lines
+        later = replace(query, after=Position(0, N, N - 100))
+        for page, high_id, entries in ((query, N, "none"), (later, N - 100, "id range")):
+            sql, params = stored_total_sql(page, high_id, SqliteDialect())
+            lines = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+            newer = sum(1 for i in range(high_id, N) if _counted_by(page, i))
+            assert conn.execute(sql, params).fetchone()[0] == want - newer
+            assert not _walks_level_index_without_time(lines), lines
+            assert any("logs_counts" in line for line in lines), lines
+            reads = [line for line in lines if "logs_entries" in line]
+            assert reads == ([] if entries == "none" else
+                             ["SEARCH logs_entries USING INTEGER PRIMARY KEY (rowid>?)"]), lines
     conn.close()
+
+
+def _counted_by(query, i: int) -> bool:
+    """Whether the i-th stored entry (id i + 1) matches ``query``'s service and level."""
+    f = query.filter
+    return LEVELS[i % 20] in f.levels and (not f.service or f"svc{i // 7 % 20}" == f.service)
 
 
 # -- exact on both stores, whatever the timestamps --------------------------------------
