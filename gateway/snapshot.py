@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -44,6 +44,8 @@ class Follower(abc.ABC):
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
         self.latest: Message | None = None
+        #: The latest message and what :meth:`_once` rendered of it.
+        self._rendered: tuple[Message, Any] | None = None
         self.received = 0.0
         self.error = f"no {self.what} snapshot received yet"
         self._task: asyncio.Task | None = None
@@ -64,6 +66,12 @@ class Follower(abc.ABC):
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+
+    def _once(self, render: Callable[[], T]) -> T:
+        """``render()`` of the latest message, called once per message received."""
+        if self._rendered is None or self._rendered[0] is not self.latest:
+            self._rendered = (self.latest, render())
+        return self._rendered[1]
 
     def problem(self) -> str:
         """Why the latest message is not to be trusted now; empty when it is."""
@@ -131,8 +139,6 @@ class HealthSnapshot(Follower):
     def _unpack(self, update: Message) -> Message:
         return update.health
 
-    _rendered: tuple[Message, T] | None = None
-
     def view(self) -> HealthView:
         """The current status; unhealthy with a reason when the snapshot is missing or old."""
         problem = self.problem()
@@ -144,19 +150,13 @@ class HealthSnapshot(Follower):
         """``render(self.view())``, rendered once per update while the snapshot is trusted;
         a view with a reason is rendered each time (it tells of now)."""
         view = self.view()
-        if view.reason:
-            return render(view)
-        if self._rendered is None or self._rendered[0] is not self.latest:
-            self._rendered = (self.latest, render(view))
-        return self._rendered[1]
+        return render(view) if view.reason else self._once(lambda: render(view))
 
 
 class StatusSnapshot(Follower):
     """The latest status list, from ``WatchStatus``, rendered once per update."""
 
     what = "status"
-
-    _rendered: tuple[Message, bytes] | None = None
 
     def _open(self) -> grpc.aio.UnaryStreamCall:
         return self.backends.stub("health").WatchStatus(health_service_pb2.WatchStatusRequest())
@@ -169,7 +169,4 @@ class StatusSnapshot(Follower):
         list is missing or older than ``stale_after``."""
         if self.problem():
             return None
-        latest = self.latest
-        if self._rendered is None or self._rendered[0] is not latest:
-            self._rendered = (latest, render(route, latest).body)
-        return self._rendered[1]
+        return self._once(lambda: render(route, self.latest).body)

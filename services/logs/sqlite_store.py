@@ -208,9 +208,11 @@ class SqliteLogStore(LogStore):
                                      "WHERE level = ?", (ERROR,))), 0))
             self._indexed = sqlite_fts.indexed_id(conn)
         await self._writer.run(create)
+        def cache(conn: sqlite3.Connection) -> None:
+            conn.execute("PRAGMA cache_size=-32768")
         for reader in (*self._readers, self._background):
-            await reader.run(lambda conn: conn.execute("PRAGMA cache_size=-32768"))
-        self._readers[0].run_here(lambda conn: conn.execute("PRAGMA cache_size=-32768"))
+            await reader.run(cache)
+        self._readers[0].run_here(cache)  # the event loop's connection (list_json)
 
     async def close(self) -> None:
         await asyncio.gather(self._writer.close(), self._background.close(),
