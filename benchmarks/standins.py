@@ -4,10 +4,12 @@
 
 serves, on one port, New Relic's OTLP/HTTP (``/v1/logs``, ``/v1/metrics``) and
 Datadog's v2 intake (``/api/v2/logs``, ``/api/v2/series``), each accepting what it
-is sent, and on another the Elasticsearch stand-in of the tests
+is sent; on another the Elasticsearch stand-in of the tests
 (``tests/export/elasticsearch_double.py``: bulk API, data streams, templates),
-as no Elasticsearch installs on this machine. ``ADDRESS_FILE`` receives
-``{"http": base URL, "elasticsearch": base URL}`` once both listen; SIGTERM stops it.
+as no Elasticsearch installs on this machine; and on a third the OTLP collector's
+gRPC services (``opentelemetry-proto``), decoding and accepting what they are sent.
+``ADDRESS_FILE`` receives ``{"http": base URL, "elasticsearch": base URL, "otlp":
+endpoint}`` once all listen; SIGTERM stops it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import signal
 import sys
 from pathlib import Path
 
+import grpc
 from aiohttp import web
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 
 from tests.export.elasticsearch_double import ElasticsearchDouble
 
@@ -32,7 +37,22 @@ async def _accept(request: web.Request) -> web.Response:
     return web.json_response({}, status=202)
 
 
+class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
+    async def Export(self, request, context):
+        return logs_service_pb2.ExportLogsServiceResponse()
+
+
+class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
+    async def Export(self, request, context):
+        return metrics_service_pb2.ExportMetricsServiceResponse()
+
+
 async def _serve(address_file: Path) -> None:
+    otlp = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * 2**20)])
+    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_Logs(), otlp)
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(), otlp)
+    otlp_port = otlp.add_insecure_port("127.0.0.1:0")
+    await otlp.start()
     app = web.Application(client_max_size=64 * 2**20)
     for path in ("/v1/logs", "/v1/metrics", "/api/v2/logs", "/api/v2/series"):
         app.router.add_post(path, _accept)
@@ -45,13 +65,15 @@ async def _serve(address_file: Path) -> None:
     await elasticsearch.start()
     written = address_file.with_suffix(".tmp")
     await asyncio.to_thread(written.write_text, json.dumps(
-        {"http": f"http://127.0.0.1:{http_port}", "elasticsearch": elasticsearch.url}))
+        {"http": f"http://127.0.0.1:{http_port}", "elasticsearch": elasticsearch.url,
+         "otlp": f"http://127.0.0.1:{otlp_port}"}))
     written.rename(address_file)  # whole, or not there yet
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
     await elasticsearch.stop()
     await runner.cleanup()
+    await otlp.stop(0)
 
 
 def main() -> None:

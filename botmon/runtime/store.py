@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -17,6 +16,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from botmon.runtime.datadir import private_file
+from botmon.runtime.scheduling import idle
 
 __all__ = ["SqliteDatabase", "StoreLocation", "close_pool", "write_transaction"]
 
@@ -68,22 +68,17 @@ async def close_pool(pool: asyncpg.Pool, grace: float = POOL_CLOSE_TIMEOUT) -> N
         pool.terminate()
 
 
-def _lower_priority(niceness: int) -> None:
-    """Give the calling thread ``niceness`` (Linux schedules each thread on its own)."""
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
-
-
 class SqliteDatabase:
     """One SQLite connection in WAL mode, used from a single worker thread.
 
     ``await db.run(fn)`` calls ``fn(connection)`` on that thread, so every
     statement of the process is serialised without blocking the event loop. A
-    ``niceness`` above 0 runs the thread at that lower priority: work for background
-    readers that must not take CPU from the rest of the process when it is short.
+    ``background`` database runs its thread in the idle scheduling class
+    (:mod:`botmon.runtime.scheduling`): work that must not take CPU from the rest of
+    the process when it is short.
     """
 
-    def __init__(self, path: Path, *, synchronous: str = "NORMAL", niceness: int = 0):
+    def __init__(self, path: Path, *, synchronous: str = "NORMAL", background: bool = False):
         # The file is made 0600 before SQLite opens it: SQLite gives its WAL and shared-memory
         # files the database file's mode, so they are private too, whatever the umask.
         private_file(path)
@@ -94,8 +89,7 @@ class SqliteDatabase:
         self.path = path
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"sqlite-{path.name}",
-            initializer=_lower_priority if niceness else None,
-            initargs=(niceness,) if niceness else ())
+            initializer=idle if background else None)
         self._local = threading.local()
         self._synchronous = synchronous
         self._connections: list[sqlite3.Connection] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 import uuid
 from dataclasses import dataclass
 
@@ -11,6 +10,7 @@ from botmon.export.v1 import export_service_pb2, export_service_pb2_grpc
 from botmon.runtime.config import EnvSettings, Settings
 from botmon.runtime.main import run_service
 from botmon.runtime.registration import Registration
+from botmon.runtime.scheduling import idle
 from botmon.runtime.server import Binding, GrpcServer
 from services.export.config import ExportSettings
 from services.export.ledger import Ledger
@@ -20,8 +20,6 @@ from services.export.sinks import configured
 from services.export.source import WINDOW, Source
 
 SERVICE_NAME = export_service_pb2.DESCRIPTOR.services_by_name["ExportService"].full_name
-#: Scheduling priority of the export process, relative to the rest of the suite.
-NICENESS = 10
 #: The garbage collector's thresholds in the export process (generation 0 at 10 000
 #: allocations, not 700).
 GC_THRESHOLDS = (10_000, 10, 10)
@@ -80,7 +78,7 @@ async def create_server(settings: Settings, *, address: str | None = None,
 if __name__ == "__main__":
     # Below the services that answer requests: on a busy host, ingestion and the API get
     # the CPU first and the export catches up in what is left (its lag grows, never theirs).
-    os.nice(NICENESS)
+    idle()
     # Every page read builds tens of thousands of containers that live until shipped; with
     # the default threshold (700) the collector ran through them and the process's own
     # modules over and over: 1.5–2.5 µs of CPU per entry shipped. What exists now is

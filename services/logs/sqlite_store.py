@@ -112,9 +112,6 @@ def _row(r: sqlite3.Row) -> Row:
     return Row(r[0], r[1], r[2], r[3], r[4], r[5])
 
 
-#: Niceness of the thread that serves exporters' reads.
-BACKGROUND_NICENESS = 10
-
 _HIGH_ID = "SELECT coalesce(max(id), 0) FROM logs_entries"
 _AFTER = f"SELECT {COLUMNS} FROM logs_entries WHERE id > ? ORDER BY id LIMIT ?"
 #: The entries of ``_AFTER``, with their sizes, as one JSON array
@@ -183,11 +180,11 @@ class SqliteLogStore(LogStore):
         self._writer = SqliteDatabase(path, synchronous="FULL")
         self._readers = [SqliteDatabase(path) for _ in range(readers)]
         self._next_reader = itertools.cycle(self._readers)
-        #: Reads for exporters (``read_after``): at a lower priority, so that on a busy
-        #: machine the export's catching up gives way to ingest and queries, which share
-        #: this process's CPU. The work of such a read is SQLite's, done without the GIL,
-        #: so the thread seldom holds what the others wait for while it waits for a CPU.
-        self._background = SqliteDatabase(path, niceness=BACKGROUND_NICENESS)
+        #: Reads for exporters (``read_after``): in the idle scheduling class, so that on
+        #: a busy machine the export's catching up gives way to ingest and queries, which
+        #: share this process's CPU. The work of such a read is SQLite's, done without the
+        #: GIL, so the thread seldom holds what the others wait for while it waits for a CPU.
+        self._background = SqliteDatabase(path, background=True)
         self._dialect = SqliteDialect()
         #: ``logs_fts_state.indexed_id`` as the writer last saw it (only the writer thread
         #: touches it); it decides when a commit indexes its backlog itself.

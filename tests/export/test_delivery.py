@@ -104,6 +104,27 @@ async def test_a_restart_mid_stream_resumes_without_loss(fast_settings, grpc_rec
         assert duplicates <= 50
 
 
+async def test_a_stop_mid_stream_saves_the_position_it_reached(fast_settings, grpc_receiver):
+    sinks = {"otlp": otlp.Settings(endpoint=grpc_receiver.endpoint)}
+    small = dataclasses.replace(FAST, read_page=50)
+    async with export_suite(fast_settings, sinks, small) as suite:
+        expected = [line["message"] for line in _lines("stop", 6000)]
+        await suite.stop("export")
+        await _post(suite, _lines("stop", 6000))
+        await suite.start("export")
+        received = grpc_receiver.received
+        # Positions are saved every half second while a backlog ships; a stop saves the
+        # last acknowledged one, so only the two batches in flight may come again.
+        await eventually(lambda: len(received.logs) >= 1000, within=20, interval=0.01)
+        await suite.stop("export")
+        stopped_at = len(received.logs)
+        assert stopped_at < 6000, "the export finished before it could be stopped"
+        await suite.start("export")
+        await eventually(lambda: set(received.bodies()) == set(expected), within=60)
+        duplicates = sum(n - 1 for n in Counter(received.bodies()).values())
+        assert duplicates <= 2 * 50, duplicates
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request) -> dict:
     """Suite settings of the store: SQLite, or PostgreSQL shared as it is across hosts."""

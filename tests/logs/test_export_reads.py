@@ -1,5 +1,5 @@
-"""The export's reads (ReadLogsAfter) are served by a thread at a lower priority on SQLite,
-so that catching up after an outage gives way to ingest and queries on a busy machine."""
+"""The export's reads (ReadLogsAfter) are served by a thread in the idle scheduling class on
+SQLite, so that catching up after an outage gives way to ingest and queries on a busy machine."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from botmon.logs.v1 import logs_service_pb2 as pb
-from services.logs.sqlite_store import BACKGROUND_NICENESS
+from botmon.runtime.scheduling import IDLE_POLICY
 from tests.logs.support import entry, now
 
 
@@ -20,12 +20,14 @@ def _stat(tid: int) -> list[str]:
 
 
 def _sqlite_threads() -> dict[int, tuple[int, int]]:
-    """(niceness, CPU ticks) of each of this process's SQLite worker threads, by native id."""
+    """(scheduling policy, CPU ticks) of each of this process's SQLite worker threads, by
+    native id."""
     threads = {}
     for thread in threading.enumerate():
         if thread.name.startswith("sqlite-") and thread.native_id is not None:
             fields = _stat(thread.native_id)
-            threads[thread.native_id] = (int(fields[16]), int(fields[11]) + int(fields[12]))
+            threads[thread.native_id] = (os.sched_getscheduler(thread.native_id),
+                                         int(fields[11]) + int(fields[12]))
     return threads
 
 
@@ -33,10 +35,11 @@ def _sqlite_threads() -> dict[int, tuple[int, int]]:
 async def test_export_reads_run_below_the_other_work(logs):
     await logs.write([entry(message=f"line {i} " + "x" * 200, ts=now()) for i in range(2000)])
     before = _sqlite_threads()
-    background = [tid for tid, (nice, _) in before.items() if nice == BACKGROUND_NICENESS]
-    # The writer and the readers at the process's own priority; one thread below them.
+    background = [tid for tid, (policy, _) in before.items() if policy == IDLE_POLICY]
+    # The writer and the readers in the process's own class; one thread below them.
     assert len(background) == 1 and len(before) >= 3, before
-    assert all(nice == 0 for tid, (nice, _) in before.items() if tid not in background)
+    assert all(policy == os.SCHED_OTHER for tid, (policy, _) in before.items()
+               if tid not in background)
     for form in (pb.STORED_ENTRIES_FORMAT_MESSAGES, pb.STORED_ENTRIES_FORMAT_JSON) * 20:
         read = await logs.stub.ReadLogsAfter(
             pb.ReadLogsAfterRequest(page_size=2000, format=form), timeout=10)
