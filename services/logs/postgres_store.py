@@ -27,6 +27,7 @@ from collections import Counter
 
 import asyncpg
 
+from botmon.runtime.pg_statistics import Growth
 from botmon.runtime.store import close_pool
 from services.logs import entry_counts, error_rollups
 from services.logs.levels import ERROR
@@ -119,6 +120,8 @@ class PostgresLogStore(LogStore):
         self.timeout = timeout
         self._pool: asyncpg.Pool | None = None
         self._dialect = PostgresDialect()
+        #: Statistics of the entries kept in step with their growth (the plans follow).
+        self.growth: Growth | None = None
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -140,8 +143,13 @@ class PostgresLogStore(LogStore):
                 await conn.executemany(_ERRORS, error_rollups.changes(error_rollups.of_rows(
                     await conn.fetch("SELECT ts, service, metadata::text FROM logs_entries "
                                      "WHERE level = $1", ERROR)), 0))
+        self.growth = Growth(self.pool, "logs_entries")
+        async with self.pool.acquire() as conn:
+            await self.growth.prime(conn)
 
     async def close(self) -> None:
+        if self.growth is not None:
+            await self.growth.close()
         if self._pool is not None:
             await close_pool(self._pool)
             self._pool = None
@@ -163,6 +171,7 @@ class PostgresLogStore(LogStore):
             errors = error_rollups.of_entries(entries)
             if errors:
                 await conn.executemany(_ERRORS, error_rollups.changes(errors, shard))
+        self.growth.added(len(entries))
         return ids
 
     async def list(self, query: LogQuery) -> Page:
