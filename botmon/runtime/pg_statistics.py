@@ -38,22 +38,26 @@ class Growth:
         self.pool = pool
         self.table = table
         self.first = first
-        self.analyzed = 0  # how many times this process has analyzed the table
         self._added = 0
         self._next = first
         self._task: asyncio.Task | None = None
 
     async def prime(self, conn: asyncpg.Connection) -> None:
-        """At start: analyze a table that never was; otherwise wait for it to double."""
+        """At start: analyze a table that never was (in the background, as a large one takes
+        a while); otherwise wait for it to double."""
         rows = await self._rows(conn)
         if rows < 0 and await conn.fetchval(f"SELECT EXISTS (SELECT FROM {self.table})"):
-            await self._analyze(conn)
+            self._start()
         else:
             self._next = max(self.first, rows)
 
     def added(self, rows: int) -> None:
         self._added += rows
-        if self._added >= self._next and (self._task is None or self._task.done()):
+        if self._added >= self._next:
+            self._start()
+
+    def _start(self) -> None:
+        if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._in_background(),
                                              name=f"analyze-{self.table}")
 
@@ -72,7 +76,6 @@ class Growth:
 
     async def _analyze(self, conn: asyncpg.Connection) -> None:
         await conn.execute(f"ANALYZE {self.table}")
-        self.analyzed += 1
         self._added = 0
         self._next = max(self.first, await self._rows(conn))
 
