@@ -87,11 +87,13 @@ class Source:
             if position < window.start:
                 return await self._read(position, limit)
             if not window.covers(position):
-                window.add(position, *await self._read(position, limit), limit, time.monotonic())
+                window.add(position, *await self._read(position, limit), limit, time.monotonic(),
+                           position)
             elif len(window.after(position, limit)) < limit and \
                     not window.fresh(time.monotonic(), self.fresh):
                 after = window.end
-                window.add(after, *await self._read(after, limit), limit, time.monotonic())
+                window.add(after, *await self._read(after, limit), limit, time.monotonic(),
+                           position)
             return window.after(position, limit), window.high
 
     async def _read(self, after: int, limit: int) -> tuple[list[LogRecord], int]:

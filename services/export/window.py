@@ -21,7 +21,7 @@ _position = attrgetter("position")
 
 class Window:
     """Every stored entry with a position in (``start``, ``end``], oldest first: at most
-    ``size``, or the last page read when that page alone is more."""
+    ``size``, or more while the destination that read last has yet to have them."""
 
     def __init__(self, size: int):
         self.size = size
@@ -46,9 +46,10 @@ class Window:
         return self.complete and now - self.read_at < within
 
     def add(self, after: int, records: Sequence[LogRecord], high: int, limit: int,
-            now: float) -> None:
-        """A page read after ``after`` with ``limit``: it extends the window when it starts at
-        ``end``, and replaces it otherwise."""
+            now: float, reader: int) -> None:
+        """A page read after ``after`` with ``limit`` for a destination at position
+        ``reader``: it extends the window when it starts at ``end``, and replaces it
+        otherwise."""
         if after != self.end:
             self.records, self.start = [], after
         self.records.extend(records)
@@ -56,8 +57,11 @@ class Window:
         # A page short of its limit holds every entry up to the highest stored.
         self.end = max(after, high) if self.complete else records[-1].position
         self.high, self.read_at = high, now
-        # The oldest go first, never the page just read: its reader has not had it yet.
-        extra = min(len(self.records) - self.size, len(self.records) - len(records))
+        # The oldest go first, never what the reader has not had yet: the page just read,
+        # and what lies between the reader and the old end (trimmed to the size alone,
+        # a destination inside the window lost those entries).
+        extra = min(len(self.records) - self.size,
+                    bisect_right(self.records, reader, key=_position))
         if extra > 0:
             self.start = self.records[extra - 1].position
             del self.records[:extra]

@@ -113,6 +113,22 @@ async def test_a_window_smaller_than_a_page_loses_no_entry(suite):
         await backends.close()
 
 
+async def test_extending_the_window_keeps_what_its_reader_has_not_had(suite):
+    """A destination inside the window, with less than a page after it, extends the window;
+    the entries between it and the window's end must survive the trim to the window's size."""
+    await _store(suite, 80)
+    backends = CountingBackends(suite.settings)
+    source = Source(backends, 5, fresh=0.0, window=50)
+    try:
+        first, _ = await source.logs_after(0, 50)
+        assert [r.metadata["n"] for r in first] == list(range(50))
+        middle = first[24].position
+        rest, _ = await source.logs_after(middle, 50)
+        assert [r.metadata["n"] for r in rest] == list(range(25, 75))
+    finally:
+        await backends.close()
+
+
 async def test_entries_stored_later_are_read_once_the_window_is_no_longer_fresh(suite):
     await _store(suite, 10)
     backends = CountingBackends(suite.settings)
