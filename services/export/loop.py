@@ -99,9 +99,10 @@ class Destination:
         #: The highest position stored as of the last read: a settled batch's backlog is
         #: counted against it.
         self._high = 0
-        #: When the state was last saved (monotonic seconds), and whether it moved since.
+        #: When the state was last saved (monotonic seconds); how many settled batches moved
+        #: it, and how many of those the last completed save covers.
         self._saved_at = 0.0
-        self._unsaved = False
+        self._moves = self._saved_moves = 0
 
     # ------------------------------------------------------------ lease
 
@@ -150,14 +151,17 @@ class Destination:
             log.exception("export worker failed", extra={"destination": self.name})
 
     async def _save(self) -> None:
-        self._saved_at, self._unsaved = time.monotonic(), False
+        # The state is written as it is now; a save cancelled on the way (a stop) covers
+        # nothing, so the stop saves again.
+        moves, self._saved_at = self._moves, time.monotonic()
         if not await self.ledger.save(self.state, self.holder, time.time()):
             raise LeaseLost(self.name)
+        self._saved_moves = moves
 
     async def save_final(self) -> None:
         """Save what a stopped destination acknowledged since its last save (fenced: only
         while this replica still holds the lease)."""
-        if self._unsaved:
+        if self._moves != self._saved_moves:
             with contextlib.suppress(Exception):
                 await self._save()
 
@@ -234,7 +238,7 @@ class Destination:
             self.state.backlog = max(0, self._high - done.upto)
             if not self.state.backlog:
                 self.state.lag = 0.0
-            self._unsaved = True
+            self._moves += 1
             if not keep or time.monotonic() - self._saved_at >= SAVE_EVERY:
                 await self._save()
 
