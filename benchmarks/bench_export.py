@@ -26,8 +26,9 @@ Elasticsearch installs here).
 - ``export_ingest_with_export_lines_per_second``: the REST ingest rate while all five
   destinations export (OTLP over gRPC, New Relic, Datadog, CloudWatch, Elasticsearch),
   caught up when the round starts; baseline: the same ingest with the export process
-  paused (SIGSTOP: no CPU, no reads). Five rounds of 200 000 lines each way (about 2 s here), side by
-  side, so that a pair sees the same load from elsewhere on the machine; the median of
+  paused (SIGSTOP: no CPU, no reads). Five rounds of 200 000 lines each way (about 2 s
+  here), side by side, so that a pair sees the same load from elsewhere on the machine;
+  the median of
   the rates and of the pairs' ratios (0.9 or more: at most a 10 % drop). Beside it, the
   CPU per ingested line of each process, and of the ingest path (client, gateway, logs
   service) with the export running against paused: what serving the export's reads
@@ -54,7 +55,6 @@ from pathlib import Path
 import grpc
 import httpx
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 
 from benchmarks.cpu import read_cpu
 from benchmarks.processes import (
@@ -66,6 +66,7 @@ from benchmarks.processes import (
     wait_http,
     wait_port,
 )
+from benchmarks.standins import otlp_server
 from botmon.export.v1 import export_service_pb2, export_service_pb2_grpc
 
 LINES = int(os.environ.get("BOTMON_BENCH_EXPORT_LINES", "500000"))
@@ -79,8 +80,7 @@ TOKEN = "bench-operator-token-0123456789abcdef"
 DESTINATIONS = ("otlp", "newrelic", "datadog", "cloudwatch", "elasticsearch")
 
 
-class Receiver(logs_service_pb2_grpc.LogsServiceServicer,
-               metrics_service_pb2_grpc.MetricsServiceServicer):
+class Receiver(logs_service_pb2_grpc.LogsServiceServicer):
     """Counts log records; records the lag of those stamped after ``lag_from``."""
 
     def __init__(self):
@@ -89,29 +89,19 @@ class Receiver(logs_service_pb2_grpc.LogsServiceServicer,
         self.lag_from: float | None = None
 
     async def Export(self, request, context):
-        if isinstance(request, logs_service_pb2.ExportLogsServiceRequest):
-            now = time.time()
-            for resource_logs in request.resource_logs:
-                for scope_logs in resource_logs.scope_logs:
-                    self.count += len(scope_logs.log_records)
-                    if self.lag_from is not None:
-                        self.lags += [now - r.time_unix_nano / 1e9
-                                      for r in scope_logs.log_records
-                                      if r.time_unix_nano / 1e9 >= self.lag_from]
-            return logs_service_pb2.ExportLogsServiceResponse()
-        return metrics_service_pb2.ExportMetricsServiceResponse()
-
-
-class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
-    async def Export(self, request, context):
-        return metrics_service_pb2.ExportMetricsServiceResponse()
+        now = time.time()
+        for resource_logs in request.resource_logs:
+            for scope_logs in resource_logs.scope_logs:
+                self.count += len(scope_logs.log_records)
+                if self.lag_from is not None:
+                    self.lags += [now - r.time_unix_nano / 1e9
+                                  for r in scope_logs.log_records
+                                  if r.time_unix_nano / 1e9 >= self.lag_from]
+        return logs_service_pb2.ExportLogsServiceResponse()
 
 
 async def _receiver(port: int, receiver: Receiver) -> grpc.aio.Server:
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * 2**20)])
-    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(receiver, server)
-    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(), server)
-    server.add_insecure_port(f"127.0.0.1:{port}")
+    server, _ = otlp_server(receiver, f"127.0.0.1:{port}")
     await server.start()
     return server
 

@@ -27,7 +27,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metric
 
 from tests.export.elasticsearch_double import ElasticsearchDouble
 
-__all__ = ["main"]
+__all__ = ["AcceptLogs", "AcceptMetrics", "main", "otlp_server"]
 
 
 async def _accept(request: web.Request) -> web.Response:
@@ -37,21 +37,28 @@ async def _accept(request: web.Request) -> web.Response:
     return web.json_response({}, status=202)
 
 
-class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
+class AcceptLogs(logs_service_pb2_grpc.LogsServiceServicer):
     async def Export(self, request, context):
         return logs_service_pb2.ExportLogsServiceResponse()
 
 
-class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
+class AcceptMetrics(metrics_service_pb2_grpc.MetricsServiceServicer):
     async def Export(self, request, context):
         return metrics_service_pb2.ExportMetricsServiceResponse()
 
 
+def otlp_server(logs: logs_service_pb2_grpc.LogsServiceServicer,
+                address: str) -> tuple[grpc.aio.Server, int]:
+    """The OTLP collector's gRPC services on ``address`` (not started): logs answered by
+    ``logs``, metrics accepted; the server and its port."""
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * 2**20)])
+    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(logs, server)
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(AcceptMetrics(), server)
+    return server, server.add_insecure_port(address)
+
+
 async def _serve(address_file: Path) -> None:
-    otlp = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * 2**20)])
-    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_Logs(), otlp)
-    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(), otlp)
-    otlp_port = otlp.add_insecure_port("127.0.0.1:0")
+    otlp, otlp_port = otlp_server(AcceptLogs(), "127.0.0.1:0")
     await otlp.start()
     app = web.Application(client_max_size=64 * 2**20)
     for path in ("/v1/logs", "/v1/metrics", "/api/v2/logs", "/api/v2/series"):

@@ -69,15 +69,12 @@ class Growth:
     async def _in_background(self) -> None:
         try:
             async with self.pool.acquire() as conn:
-                await self._analyze(conn)
+                await conn.execute(f"ANALYZE {self.table}")
+                self._added = 0
+                self._next = max(self.first, await self._rows(conn))
         except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
             # The next insert tries again; plans stay as they were meanwhile.
             log.warning("could not analyze %s: %s", self.table, exc)
-
-    async def _analyze(self, conn: asyncpg.Connection) -> None:
-        await conn.execute(f"ANALYZE {self.table}")
-        self._added = 0
-        self._next = max(self.first, await self._rows(conn))
 
     async def _rows(self, conn: asyncpg.Connection) -> int:
         """The planner's row count of the table: -1 if it was never analyzed or vacuumed."""

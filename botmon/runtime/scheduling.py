@@ -2,10 +2,8 @@
 
 Linux runs a thread in ``SCHED_IDLE`` only on CPU time no other thread wants, and
 preempts it the moment one does. A niceness (even 19) keeps a share under contention and
-is preempted only when its slice ends, so every request that woke up behind it waited:
-with the export at niceness 10, REST ingest ran at 0.87× of its rate with the export
-paused; in the idle class, 0.99× (``make bench BENCH=export``). The price: on a host
-that stays saturated, such work waits until load falls.
+is preempted only when its slice ends, so a request that woke up behind it waited. The
+price: on a host that stays saturated, such work waits until load falls.
 """
 
 from __future__ import annotations
@@ -13,13 +11,11 @@ from __future__ import annotations
 import contextlib
 import os
 
-__all__ = ["IDLE_POLICY", "idle"]
-
-IDLE_POLICY = os.SCHED_IDLE
+__all__ = ["idle"]
 
 
-def idle(thread_id: int = 0) -> None:
-    """Put one thread (``0``: the calling thread) in the idle class; the threads it starts
-    from then on inherit it, so called first in a process it covers the process."""
+def idle() -> None:
+    """Put the calling thread in the idle class; the threads it starts from then on inherit
+    it, so called first in a process it covers the process."""
     with contextlib.suppress(OSError):  # a kernel or sandbox that refuses keeps the default
-        os.sched_setscheduler(thread_id, IDLE_POLICY, os.sched_param(0))
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))

@@ -121,7 +121,7 @@ class PostgresLogStore(LogStore):
         self._pool: asyncpg.Pool | None = None
         self._dialect = PostgresDialect()
         #: Statistics of the entries kept in step with their growth (the plans follow).
-        self.growth: Growth | None = None
+        self._growth: Growth | None = None
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -143,13 +143,12 @@ class PostgresLogStore(LogStore):
                 await conn.executemany(_ERRORS, error_rollups.changes(error_rollups.of_rows(
                     await conn.fetch("SELECT ts, service, metadata::text FROM logs_entries "
                                      "WHERE level = $1", ERROR)), 0))
-        self.growth = Growth(self.pool, "logs_entries")
-        async with self.pool.acquire() as conn:
-            await self.growth.prime(conn)
+            self._growth = Growth(self.pool, "logs_entries")
+            await self._growth.prime(conn)
 
     async def close(self) -> None:
-        if self.growth is not None:
-            await self.growth.close()
+        if self._growth is not None:
+            await self._growth.close()
         if self._pool is not None:
             await close_pool(self._pool)
             self._pool = None
@@ -171,7 +170,7 @@ class PostgresLogStore(LogStore):
             errors = error_rollups.of_entries(entries)
             if errors:
                 await conn.executemany(_ERRORS, error_rollups.changes(errors, shard))
-        self.growth.added(len(entries))
+        self._growth.added(len(entries))
         return ids
 
     async def list(self, query: LogQuery) -> Page:

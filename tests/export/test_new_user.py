@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
-from botmon.runtime.scheduling import IDLE_POLICY
 from tests.conftest import free_port
 from tests.export.receivers import GrpcReceiver
 
@@ -25,14 +25,10 @@ INTERVAL = 60.0
 def _children(parent: int) -> dict[str, int]:
     """The pids of ``parent``'s ``python -m MODULE`` children, by module."""
     found = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            argv = (stat.parent / "cmdline").read_bytes().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue  # gone meanwhile
-        if ppid == parent and b"-m" in argv:
-            found[argv[argv.index(b"-m") + 1].decode()] = int(stat.parent.name)
+    for child in psutil.Process(parent).children():
+        argv = child.cmdline()
+        if "-m" in argv:
+            found[argv[argv.index("-m") + 1]] = child.pid
     return found
 
 
@@ -73,7 +69,7 @@ async def test_only_the_otlp_endpoint_set_gets_a_posted_line_to_the_receiver(tmp
         assert "export" in names
         # The export is background work: it runs on CPU time the services leave unused.
         children = _children(proc.pid)
-        assert os.sched_getscheduler(children["services.export"]) == IDLE_POLICY
+        assert os.sched_getscheduler(children["services.export"]) == os.SCHED_IDLE
         assert os.sched_getscheduler(children["services.logs"]) == os.SCHED_OTHER
     finally:
         proc.send_signal(signal.SIGTERM)

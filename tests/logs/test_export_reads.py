@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from botmon.logs.v1 import logs_service_pb2 as pb
-from botmon.runtime.scheduling import IDLE_POLICY
 from tests.logs.support import entry, now
 
 
@@ -35,7 +34,7 @@ def _sqlite_threads() -> dict[int, tuple[int, int]]:
 async def test_export_reads_run_below_the_other_work(logs):
     await logs.write([entry(message=f"line {i} " + "x" * 200, ts=now()) for i in range(2000)])
     before = _sqlite_threads()
-    background = [tid for tid, (policy, _) in before.items() if policy == IDLE_POLICY]
+    background = [tid for tid, (policy, _) in before.items() if policy == os.SCHED_IDLE]
     # The writer and the readers in the process's own class; one thread below them.
     assert len(background) == 1 and len(before) >= 3, before
     assert all(policy == os.SCHED_OTHER for tid, (policy, _) in before.items()
